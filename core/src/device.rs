@@ -1,0 +1,128 @@
+//! Picking the Burn device: WGPU when a GPU adapter exists, the CPU backend (flex) otherwise.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{NmlError, Result};
+
+/// What the user asked for on the command line (`--backend auto|wgpu|cpu`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// WGPU if a hardware GPU adapter is present, else the CPU backend.
+    #[default]
+    Auto,
+    /// WGPU on whatever adapter it finds, software adapters (llvmpipe, SwiftShader) included.
+    Wgpu,
+    /// Burn's pure-Rust CPU backend (flex).
+    Cpu,
+}
+
+impl FromStr for BackendChoice {
+    type Err = NmlError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "wgpu" | "gpu" => Ok(Self::Wgpu),
+            "cpu" | "flex" => Ok(Self::Cpu),
+            other => Err(NmlError::Invalid(format!(
+                "unknown backend {other:?}; use auto, wgpu or cpu"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Wgpu => "wgpu",
+            Self::Cpu => "cpu",
+        })
+    }
+}
+
+/// A device with a human-readable account of what it is and why it was chosen.
+#[derive(Clone, Debug)]
+pub struct ComputeDevice {
+    pub device: Device,
+    /// `"wgpu"` or `"cpu"`.
+    pub kind: &'static str,
+    /// E.g. `"wgpu: NVIDIA H100 (Vulkan, discrete GPU)"` or `"cpu: flex (no GPU adapter)"`.
+    pub description: String,
+}
+
+impl ComputeDevice {
+    pub fn cpu(reason: &str) -> Self {
+        let description = if reason.is_empty() {
+            "cpu: flex".to_string()
+        } else {
+            format!("cpu: flex ({reason})")
+        };
+        Self {
+            device: Device::flex(),
+            kind: "cpu",
+            description,
+        }
+    }
+
+    pub fn is_cpu(&self) -> bool {
+        self.kind == "cpu"
+    }
+}
+
+/// Selects a device as `choice` says. Auto never fails: without a GPU it falls back to the CPU
+/// and says so in the description.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn select(choice: BackendChoice) -> Result<ComputeDevice> {
+    match choice {
+        BackendChoice::Cpu => Ok(ComputeDevice::cpu("")),
+        BackendChoice::Wgpu => wgpu_device(false),
+        BackendChoice::Auto => match wgpu_device(true) {
+            Ok(device) => Ok(device),
+            Err(why) => Ok(ComputeDevice::cpu(&why.to_string())),
+        },
+    }
+}
+
+#[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
+fn wgpu_device(hardware_only: bool) -> Result<ComputeDevice> {
+    use wgpu::{Backends, DeviceType, Instance};
+
+    let adapters = pollster::block_on(Instance::default().enumerate_adapters(Backends::all()));
+    let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(|a| a.get_info()).collect();
+    let is_hardware = |t: DeviceType| !matches!(t, DeviceType::Cpu | DeviceType::Other);
+    let best = infos
+        .iter()
+        .find(|i| i.device_type == DeviceType::DiscreteGpu)
+        .or_else(|| infos.iter().find(|i| is_hardware(i.device_type)))
+        .or_else(|| infos.first());
+    let Some(info) = best else {
+        return Err(NmlError::Backend("no GPU adapter".into()));
+    };
+    if hardware_only && !is_hardware(info.device_type) {
+        return Err(NmlError::Backend(format!(
+            "only a software adapter ({}); use --backend wgpu to run on it",
+            info.name
+        )));
+    }
+    let device = Device::wgpu_options()
+        .init()
+        .map_err(|e| NmlError::Backend(format!("WGPU failed to start: {e}")))?;
+    Ok(ComputeDevice {
+        device,
+        kind: "wgpu",
+        description: format!(
+            "wgpu: {} ({:?}, {:?})",
+            info.name, info.backend, info.device_type
+        ),
+    })
+}
+
+#[cfg(all(not(target_arch = "wasm32"), not(feature = "wgpu")))]
+fn wgpu_device(_hardware_only: bool) -> Result<ComputeDevice> {
+    Err(NmlError::Backend("built without the wgpu feature".into()))
+}

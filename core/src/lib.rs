@@ -1,0 +1,13 @@
+//! nml-core: label noise, feature spectra and noise-robust downstream tuning (NMTune) on any
+//! Burn backend. The command line (`nml`) and the browser app call only this crate.
+
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod io;
+pub mod noise;
+pub mod ops;
+pub mod spectrum;
+pub mod tune;
+
+pub use error::{NmlError, Result};

@@ -1,0 +1,186 @@
+//! Feature spectra: singular values of a feature matrix and the metrics the paper reads off them.
+//!
+//! # Method and accuracy
+//! The fast path forms the Gram matrix (`X^T X`, or `X X^T` when N < D) in f32 on the Burn
+//! device (the GPU when there is one) and takes its eigenvalues in f64 on the host; singular
+//! values are their square roots. Rounding in an f32 Gram perturbs each eigenvalue by about
+//! `tau = 4 * eps_f32 * sqrt(m) * max_j G_jj` (m the inner dimension), which is harmless for large
+//! singular values but leaves a floor near `sqrt(tau)` under tiny ones. [`Precision::Auto`]
+//! therefore bounds how much SVE and LSVR could move if every eigenvalue moved by `tau`; if that
+//! bound exceeds 1e-5 relative, it recomputes the Gram exactly in f64 on the host (blocked, only
+//! the lower triangle). The guarantee: SVE and LSVR within 1e-4 relative of an f64 SVD of the
+//! same (preprocessed) matrix; tested on spectra decaying over seven orders of magnitude.
+
+mod linalg;
+pub mod metrics;
+mod preprocess;
+
+pub use linalg::{ThinSvd, gram_f64, thin_svd};
+pub use preprocess::Preprocess;
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::data::FeatureSet;
+use crate::error::{NmlError, Result};
+
+/// How the Gram matrix is accumulated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Fast path, verified; exact path when the fast one could miss 1e-4.
+    #[default]
+    Auto,
+    /// f32 Gram on the device only.
+    Fast,
+    /// f64 Gram on the host only.
+    Exact,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = NmlError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "fast" => Ok(Self::Fast),
+            "exact" => Ok(Self::Exact),
+            other => Err(NmlError::Invalid(format!(
+                "unknown precision {other:?}; use auto, fast or exact"
+            ))),
+        }
+    }
+}
+
+/// Everything nml reports about one feature matrix's spectrum.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpectrumReport {
+    pub name: String,
+    pub mode: Preprocess,
+    pub n: usize,
+    pub d: usize,
+    /// Singular Value Entropy, -sum p_i ln p_i with p_i = s_i / sum s.
+    pub sve: f64,
+    /// s_1 / sum s (a share in (0, 1]).
+    pub lsvr_ratio: f64,
+    /// -ln(s_1 / sum s), the form the paper plots.
+    pub lsvr_neglog: f64,
+    /// exp(SVE).
+    pub effective_rank: f64,
+    /// Share of the k largest singular values, for k = 1, 5, 10, 50.
+    pub top_k_share: BTreeMap<usize, f64>,
+    /// All min(N, D) singular values, descending.
+    pub singular_values: Vec<f64>,
+    /// `gram-f32-device` or `gram-f64-host`.
+    pub method: String,
+}
+
+impl SpectrumReport {
+    pub fn from_singular_values(
+        name: impl Into<String>,
+        mode: Preprocess,
+        n: usize,
+        d: usize,
+        singular_values: Vec<f64>,
+        method: &str,
+    ) -> Self {
+        let top_k_share = [1, 5, 10, 50]
+            .into_iter()
+            .map(|k| (k, metrics::top_k_share(&singular_values, k)))
+            .collect();
+        Self {
+            name: name.into(),
+            mode,
+            n,
+            d,
+            sve: metrics::sve(&singular_values),
+            lsvr_ratio: metrics::lsvr_ratio(&singular_values),
+            lsvr_neglog: metrics::lsvr_neglog(&singular_values),
+            effective_rank: metrics::effective_rank(&singular_values),
+            top_k_share,
+            singular_values,
+            method: method.to_string(),
+        }
+    }
+}
+
+/// Largest relative change of SVE or LSVR if every eigenvalue moved by up to `tau`.
+fn perturbation_bound(eigenvalues: &[f64], tau: f64) -> f64 {
+    let nominal = linalg::singular_from_eigen(eigenvalues);
+    let lo: Vec<f64> = eigenvalues.iter().map(|&l| (l - tau).max(0.0).sqrt()).collect();
+    let hi: Vec<f64> = eigenvalues.iter().map(|&l| (l.max(0.0) + tau).sqrt()).collect();
+    let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-300);
+    let mut worst: f64 = 0.0;
+    for s in [&lo, &hi] {
+        worst = worst
+            .max(rel(metrics::sve(s), metrics::sve(&nominal)))
+            .max(rel(metrics::lsvr_ratio(s), metrics::lsvr_ratio(&nominal)));
+    }
+    worst
+}
+
+const AUTO_TOLERANCE: f64 = 1e-5;
+
+/// Singular values (descending) of an already preprocessed matrix, with the method used.
+pub fn singular_values(x: Tensor<2>, precision: Precision) -> Result<(Vec<f64>, &'static str)> {
+    let [n, d] = x.dims();
+    if n == 0 || d == 0 {
+        return Err(NmlError::Invalid("spectrum of an empty matrix".into()));
+    }
+    let exact = |x: Tensor<2>| -> Result<(Vec<f64>, &'static str)> {
+        let values = read_f32(x)?;
+        let gram = linalg::gram_f64(&values, n, d);
+        let eig = linalg::eigenvalues_desc(gram.as_ref());
+        Ok((linalg::singular_from_eigen(&eig), "gram-f64-host"))
+    };
+    if precision == Precision::Exact {
+        return exact(x);
+    }
+    let m = n.min(d);
+    let gram = if d <= n {
+        x.clone().transpose().matmul(x.clone())
+    } else {
+        x.clone().matmul(x.clone().transpose())
+    };
+    let gram_host = linalg::square_from_f32(&read_f32(gram)?, m);
+    let eig = linalg::eigenvalues_desc(gram_host.as_ref());
+    if eig.iter().any(|v| !v.is_finite()) {
+        return Err(NmlError::Invalid("eigenvalue solver did not converge".into()));
+    }
+    if precision == Precision::Auto {
+        let max_diag = (0..m).map(|i| gram_host[(i, i)]).fold(0.0, f64::max);
+        let tau = 16.0 * f64::from(f32::EPSILON) * max_diag;
+        if perturbation_bound(&eig, tau) > AUTO_TOLERANCE {
+            return exact(x);
+        }
+    }
+    Ok((linalg::singular_from_eigen(&eig), "gram-f32-device"))
+}
+
+fn read_f32(x: Tensor<2>) -> Result<Vec<f32>> {
+    x.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| NmlError::Backend(format!("reading a tensor back: {e:?}")))
+}
+
+/// Preprocesses a feature tensor and measures its spectrum.
+pub fn measure_tensor(
+    x: Tensor<2>,
+    name: &str,
+    mode: Preprocess,
+    precision: Precision,
+) -> Result<SpectrumReport> {
+    let [n, d] = x.dims();
+    let (values, method) = singular_values(mode.apply(x), precision)?;
+    Ok(SpectrumReport::from_singular_values(name, mode, n, d, values, method))
+}
+
+/// Measures the spectrum of a feature set on `device`.
+pub fn measure(set: &FeatureSet, mode: Preprocess, precision: Precision, device: &Device) -> Result<SpectrumReport> {
+    measure_tensor(set.features_tensor(device), &set.name, mode, precision)
+}
+
+#[cfg(test)]
+mod tests;

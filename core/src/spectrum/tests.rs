@@ -1,0 +1,172 @@
+use burn::tensor::{Device, Tensor, TensorData};
+use faer::Mat;
+use proptest::prelude::*;
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+
+use super::*;
+
+/// A random orthonormal `rows x cols` matrix (cols <= rows), from the QR of a Gaussian-like one.
+fn orthonormal(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Mat<f64> {
+    let g = Mat::<f64>::from_fn(rows, cols, |_, _| rng.random::<f64>() - 0.5);
+    g.qr().compute_thin_Q()
+}
+
+/// `U diag(s) V^T` rounded to f32, row-major, with U n x r and V d x r orthonormal.
+fn with_spectrum(n: usize, d: usize, s: &[f64], seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let r = s.len();
+    let u = orthonormal(n, r, &mut rng);
+    let v = orthonormal(d, r, &mut rng);
+    let mut out = vec![0f32; n * d];
+    for i in 0..n {
+        for j in 0..d {
+            out[i * d + j] = (0..r).map(|k| u[(i, k)] * s[k] * v[(j, k)]).sum::<f64>() as f32;
+        }
+    }
+    out
+}
+
+/// The reference: f64 SVD of the f32 matrix.
+fn reference(x: &[f32], n: usize, d: usize) -> Vec<f64> {
+    let m = Mat::<f64>::from_fn(n, d, |i, j| f64::from(x[i * d + j]));
+    let mut s = m.singular_values().unwrap();
+    s.sort_by(|a, b| b.total_cmp(a));
+    s
+}
+
+fn tensor(x: &[f32], n: usize, d: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(x.to_vec(), [n, d]), device)
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+fn assert_close_to_reference(x: &[f32], n: usize, d: usize, precision: Precision) -> &'static str {
+    let device = Device::flex();
+    let (s, method) = singular_values(tensor(x, n, d, &device), precision).unwrap();
+    let r = reference(x, n, d);
+    assert_eq!(s.len(), n.min(d));
+    let (sve, sve_ref) = (metrics::sve(&s), metrics::sve(&r));
+    let (lsvr, lsvr_ref) = (metrics::lsvr_ratio(&s), metrics::lsvr_ratio(&r));
+    assert!(rel(sve, sve_ref) < 1e-4, "{method}: SVE {sve} vs {sve_ref}");
+    assert!(rel(lsvr, lsvr_ref) < 1e-4, "{method}: LSVR {lsvr} vs {lsvr_ref}");
+    assert!(rel(s[0], r[0]) < 1e-5, "{method}: s1 {} vs {}", s[0], r[0]);
+    method
+}
+
+#[test]
+fn steep_spectrum_meets_the_guarantee() {
+    // Seven orders of magnitude: far below the f32 Gram's floor, so auto must notice.
+    let (n, d, r) = (600, 80, 80);
+    let s: Vec<f64> = (0..r).map(|i| 10f64.powf(-7.0 * i as f64 / (r - 1) as f64)).collect();
+    let x = with_spectrum(n, d, &s, 1);
+    assert_eq!(assert_close_to_reference(&x, n, d, Precision::Auto), "gram-f64-host");
+    assert_close_to_reference(&x, n, d, Precision::Exact);
+    // The fast path alone cannot: this is what the check guards against.
+    let device = Device::flex();
+    let (fast, _) = singular_values(tensor(&x, n, d, &device), Precision::Fast).unwrap();
+    let r = reference(&x, n, d);
+    assert!(rel(metrics::sve(&fast), metrics::sve(&r)) > 1e-4);
+}
+
+#[test]
+fn gentle_spectrum_takes_the_fast_path() {
+    let (n, d) = (2000, 64);
+    let s: Vec<f64> = (0..d).map(|i| 10.0 / (1.0 + i as f64 / 8.0)).collect();
+    let x = with_spectrum(n, d, &s, 2);
+    assert_eq!(assert_close_to_reference(&x, n, d, Precision::Auto), "gram-f32-device");
+}
+
+#[test]
+fn wide_matrices_use_the_small_gram() {
+    let (n, d) = (40, 300);
+    let s: Vec<f64> = (0..n).map(|i| 0.9f64.powi(i as i32)).collect();
+    let x = with_spectrum(n, d, &s, 3);
+    assert_close_to_reference(&x, n, d, Precision::Auto);
+    let device = Device::flex();
+    let (values, _) = singular_values(tensor(&x, n, d, &device), Precision::Exact).unwrap();
+    for (a, b) in values.iter().zip(&s) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn paper_mode_matches_an_f64_reference() {
+    let (n, d) = (300, 24);
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let x: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>() * 2.0 + 0.1).collect();
+    // Reference preprocessing in f64: row L2-normalise, then subtract each row's mean.
+    let mut pre = vec![0f32; n * d];
+    for i in 0..n {
+        let row: Vec<f64> = x[i * d..(i + 1) * d].iter().map(|&v| f64::from(v)).collect();
+        let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let unit: Vec<f64> = row.iter().map(|v| v / norm).collect();
+        let mean = unit.iter().sum::<f64>() / d as f64;
+        for j in 0..d {
+            pre[i * d + j] = (unit[j] - mean) as f32;
+        }
+    }
+    let r = reference(&pre, n, d);
+    let device = Device::flex();
+    let report = measure_tensor(tensor(&x, n, d, &device), "x", Preprocess::Paper, Precision::Auto).unwrap();
+    assert!(rel(report.sve, metrics::sve(&r)) < 1e-4, "{} vs {}", report.sve, metrics::sve(&r));
+    assert!(rel(report.lsvr_ratio, metrics::lsvr_ratio(&r)) < 1e-4);
+    assert_eq!(report.mode, Preprocess::Paper);
+    assert!((report.effective_rank - report.sve.exp()).abs() < 1e-9);
+    assert!((report.lsvr_neglog + report.lsvr_ratio.ln()).abs() < 1e-12);
+}
+
+#[test]
+fn centered_mode_removes_the_mean_direction() {
+    // Every row is the same vector plus small noise: raw has one huge direction, centred does not.
+    let (n, d) = (200, 10);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let x: Vec<f32> = (0..n * d).map(|i| 5.0 + (i % d) as f32 + rng.random::<f32>() * 0.1).collect();
+    let device = Device::flex();
+    let raw = measure_tensor(tensor(&x, n, d, &device), "x", Preprocess::Raw, Precision::Auto).unwrap();
+    let centred = measure_tensor(tensor(&x, n, d, &device), "x", Preprocess::Centered, Precision::Auto).unwrap();
+    assert!(raw.lsvr_ratio > 0.9, "{}", raw.lsvr_ratio);
+    assert!(centred.lsvr_ratio < 0.3, "{}", centred.lsvr_ratio);
+}
+
+#[test]
+fn orthogonal_columns_give_their_norms() {
+    // Closed form: columns e_j * c_j have singular values |c_j|.
+    let (n, d) = (6, 4);
+    let norms = [4.0f32, 3.0, 2.0, 0.5];
+    let mut x = vec![0f32; n * d];
+    for j in 0..d {
+        x[j * d + j] = norms[j];
+    }
+    let device = Device::flex();
+    let (s, _) = singular_values(tensor(&x, n, d, &device), Precision::Auto).unwrap();
+    for (a, b) in s.iter().zip(norms) {
+        assert!((a - f64::from(b)).abs() < 1e-6);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn metrics_ignore_scale_and_row_order(seed in 0u64..10_000, scale in 0.01f32..100.0, n in 8usize..40, d in 3usize..12) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let x: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>() - 0.3).collect();
+        let scaled: Vec<f32> = x.iter().map(|v| v * scale).collect();
+        let mut perm: Vec<usize> = (0..n).collect();
+        perm.reverse();
+        perm.swap(0, n / 2);
+        let permuted: Vec<f32> = perm.iter().flat_map(|&i| x[i * d..(i + 1) * d].to_vec()).collect();
+        let device = Device::flex();
+        for mode in [Preprocess::Raw, Preprocess::Centered, Preprocess::Paper] {
+            let base = measure_tensor(tensor(&x, n, d, &device), "x", mode, Precision::Auto).unwrap();
+            for other in [&scaled, &permuted] {
+                let m = measure_tensor(tensor(other, n, d, &device), "x", mode, Precision::Auto).unwrap();
+                prop_assert!(rel(m.sve, base.sve) < 1e-4, "{:?} SVE {} vs {}", mode, m.sve, base.sve);
+                prop_assert!(rel(m.lsvr_ratio, base.lsvr_ratio) < 1e-4, "{:?} LSVR {} vs {}", mode, m.lsvr_ratio, base.lsvr_ratio);
+            }
+        }
+    }
+}
+

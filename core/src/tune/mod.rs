@@ -1,0 +1,181 @@
+//! Downstream tuning on frozen features: linear probe, MLP, and NMTune.
+
+mod config;
+mod head;
+mod persist;
+pub mod regularizers;
+mod schedule;
+mod select;
+mod trainer;
+
+pub use config::{Method, TuneConfig};
+pub use head::{FeatureHead, FeatureHeadConfig, ResidualMlp};
+pub use persist::{head_from_bytes, head_to_bytes};
+pub use schedule::cosine_lr;
+pub use select::{SelectionTrial, grid};
+pub use trainer::{EpochStats, FitResult, TrainObserver, accuracy, fit, predict, transform_features};
+
+use std::collections::BTreeMap;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::data::FeatureSet;
+use crate::error::{NmlError, Result};
+use crate::spectrum::{self, Precision, Preprocess, SpectrumReport};
+
+/// The spectrum metrics of one evaluation set, before and after the head's transform.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpectrumChange {
+    pub set: String,
+    /// `id` (the test set) or `ood`.
+    pub role: String,
+    pub before: SpectrumSummary,
+    pub after: SpectrumSummary,
+}
+
+/// The scalar metrics of a spectrum (the full spectrum is in `nml spectrum`'s output).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpectrumSummary {
+    pub mode: Preprocess,
+    pub sve: f64,
+    pub lsvr_ratio: f64,
+    pub lsvr_neglog: f64,
+    pub effective_rank: f64,
+}
+
+impl From<&SpectrumReport> for SpectrumSummary {
+    fn from(r: &SpectrumReport) -> Self {
+        Self {
+            mode: r.mode,
+            sve: r.sve,
+            lsvr_ratio: r.lsvr_ratio,
+            lsvr_neglog: r.lsvr_neglog,
+            effective_rank: r.effective_rank,
+        }
+    }
+}
+
+/// Everything a tuning run reports. `seconds` and `backend` are filled in by the caller, which
+/// owns the clock and the device description.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TuneReport {
+    pub method: Method,
+    /// Accuracy on the test (in-domain) set.
+    pub accuracy: f64,
+    /// Accuracy on each out-of-domain set, by name.
+    pub ood: BTreeMap<String, f64>,
+    pub seconds: f64,
+    pub backend: String,
+    pub seed: u64,
+    /// The config that trained the reported head (after selection, when `select` was on).
+    pub config: TuneConfig,
+    pub train_samples: usize,
+    pub val_samples: usize,
+    pub best_epoch: Option<usize>,
+    pub epochs_run: usize,
+    pub selection: Vec<SelectionTrial>,
+    pub spectra: Vec<SpectrumChange>,
+    pub history: Vec<EpochStats>,
+}
+
+/// A finished run: the report and the head that produced it.
+pub struct TuneOutcome {
+    pub report: TuneReport,
+    pub head: FeatureHead,
+    pub head_config: FeatureHeadConfig,
+}
+
+fn check_compatible(train: &FeatureSet, other: &FeatureSet) -> Result<()> {
+    if other.d != train.d {
+        return Err(NmlError::format(
+            &other.name,
+            format!("features have {} dimensions but the training set {} has {}", other.d, train.name, train.d),
+        ));
+    }
+    if let Some(i) = other.labels.iter().position(|&l| l as usize >= train.num_classes) {
+        return Err(NmlError::format(
+            &other.name,
+            format!(
+                "label {} at index {i} is not one of the {} classes of {}",
+                other.labels[i], train.num_classes, train.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Tunes a head on `train` and evaluates it on `test` and every OOD set: the whole of `nml tune`.
+pub fn run(
+    train: &FeatureSet,
+    test: &FeatureSet,
+    ood: &[(String, FeatureSet)],
+    config: &TuneConfig,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<TuneOutcome> {
+    config.validate()?;
+    check_compatible(train, test)?;
+    for (_, set) in ood {
+        check_compatible(train, set)?;
+    }
+    let mut train_set = train.class_fraction(config.data_fraction, config.seed)?;
+    // Classes are those of the full training set, even if the fraction lost none.
+    train_set.num_classes = train.num_classes;
+    let (fit_set, val_set) = if config.val_fraction > 0.0 {
+        let (a, b) = train_set.stratified_split(config.val_fraction, config.seed)?;
+        (a, Some(b))
+    } else {
+        (train_set, None)
+    };
+    let (result, final_config, selection) = if config.select {
+        let val = val_set.as_ref().expect("validated: select needs a validation split");
+        select::select(&fit_set, val, config, device, observer)?
+    } else {
+        (fit(&fit_set, val_set.as_ref(), config, device, observer)?, config.clone(), Vec::new())
+    };
+    let head = result.head;
+    let accuracy_id = accuracy(&head, test, device)?;
+    let mut ood_accuracy = BTreeMap::new();
+    let mut spectra = Vec::new();
+    let evaluated = std::iter::once(("test".to_string(), test, "id")).chain(ood.iter().map(|(n, s)| (n.clone(), s, "ood")));
+    for (name, set, role) in evaluated {
+        if role == "ood" {
+            ood_accuracy.insert(name.clone(), accuracy(&head, set, device)?);
+        }
+        let before = spectrum::measure(set, Preprocess::Paper, Precision::Auto, device)?;
+        let after = if head.transform.is_some() {
+            spectrum::measure(&transform_features(&head, set, device)?, Preprocess::Paper, Precision::Auto, device)?
+        } else {
+            before.clone()
+        };
+        spectra.push(SpectrumChange {
+            set: name,
+            role: role.to_string(),
+            before: (&before).into(),
+            after: (&after).into(),
+        });
+    }
+    let head_config = FeatureHeadConfig::new(train.d, train.num_classes)
+        .with_hidden(final_config.method.has_transform().then(|| final_config.hidden_mult * train.d));
+    let report = TuneReport {
+        method: final_config.method,
+        accuracy: accuracy_id,
+        ood: ood_accuracy,
+        seconds: 0.0,
+        backend: String::new(),
+        seed: final_config.seed,
+        config: final_config,
+        train_samples: fit_set.n,
+        val_samples: val_set.as_ref().map_or(0, |v| v.n),
+        best_epoch: result.best_epoch,
+        epochs_run: result.history.len(),
+        selection,
+        spectra,
+        history: result.history,
+    };
+    Ok(TuneOutcome { report, head, head_config })
+}
+
+#[cfg(test)]
+mod tests;
