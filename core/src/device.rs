@@ -88,8 +88,9 @@ pub fn select(choice: BackendChoice) -> Result<ComputeDevice> {
     }
 }
 
+/// The adapter WGPU would pick: its description and whether it is real hardware.
 #[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
-fn wgpu_device(hardware_only: bool) -> Result<ComputeDevice> {
+fn best_adapter() -> Option<(String, bool)> {
     use wgpu::{Backends, DeviceType, Instance};
 
     let adapters = pollster::block_on(Instance::default().enumerate_adapters(Backends::all()));
@@ -99,26 +100,37 @@ fn wgpu_device(hardware_only: bool) -> Result<ComputeDevice> {
         .iter()
         .find(|i| i.device_type == DeviceType::DiscreteGpu)
         .or_else(|| infos.iter().find(|i| is_hardware(i.device_type)))
-        .or_else(|| infos.first());
-    let Some(info) = best else {
+        .or_else(|| infos.first())?;
+    Some((
+        format!("wgpu: {} ({:?}, {:?})", best.name, best.backend, best.device_type),
+        is_hardware(best.device_type),
+    ))
+}
+
+/// WGPU's runtime can be registered once per process, so the adapter and the started device
+/// are each found once and kept.
+#[cfg(all(not(target_arch = "wasm32"), feature = "wgpu"))]
+fn wgpu_device(hardware_only: bool) -> Result<ComputeDevice> {
+    use std::sync::OnceLock;
+    static ADAPTER: OnceLock<Option<(String, bool)>> = OnceLock::new();
+    static DEVICE: OnceLock<std::result::Result<Device, String>> = OnceLock::new();
+
+    let Some((description, is_hardware)) = ADAPTER.get_or_init(best_adapter) else {
         return Err(NmlError::Backend("no GPU adapter".into()));
     };
-    if hardware_only && !is_hardware(info.device_type) {
+    if hardware_only && !is_hardware {
         return Err(NmlError::Backend(format!(
-            "only a software adapter ({}); use --backend wgpu to run on it",
-            info.name
+            "only a software adapter ({description}); use --backend wgpu to run on it"
         )));
     }
-    let device = Device::wgpu_options()
-        .init()
+    let device = DEVICE
+        .get_or_init(|| Device::wgpu_options().init().map_err(|e| e.to_string()))
+        .clone()
         .map_err(|e| NmlError::Backend(format!("WGPU failed to start: {e}")))?;
     Ok(ComputeDevice {
         device,
         kind: "wgpu",
-        description: format!(
-            "wgpu: {} ({:?}, {:?})",
-            info.name, info.backend, info.device_type
-        ),
+        description: description.clone(),
     })
 }
 

@@ -11,3 +11,6 @@ pub mod spectrum;
 pub mod tune;
 
 pub use error::{NmlError, Result};
+
+#[cfg(test)]
+mod test_support;

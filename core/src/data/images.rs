@@ -59,6 +59,40 @@ impl ImageSet {
         Self::from_idx(&ib, &images.display().to_string(), &lb, &labels.display().to_string())
     }
 
+    /// The images resampled to `height x width` by bilinear interpolation at pixel centres
+    /// (halving a side averages 2x2 blocks exactly).
+    pub fn resized(&self, height: usize, width: usize) -> ImageSet {
+        if (height, width) == (self.height, self.width) {
+            return self.clone();
+        }
+        let (sh, sw) = (self.height, self.width);
+        let src_coord = |dst: usize, dst_len: usize, src_len: usize| -> (usize, usize, f32) {
+            let x = ((dst as f32 + 0.5) * src_len as f32 / dst_len as f32 - 0.5).clamp(0.0, (src_len - 1) as f32);
+            let lo = x.floor() as usize;
+            (lo, (lo + 1).min(src_len - 1), x - lo as f32)
+        };
+        let rows: Vec<_> = (0..height).map(|y| src_coord(y, height, sh)).collect();
+        let cols: Vec<_> = (0..width).map(|x| src_coord(x, width, sw)).collect();
+        let mut pixels = Vec::with_capacity(self.n * height * width);
+        for img in self.pixels.chunks_exact(sh * sw) {
+            for &(y0, y1, fy) in &rows {
+                for &(x0, x1, fx) in &cols {
+                    let p = |y: usize, x: usize| f32::from(img[y * sw + x]);
+                    let top = p(y0, x0) * (1.0 - fx) + p(y0, x1) * fx;
+                    let bottom = p(y1, x0) * (1.0 - fx) + p(y1, x1) * fx;
+                    pixels.push((top * (1.0 - fy) + bottom * fy).round() as u8);
+                }
+            }
+        }
+        ImageSet {
+            name: format!("{} ({height}x{width})", self.name),
+            height,
+            width,
+            pixels,
+            ..self.clone()
+        }
+    }
+
     /// Pixels scaled to [0, 1] as D = H * W features: the simplest "feature extractor", useful
     /// as a baseline and for tests on real data.
     pub fn pixel_features(&self) -> Result<FeatureSet> {
@@ -66,5 +100,36 @@ impl ImageSet {
         let features = self.pixels.iter().map(|&p| f32::from(p) * scale).collect();
         let labels = self.labels.iter().map(|&l| i64::from(l)).collect();
         FeatureSet::new(self.name.clone(), features, self.height * self.width, labels, Some(self.num_classes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(height: usize, width: usize, pixels: Vec<u8>) -> ImageSet {
+        ImageSet { name: "t".into(), n: 1, height, width, pixels, labels: vec![0], num_classes: 1, max_value: 255 }
+    }
+
+    #[test]
+    fn halving_averages_blocks() {
+        let img = one(2, 4, vec![0, 100, 10, 30, 200, 100, 50, 70]);
+        assert_eq!(img.resized(1, 2).pixels, vec![100, 40]);
+    }
+
+    #[test]
+    fn constant_images_stay_constant_and_shapes_follow() {
+        let img = one(8, 8, vec![9; 64]);
+        let up = img.resized(14, 14);
+        assert_eq!((up.height, up.width, up.pixels.len()), (14, 14, 196));
+        assert!(up.pixels.iter().all(|&p| p == 9));
+    }
+
+    #[test]
+    fn mismatched_idx_pair_is_refused() {
+        let images = [0u8, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 5, 6];
+        let labels = [0u8, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3];
+        let err = ImageSet::from_idx(&images, "i", &labels, "l").unwrap_err().to_string();
+        assert!(err.contains("l: labels have shape [3]; i holds 2 images"), "{err}");
     }
 }

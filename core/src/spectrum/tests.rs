@@ -147,6 +147,29 @@ fn orthogonal_columns_give_their_norms() {
     }
 }
 
+#[test]
+fn wgpu_agrees_with_cpu() {
+    let Some(gpu) = crate::test_support::wgpu_or_skip("spectrum::wgpu_agrees_with_cpu") else { return };
+    let (n, d) = (3000, 96);
+    let s: Vec<f64> = (0..d).map(|i| 5.0 / (1.0 + i as f64 / 6.0)).collect();
+    let x = with_spectrum(n, d, &s, 6);
+    let r = reference(&x, n, d);
+    for mode in [Preprocess::Raw, Preprocess::Paper, Preprocess::Centered] {
+        let cpu = measure_tensor(tensor(&x, n, d, &Device::flex()), "x", mode, Precision::Fast).unwrap();
+        let on_gpu = measure_tensor(tensor(&x, n, d, &gpu), "x", mode, Precision::Fast).unwrap();
+        assert!(rel(on_gpu.sve, cpu.sve) < 1e-4, "{mode:?}: {} vs {}", on_gpu.sve, cpu.sve);
+        assert!(rel(on_gpu.lsvr_ratio, cpu.lsvr_ratio) < 1e-4, "{mode:?}");
+    }
+    let (gpu_values, _) = singular_values(tensor(&x, n, d, &gpu), Precision::Auto).unwrap();
+    assert!(rel(metrics::sve(&gpu_values), metrics::sve(&r)) < 1e-4);
+    // The guarantee holds on the GPU path too, falling back where it must.
+    let steep: Vec<f64> = (0..40).map(|i| 10f64.powf(-6.0 * i as f64 / 39.0)).collect();
+    let x = with_spectrum(400, 40, &steep, 7);
+    let (values, _) = singular_values(tensor(&x, 400, 40, &gpu), Precision::Auto).unwrap();
+    let r = reference(&x, 400, 40);
+    assert!(rel(metrics::sve(&values), metrics::sve(&r)) < 1e-4);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]

@@ -48,8 +48,25 @@ pub fn head_from_bytes(bytes: &[u8], name: &str, device: &Device) -> Result<(Fea
         .map_err(|e| NmlError::format(name, format!("bad `nml.head` metadata: {e}")))?;
     let config: TuneConfig = serde_json::from_str(meta.get(CONFIG_KEY).map(String::as_str).unwrap_or("null"))
         .map_err(|e| NmlError::format(name, format!("bad `nml.tune_config` metadata: {e}")))?;
-    if shape.d == 0 || shape.num_classes == 0 || shape.d > 1 << 20 || shape.hidden.is_some_and(|h| h > 1 << 22) {
-        return Err(NmlError::format(name, "implausible head shape"));
+    // The declared shape must account for exactly the values the file holds, so a lying header
+    // cannot make us allocate more than the file's own size.
+    let tensors = SafeTensors::deserialize(bytes)
+        .map_err(|e| NmlError::format(name, format!("not a valid safetensors file: {e}")))?;
+    let stored: usize = tensors.iter().map(|(_, t)| t.shape().iter().product::<usize>()).sum();
+    let expected = shape.d.checked_mul(shape.num_classes).and_then(|w| {
+        let classifier = w.checked_add(shape.num_classes)?;
+        let mlp = match shape.hidden {
+            // up (d*h + h), batch norm (4h), down (h*d + d), scale (d)
+            Some(h) => shape.d.checked_mul(h)?.checked_mul(2)?.checked_add(h.checked_mul(5)?)?.checked_add(shape.d.checked_mul(2)?)?,
+            None => 0,
+        };
+        classifier.checked_add(mlp)
+    });
+    if shape.d == 0 || shape.num_classes == 0 || expected != Some(stored) {
+        return Err(NmlError::format(
+            name,
+            format!("declared head shape does not match the {stored} stored values"),
+        ));
     }
     let head_config = FeatureHeadConfig::new(shape.d, shape.num_classes).with_hidden(shape.hidden);
     let mut head = head_config.init(0, device);

@@ -141,3 +141,18 @@ fn selection_tries_the_grid_and_keeps_the_best() {
     let chosen = r.selection.iter().find(|t| t.val_accuracy == best).unwrap();
     assert_eq!((chosen.w_svd, chosen.hidden_mult), (r.config.w_svd, r.config.hidden_mult));
 }
+
+#[test]
+fn wgpu_agrees_with_cpu() {
+    let Some(gpu) = crate::test_support::wgpu_or_skip("tune::wgpu_agrees_with_cpu") else { return };
+    let (train, test) = digits();
+    for method in [Method::Lp, Method::Nmtune] {
+        let config = quick(method, 2);
+        let cpu = run(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
+        let on_gpu = run(&train, &test, &[], &config, &gpu, &mut ()).unwrap().report;
+        for (a, b) in cpu.history.iter().zip(&on_gpu.history) {
+            assert!((a.loss - b.loss).abs() < 1e-3 * a.loss.abs().max(1.0), "{method:?} loss {} vs {}", a.loss, b.loss);
+        }
+        assert!((cpu.accuracy - on_gpu.accuracy).abs() <= 0.01, "{method:?} {} vs {}", cpu.accuracy, on_gpu.accuracy);
+    }
+}

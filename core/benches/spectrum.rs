@@ -1,0 +1,72 @@
+//! Spectrum cost against its work floor (the Gram product alone), and the eigenvalue solver
+//! choice (faer vs nalgebra). `bench/compare.py` puts these next to numpy on the same machine.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use nml_core::spectrum::{Precision, Preprocess, gram_f64, measure_tensor, singular_values};
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+
+/// Random features with a decaying column scale, like a trained network's: not flat, not
+/// rank-deficient. The same generator (seed aside) as bench/compare.py's numpy side.
+pub fn features(n: usize, d: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let scale: Vec<f32> = (0..d).map(|j| 1.0 / (1.0 + j as f32 / 16.0)).collect();
+    (0..n * d).map(|i| (rng.random::<f32>() - 0.5) * scale[i % d]).collect()
+}
+
+fn sizes() -> Vec<(usize, usize)> {
+    // NML_BENCH_QUICK=1 shrinks the run for a smoke test.
+    if std::env::var_os("NML_BENCH_QUICK").is_some() {
+        vec![(2000, 128)]
+    } else {
+        vec![(20000, 1024), (50000, 2048)]
+    }
+}
+
+fn spectrum(c: &mut Criterion) {
+    let device = Device::flex();
+    let mut group = c.benchmark_group("spectrum");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(20));
+    for (n, d) in sizes() {
+        let x = Tensor::<2>::from_data(TensorData::new(features(n, d, 0), [n, d]), &device);
+        let id = format!("{n}x{d}");
+        group.bench_function(BenchmarkId::new("gram_product_only", &id), |b| {
+            b.iter(|| black_box(x.clone().transpose().matmul(x.clone()).into_data()))
+        });
+        group.bench_function(BenchmarkId::new("singular_values_fast", &id), |b| {
+            b.iter(|| black_box(singular_values(x.clone(), Precision::Fast).unwrap()))
+        });
+        group.bench_function(BenchmarkId::new("spectrum_raw_auto", &id), |b| {
+            b.iter(|| black_box(measure_tensor(x.clone(), "x", Preprocess::Raw, Precision::Auto).unwrap()))
+        });
+        group.bench_function(BenchmarkId::new("singular_values_exact_f64", &id), |b| {
+            b.iter(|| black_box(singular_values(x.clone(), Precision::Exact).unwrap()))
+        });
+    }
+    group.finish();
+}
+
+fn eigensolvers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("eigenvalues");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1));
+    let sizes: &[usize] = if std::env::var_os("NML_BENCH_QUICK").is_some() { &[128] } else { &[512, 1024, 2048] };
+    for &m in sizes {
+        let x = features(4 * m, m, 1);
+        let gram = gram_f64(&x, 4 * m, m);
+        let as_nalgebra = nalgebra::DMatrix::<f64>::from_fn(m, m, |r, c| gram[(r, c)]);
+        group.bench_function(BenchmarkId::new("faer_self_adjoint_eigenvalues", m), |b| {
+            b.iter(|| black_box(gram.self_adjoint_eigenvalues(faer::Side::Lower).unwrap()))
+        });
+        group.bench_function(BenchmarkId::new("nalgebra_symmetric_eigenvalues", m), |b| {
+            b.iter(|| black_box(as_nalgebra.clone().symmetric_eigenvalues()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, spectrum, eigensolvers);
+criterion_main!(benches);

@@ -1,0 +1,50 @@
+//! One training epoch of NMTune and of the linear probe on 50000 x 512 features (the paper's
+//! recipe: batch 64, AdamW, per-step cosine). `bench/nmtune_torch.py` is the PyTorch side.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use burn::tensor::Device;
+use criterion::{Criterion, criterion_group, criterion_main};
+use nml_core::data::FeatureSet;
+use nml_core::tune::{Method, TuneConfig, fit};
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+
+/// Features with labels from a random linear teacher, so the loss has something to learn.
+fn task(n: usize, d: usize, classes: usize) -> FeatureSet {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let features: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>() - 0.5).collect();
+    let teacher: Vec<f32> = (0..d * classes).map(|_| rng.random::<f32>() - 0.5).collect();
+    let labels = features
+        .chunks_exact(d)
+        .map(|row| {
+            (0..classes)
+                .map(|c| row.iter().zip(&teacher[c * d..(c + 1) * d]).map(|(a, b)| a * b).sum::<f32>())
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap()
+                .0 as i64
+        })
+        .collect();
+    FeatureSet::new("bench", features, d, labels, Some(classes)).unwrap()
+}
+
+fn epoch(c: &mut Criterion) {
+    let quick = std::env::var_os("NML_BENCH_QUICK").is_some();
+    let (n, d) = if quick { (2000, 64) } else { (50000, 512) };
+    let train = task(n, d, 10);
+    let device = Device::flex();
+    let mut group = c.benchmark_group("tune_epoch");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(30));
+    for method in [Method::Lp, Method::Nmtune] {
+        let config = TuneConfig { epochs: 1, ..TuneConfig::for_method(method) };
+        group.bench_function(format!("{}_{n}x{d}", method.name()), |b| {
+            b.iter(|| black_box(fit(&train, None, &config, &device, &mut ()).unwrap().history))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, epoch);
+criterion_main!(benches);

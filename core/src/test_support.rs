@@ -1,0 +1,20 @@
+//! Helpers shared by the unit tests.
+
+use burn::tensor::Device;
+
+use crate::device::{BackendChoice, select};
+
+/// The WGPU device when an adapter exists (a software one such as llvmpipe counts), or `None`
+/// after saying why the WGPU half of a test is skipped.
+pub fn wgpu_or_skip(test: &str) -> Option<Device> {
+    match select(BackendChoice::Wgpu) {
+        Ok(d) => {
+            eprintln!("{test}: running on {}", d.description);
+            Some(d.device)
+        }
+        Err(e) => {
+            eprintln!("{test}: WGPU part skipped: {e} (install mesa-vulkan-drivers for a software adapter)");
+            None
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! `nml`: the command line of the Noisy Model Learning toolkit.
+
+mod commands;
+mod plot;
+mod progress;
+mod starter;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "nml", version, about = "Label noise in pre-training: inject it, measure feature spectra, tune robust heads (NMTune)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Singular-value spectrum, SVE and LSVR of one or more feature sets.
+    Spectrum(commands::spectrum::Args),
+    /// Inject seeded label noise into a labels file.
+    Noise(commands::noise::Args),
+    /// Train a linear probe, MLP or NMTune head on features and evaluate it in and out of domain.
+    Tune(commands::tune::Args),
+    /// Predict classes with a head saved by `nml tune --save`.
+    Predict(commands::predict::Args),
+    /// Convert feature sets between safetensors and .npy pairs, or export pixel features of IDX images.
+    Export(commands::export::Args),
+    /// Run spectrum and tuning end to end on the starter data built into this binary.
+    Demo(commands::demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Spectrum(args) => commands::spectrum::run(args),
+        Command::Noise(args) => commands::noise::run(args),
+        Command::Tune(args) => commands::tune::run(args),
+        Command::Predict(args) => commands::predict::run(args),
+        Command::Export(args) => commands::export::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Plots written as PNG or SVG (chosen by the file's extension), atomically, with a font built
+//! into the binary so they render the same on machines without fonts.
+
+use std::path::Path;
+use std::sync::Once;
+
+use nml_core::io::write_atomic;
+use nml_core::spectrum::SpectrumReport;
+use nml_core::{NmlError, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    });
+}
+
+const SIZE: (u32, u32) = (1000, 640);
+
+/// Something that can draw itself on any plotters backend.
+pub trait Figure {
+    fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> Result<()>;
+}
+
+fn plot_error(e: impl std::fmt::Display) -> NmlError {
+    NmlError::Invalid(format!("plotting: {e}"))
+}
+
+/// Renders `figure` to `path` (.png or .svg); the file appears complete or not at all.
+pub fn render(path: &Path, figure: &impl Figure) -> Result<()> {
+    register_font();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "svg" => {
+            let mut svg = String::new();
+            {
+                let area = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+                figure.draw(area)?;
+            }
+            write_atomic(path, svg.as_bytes())
+        }
+        "png" => {
+            let tmp = path.with_extension(format!("tmp{}.png", std::process::id()));
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| NmlError::io(dir, e))?;
+            }
+            let result = (|| {
+                {
+                    let area = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
+                    figure.draw(area)?;
+                }
+                std::fs::rename(&tmp, path).map_err(|e| NmlError::io(path, e))
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result
+        }
+        _ => Err(NmlError::Invalid(format!("{}: plots are written as .png or .svg", path.display()))),
+    }
+}
+
+/// One curve of a spectrum plot.
+pub struct PlotSeries {
+    pub label: String,
+    pub values: Vec<f64>,
+}
+
+impl PlotSeries {
+    pub fn from_report(r: &SpectrumReport) -> Self {
+        Self {
+            label: format!(
+                "{}  SVE {:.3}  LSVR {:.4} (-ln {:.3})",
+                crate::commands::spectrum::shorten(&r.name, 38),
+                r.sve,
+                r.lsvr_ratio,
+                r.lsvr_neglog
+            ),
+            values: r.singular_values.clone(),
+        }
+    }
+}
+
+/// Singular values against their index, log-scale, several spectra overlaid. Each spectrum is
+/// divided by its sum so sets of different size and scale share one axis.
+pub struct SpectrumFigure<'a> {
+    pub title: &'a str,
+    pub series: &'a [PlotSeries],
+}
+
+impl Figure for SpectrumFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> Result<()> {
+        area.fill(&WHITE).map_err(plot_error)?;
+        let normalised: Vec<Vec<f64>> = self
+            .series
+            .iter()
+            .map(|s| {
+                let total: f64 = s.values.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+                s.values.iter().map(|v| v / total).filter(|v| *v > 0.0).collect()
+            })
+            .collect();
+        let max_len = normalised.iter().map(Vec::len).max().unwrap_or(1).max(2);
+        let all = normalised.iter().flatten().copied();
+        let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = if lo <= hi { (lo * 0.8, hi * 1.25) } else { (1e-6, 1.0) };
+        let mut chart = ChartBuilder::on(&area)
+            .caption(self.title, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(70)
+            .build_cartesian_2d(1f64..max_len as f64, (lo..hi).log_scale())
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("index i (descending)")
+            .y_desc("s_i / Σ s_j")
+            .label_style(("sans-serif", 15))
+            .draw()
+            .map_err(plot_error)?;
+        for (k, (s, values)) in self.series.iter().zip(&normalised).enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    values.iter().enumerate().map(|(i, v)| ((i + 1) as f64, *v)),
+                    color.stroke_width(2),
+                ))
+                .map_err(plot_error)?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(plot_error)?;
+        area.present().map_err(plot_error)
+    }
+}
+
+/// Convenience for the common case.
+pub fn spectrum_plot(path: &Path, title: &str, series: &[PlotSeries]) -> Result<()> {
+    render(path, &SpectrumFigure { title, series })
+}

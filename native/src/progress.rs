@@ -1,0 +1,39 @@
+use indicatif::{ProgressBar, ProgressStyle};
+use nml_core::tune::{EpochStats, TrainObserver};
+
+/// An epoch progress bar showing the latest loss (and validation accuracy when there is one).
+pub struct EpochBar {
+    bar: ProgressBar,
+}
+
+impl EpochBar {
+    pub fn new(label: &str, epochs: usize) -> Self {
+        let bar = ProgressBar::new(epochs as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} epochs {msg} ({elapsed})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        Self { bar }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl TrainObserver for EpochBar {
+    fn on_epoch(&mut self, stats: &EpochStats) {
+        if stats.epoch as u64 <= self.bar.position() {
+            // A new grid point of --select starts over.
+            self.bar.set_position(0);
+        }
+        let val = stats
+            .val_accuracy
+            .map(|a| format!(" val {:.2}%", a * 100.0))
+            .unwrap_or_default();
+        self.bar.set_message(format!("loss {:.4}{val}", stats.loss));
+        self.bar.set_position(stats.epoch as u64);
+    }
+}

@@ -1,0 +1,145 @@
+//! The `nml` binary end to end on the real starter data, checked against the core library
+//! reading the same files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use nml_core::data::{ImageSet, load_feature_set, npy_file, save_feature_set};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `nml` binary cargo built beside this test (target/<profile>/nml).
+fn nml() -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join(format!("nml{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} not built: run `cargo test --workspace`", bin.display());
+    Command::new(bin)
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = nml().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "nml {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nml-workflow-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn digits_idx() -> (PathBuf, PathBuf) {
+    let dir = repo().join("data/starter");
+    (dir.join("sklearn-digits-images-idx3-ubyte.gz"), dir.join("sklearn-digits-labels-idx1-ubyte.gz"))
+}
+
+#[test]
+fn export_spectrum_noise_tune_predict() {
+    let dir = scratch("main");
+    let (images, labels) = digits_idx();
+    let all = dir.join("digits.safetensors");
+    run(&["export", "--idx-images", &s(&images), "--idx-labels", &s(&labels), "--output", &s(&all), "--domain", "sklearn"]);
+
+    // The binary wrote what the library reads from the same IDX files.
+    let expected = ImageSet::load_idx(&images, &labels).unwrap().pixel_features().unwrap();
+    let exported = load_feature_set(&s(&all)).unwrap();
+    assert_eq!((exported.features.clone(), exported.labels.clone()), (expected.features.clone(), expected.labels.clone()));
+    assert_eq!(exported.domain.as_deref(), Some("sklearn"));
+
+    // Round trip through a .npy pair.
+    let pair = format!("{},{}", s(&dir.join("f.npy")), s(&dir.join("l.npy")));
+    run(&["export", "--input", &s(&all), "--output", &pair]);
+    assert_eq!(load_feature_set(&pair).unwrap().features, expected.features);
+
+    // Spectrum: both forms give the same numbers; JSON has the documented fields; plots exist.
+    let json = dir.join("spectrum.json");
+    let png = dir.join("spectrum.png");
+    run(&["spectrum", &s(&all), &pair, "--out", &s(&json), "--plot", &s(&png), "--backend", "cpu"]);
+    let reports: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let reports = reports.as_array().unwrap();
+    for field in ["mode", "n", "d", "sve", "lsvr_ratio", "lsvr_neglog", "effective_rank", "singular_values"] {
+        assert!(reports[0].get(field).is_some(), "missing {field}");
+    }
+    assert_eq!(reports[0]["sve"], reports[1]["sve"]);
+    assert_eq!(reports[0]["mode"], "paper");
+    assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
+    let svg = dir.join("spectrum.svg");
+    run(&["spectrum", &s(&all), "--plot", &s(&svg), "--mode", "raw", "--backend", "cpu"]);
+    assert!(String::from_utf8(std::fs::read(&svg).unwrap()).unwrap().contains("<svg"));
+
+    // Noise: the realised rate is printed and exact.
+    let noisy = dir.join("noisy.npy");
+    let out = run(&["noise", "--labels", &s(&dir.join("l.npy")), "--kind", "symmetric", "--ratio", "0.2", "--seed", "3", "--out", &s(&noisy), "--mask", &s(&dir.join("mask.npy"))]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let n = expected.n;
+    let changed = (0.2 * n as f64).round() as usize;
+    assert!(stdout.contains(&format!("({changed} of {n} labels changed)")), "{stdout}");
+    let noisy_labels = npy_file::read_i64(&std::fs::read(&noisy).unwrap(), "noisy").unwrap().data;
+    let differing = noisy_labels.iter().zip(&expected.labels).filter(|(a, b)| **a != i64::from(**b)).count();
+    assert_eq!(differing, changed);
+
+    // Tune on a split, save the head, predict with it: same accuracy as the report.
+    let (train, test) = expected.stratified_split(0.3, 0).unwrap();
+    let (train_path, test_path) = (s(&dir.join("train.safetensors")), s(&dir.join("test.safetensors")));
+    save_feature_set(&train, &train_path).unwrap();
+    save_feature_set(&test, &test_path).unwrap();
+    let (report, head) = (dir.join("report.json"), dir.join("head.safetensors"));
+    let config = dir.join("cfg.toml");
+    std::fs::write(&config, "epochs = 3\nw_svd = 0.002\n").unwrap();
+    run(&[
+        "tune", "--train", &train_path, "--test", &test_path, "--ood", &format!("copy={test_path}"),
+        "--method", "nmtune", "--config", &s(&config), "--lr", "0.002", "--report", &s(&report), "--save", &s(&head), "--backend", "cpu",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    for field in ["method", "accuracy", "ood", "seconds", "backend", "seed", "config", "spectra"] {
+        assert!(r.get(field).is_some(), "missing {field}");
+    }
+    assert_eq!((r["config"]["epochs"].as_u64(), r["config"]["w_svd"].as_f64(), r["config"]["lr"].as_f64()), (Some(3), Some(0.002), Some(0.002)));
+    assert_eq!(r["ood"]["copy"], r["accuracy"]);
+    let accuracy = r["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.8, "{accuracy}");
+    let out = run(&["predict", "--head", &s(&head), "--features", &test_path, "--out", &s(&dir.join("pred.npy")), "--backend", "cpu"]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(&format!("accuracy: {:.2}%", accuracy * 100.0)), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_inputs_fail_cleanly_and_write_nothing() {
+    let dir = scratch("bad");
+    let bad = dir.join("bad.npy");
+    std::fs::write(&bad, b"\x93NUMPY\x01\x00garbage").unwrap();
+    let out_json = dir.join("out.json");
+    let pair = format!("{},{}", s(&bad), s(&bad));
+    let out = nml().args(["spectrum", &pair, "--out", &s(&out_json), "--backend", "cpu"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains(&format!("error: {}: not a valid .npy file", s(&bad))), "{stderr}");
+    assert!(!out_json.exists());
+
+    let cfg = dir.join("cfg.toml");
+    std::fs::write(&cfg, "epochz = 3\n").unwrap();
+    let (images, labels) = digits_idx();
+    let all = s(&dir.join("d.safetensors"));
+    run(&["export", "--idx-images", &s(&images), "--idx-labels", &s(&labels), "--output", &all]);
+    let out = nml().args(["tune", "--train", &all, "--test", &all, "--method", "lp", "--config", &s(&cfg)]).output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("cfg.toml: unknown setting `epochz`"), "{stderr}");
+
+    let out = nml().args(["tune", "--train", &all, "--test", &s(&dir.join("missing.safetensors")), "--method", "lp"]).output().unwrap();
+    assert!(String::from_utf8(out.stderr).unwrap().contains("missing.safetensors: No such file"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
