@@ -14,7 +14,7 @@ pub struct IdxArray {
 
 /// Larger declared arrays are refused before decompressing, so a hostile header cannot make us
 /// allocate without bound.
-const MAX_ELEMENTS: usize = 1 << 32;
+const MAX_ELEMENTS: usize = 1 << 31;
 
 fn decompressed(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
