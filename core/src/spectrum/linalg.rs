@@ -74,6 +74,19 @@ fn mirror_lower(m: &mut Mat<f64>) {
     }
 }
 
+/// `P G P` with `P = I - 11^T / m`: removes the all-ones direction from a symmetric matrix.
+pub fn project_out_ones(g: &mut Mat<f64>) {
+    let m = g.nrows();
+    let row_sums: Vec<f64> = (0..m).map(|r| (0..m).map(|c| g[(r, c)]).sum()).collect();
+    let total: f64 = row_sums.iter().sum();
+    let inv = 1.0 / m as f64;
+    for r in 0..m {
+        for c in 0..m {
+            g[(r, c)] += -(row_sums[r] + row_sums[c]) * inv + total * inv * inv;
+        }
+    }
+}
+
 /// Converts a row-major f32 square matrix into f64.
 pub fn square_from_f32(values: &[f32], size: usize) -> Mat<f64> {
     Mat::<f64>::from_fn(size, size, |r, c| f64::from(values[r * size + c]))

@@ -121,9 +121,18 @@ fn perturbation_bound(eigenvalues: &[f64], tau: f64) -> f64 {
 }
 
 const AUTO_TOLERANCE: f64 = 1e-5;
+/// Multiple of `eps_f32 * max_j G_jj` taken as the eigenvalue perturbation of an f32 Gram.
+const TAU_FACTOR: f64 = 16.0;
 
 /// Singular values (descending) of an already preprocessed matrix, with the method used.
 pub fn singular_values(x: Tensor<2>, precision: Precision) -> Result<(Vec<f64>, &'static str)> {
+    singular_values_of(x, precision, false)
+}
+
+/// As [`singular_values`]; `rows_sum_to_zero` says every row of `x` sums to zero (the paper
+/// mode), so the all-ones direction is an exact null vector: the fast path projects it out of
+/// the Gram and reports its singular value as exactly zero instead of as rounding noise.
+fn singular_values_of(x: Tensor<2>, precision: Precision, rows_sum_to_zero: bool) -> Result<(Vec<f64>, &'static str)> {
     let [n, d] = x.dims();
     if n == 0 || d == 0 {
         return Err(NmlError::Invalid("spectrum of an empty matrix".into()));
@@ -143,19 +152,32 @@ pub fn singular_values(x: Tensor<2>, precision: Precision) -> Result<(Vec<f64>, 
     } else {
         x.clone().matmul(x.clone().transpose())
     };
-    let gram_host = linalg::square_from_f32(&read_f32(gram)?, m);
-    let eig = linalg::eigenvalues_desc(gram_host.as_ref());
+    let mut gram_host = linalg::square_from_f32(&read_f32(gram)?, m);
+    let max_diag = (0..m).map(|i| gram_host[(i, i)]).fold(0.0, f64::max);
+    let deflate = rows_sum_to_zero && d <= n && d > 1;
+    if deflate {
+        linalg::project_out_ones(&mut gram_host);
+    }
+    let mut eig = linalg::eigenvalues_desc(gram_host.as_ref());
     if eig.iter().any(|v| !v.is_finite()) {
         return Err(NmlError::Invalid("eigenvalue solver did not converge".into()));
     }
+    if deflate {
+        // The projected Gram's eigenvalue nearest zero belongs to the ones direction.
+        let null = (0..m).min_by(|&a, &b| eig[a].abs().total_cmp(&eig[b].abs())).expect("m > 1");
+        eig.remove(null);
+    }
     if precision == Precision::Auto {
-        let max_diag = (0..m).map(|i| gram_host[(i, i)]).fold(0.0, f64::max);
-        let tau = 16.0 * f64::from(f32::EPSILON) * max_diag;
+        let tau = TAU_FACTOR * f64::from(f32::EPSILON) * max_diag;
         if perturbation_bound(&eig, tau) > AUTO_TOLERANCE {
             return exact(x);
         }
     }
-    Ok((linalg::singular_from_eigen(&eig), "gram-f32-device"))
+    let mut values = linalg::singular_from_eigen(&eig);
+    if deflate {
+        values.push(0.0);
+    }
+    Ok((values, "gram-f32-device"))
 }
 
 fn read_f32(x: Tensor<2>) -> Result<Vec<f32>> {
@@ -173,7 +195,7 @@ pub fn measure_tensor(
     precision: Precision,
 ) -> Result<SpectrumReport> {
     let [n, d] = x.dims();
-    let (values, method) = singular_values(mode.apply(x), precision)?;
+    let (values, method) = singular_values_of(mode.apply(x), precision, mode == Preprocess::Paper)?;
     Ok(SpectrumReport::from_singular_values(name, mode, n, d, values, method))
 }
 
