@@ -21,8 +21,8 @@ pub struct Args {
     /// Output folder for features, reports, plots and summary.md.
     #[arg(long, default_value = "nml-demo")]
     out: PathBuf,
-    /// Epochs per head (the paper's recipe uses 30).
-    #[arg(long, default_value_t = 10)]
+    /// Epochs per head (the paper's recipe).
+    #[arg(long, default_value_t = 30)]
     epochs: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
