@@ -93,6 +93,75 @@ impl ImageSet {
         }
     }
 
+    /// Each image shrunk or grown to `inner x inner` and centred on an `outer x outer` black
+    /// canvas: puts digits that fill their frame (the 8x8 set) into MNIST's geometry, where a
+    /// 20-pixel digit sits in a 28-pixel frame.
+    pub fn framed(&self, inner: usize, outer: usize) -> Result<ImageSet> {
+        if inner == 0 || inner > outer {
+            return Err(NmlError::Invalid(format!("frame needs 0 < inner <= outer, got {inner} in {outer}")));
+        }
+        let small = self.resized(inner, inner);
+        let offset = (outer - inner) / 2;
+        let mut pixels = vec![0u8; self.n * outer * outer];
+        for (img, canvas) in small.pixels.chunks_exact(inner * inner).zip(pixels.chunks_exact_mut(outer * outer)) {
+            for (y, row) in img.chunks_exact(inner).enumerate() {
+                let start = (y + offset) * outer + offset;
+                canvas[start..start + inner].copy_from_slice(row);
+            }
+        }
+        Ok(ImageSet { name: format!("{} (framed {inner} in {outer})", self.name), height: outer, width: outer, pixels, ..small })
+    }
+
+    /// Each image rotated by `degrees` (counter-clockwise) about its centre, bilinear, with black
+    /// fill: the rotated-digits shift.
+    pub fn rotated(&self, degrees: f64) -> ImageSet {
+        let (h, w) = (self.height, self.width);
+        let (sin, cos) = degrees.to_radians().sin_cos();
+        let (cy, cx) = ((h as f64 - 1.0) / 2.0, (w as f64 - 1.0) / 2.0);
+        let mut pixels = Vec::with_capacity(self.pixels.len());
+        for img in self.pixels.chunks_exact(h * w) {
+            let at = |y: isize, x: isize| -> f64 {
+                if (0..h as isize).contains(&y) && (0..w as isize).contains(&x) { f64::from(img[y as usize * w + x as usize]) } else { 0.0 }
+            };
+            for y in 0..h {
+                for x in 0..w {
+                    // Inverse map: where in the source this output pixel comes from.
+                    let (dy, dx) = (y as f64 - cy, x as f64 - cx);
+                    let sy = cy + dy * cos + dx * sin;
+                    let sx = cx - dy * sin + dx * cos;
+                    let (y0, x0) = (sy.floor(), sx.floor());
+                    let (fy, fx) = (sy - y0, sx - x0);
+                    let (y0, x0) = (y0 as isize, x0 as isize);
+                    let v = at(y0, x0) * (1.0 - fy) * (1.0 - fx)
+                        + at(y0, x0 + 1) * (1.0 - fy) * fx
+                        + at(y0 + 1, x0) * fy * (1.0 - fx)
+                        + at(y0 + 1, x0 + 1) * fy * fx;
+                    pixels.push(v.round().clamp(0.0, 255.0) as u8);
+                }
+            }
+        }
+        ImageSet { name: format!("{} (rotated {degrees})", self.name), pixels, ..self.clone() }
+    }
+
+    /// The images at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> ImageSet {
+        let size = self.height * self.width;
+        let mut pixels = Vec::with_capacity(indices.len() * size);
+        for &i in indices {
+            pixels.extend_from_slice(&self.pixels[i * size..(i + 1) * size]);
+        }
+        ImageSet {
+            name: self.name.clone(),
+            n: indices.len(),
+            height: self.height,
+            width: self.width,
+            pixels,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            num_classes: self.num_classes,
+            max_value: self.max_value,
+        }
+    }
+
     /// Pixels scaled to [0, 1] as D = H * W features: the simplest "feature extractor", useful
     /// as a baseline and for tests on real data.
     pub fn pixel_features(&self) -> Result<FeatureSet> {
@@ -123,6 +192,24 @@ mod tests {
         let up = img.resized(14, 14);
         assert_eq!((up.height, up.width, up.pixels.len()), (14, 14, 196));
         assert!(up.pixels.iter().all(|&p| p == 9));
+    }
+
+    #[test]
+    fn framing_centres_the_resized_image() {
+        let img = one(2, 2, vec![200; 4]).framed(2, 6).unwrap();
+        assert_eq!((img.height, img.width), (6, 6));
+        let lit: Vec<usize> = img.pixels.iter().enumerate().filter(|(_, p)| **p > 0).map(|(i, _)| i).collect();
+        assert_eq!(lit, vec![14, 15, 20, 21]);
+        assert!(one(2, 2, vec![0; 4]).framed(7, 6).is_err());
+    }
+
+    #[test]
+    fn rotation_by_quarter_turns_permutes_pixels() {
+        let img = one(3, 3, (1..=9).collect());
+        let quarter = img.rotated(90.0);
+        // Counter-clockwise: the top row becomes the left column, read upwards.
+        assert_eq!(quarter.pixels, vec![3, 6, 9, 2, 5, 8, 1, 4, 7]);
+        assert_eq!(img.rotated(360.0).pixels, img.pixels);
     }
 
     #[test]
