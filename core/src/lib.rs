@@ -5,11 +5,15 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod io;
+pub mod models;
 pub mod noise;
 pub mod ops;
+pub mod pretrain;
 pub mod spectrum;
+pub mod store;
 pub mod tune;
 
+pub use burn::tensor::Device;
 pub use error::{NmlError, Result};
 
 #[cfg(test)]
