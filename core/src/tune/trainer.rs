@@ -31,15 +31,16 @@ pub struct EpochStats {
 }
 
 /// Hooks into a running fit: progress display, live curves, a stop button.
-pub trait TrainObserver {
-    fn on_epoch(&mut self, _stats: &EpochStats) {}
+/// `S` is what an epoch reports: [`EpochStats`] for heads, `pretrain::EpochRecord` for encoders.
+pub trait TrainObserver<S = EpochStats> {
+    fn on_epoch(&mut self, _stats: &S) {}
     /// Checked between batches; returning true ends training with the head as it is.
     fn should_stop(&mut self) -> bool {
         false
     }
 }
 
-impl TrainObserver for () {}
+impl<S> TrainObserver<S> for () {}
 
 /// A trained head (in inference mode) and how training went.
 pub struct FitResult {

@@ -1,0 +1,105 @@
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+
+use super::*;
+use crate::noise::LabelNoise;
+
+/// The first `n` MNIST digits of the starter pack.
+fn mnist(n: usize) -> ImageSet {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/starter");
+    let all = ImageSet::load_idx(&dir.join("mnist10k-images-idx3-ubyte.gz"), &dir.join("mnist10k-labels-idx1-ubyte.gz")).unwrap();
+    all.subset(&(0..n).collect::<Vec<_>>())
+}
+
+fn tiny(epochs: usize) -> PretrainConfig {
+    PretrainConfig {
+        widths: vec![8, 16],
+        image_size: 14,
+        epochs,
+        batch_size: 64,
+        ..PretrainConfig::default()
+    }
+}
+
+fn weights(model: &ResNet) -> Vec<u8> {
+    checkpoint::model_bytes(model, &CheckpointMeta { config: tiny(1), num_classes: 10, epochs_done: 0, history: vec![] }).unwrap()
+}
+
+/// Names of the tensors whose bytes differ between two models of one config.
+fn differing_tensors(a: &ResNet, b: &ResNet) -> Vec<String> {
+    let (a, b) = (weights(a), weights(b));
+    let (ta, tb) = (safetensors::SafeTensors::deserialize(&a).unwrap(), safetensors::SafeTensors::deserialize(&b).unwrap());
+    let mut names: Vec<String> = ta.names().into_iter().filter(|n| ta.tensor(n).unwrap().data() != tb.tensor(n).unwrap().data()).map(String::from).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn pretraining_learns_real_digits_and_extracts_features() {
+    let images = mnist(1500);
+    let device = Device::flex();
+    let config = PretrainConfig { optimizer: OptimizerChoice::Adamw { lr: 1e-2, weight_decay: 5e-4 }, ..tiny(3) };
+    let run = pretrain(&images, &config, None, &device, &mut ()).unwrap();
+    let h = &run.history;
+    assert_eq!(h.len(), 3);
+    assert!(h[2].loss < h[0].loss, "loss did not fall: {h:?}");
+    assert!(h[2].train_accuracy > 0.4, "train accuracy {h:?}");
+    let features = extract(&run.model, &images.subset(&[0, 1, 2, 3, 4]), 14, "five", &device).unwrap();
+    assert_eq!((features.n, features.d, features.num_classes), (5, 16, 10));
+    assert!(features.features.iter().all(|v| v.is_finite() && *v >= 0.0), "pooled ReLU features are non-negative");
+}
+
+#[test]
+fn noise_is_applied_at_the_asked_ratio() {
+    let images = mnist(1000);
+    let config = PretrainConfig { noise: Some(LabelNoise::Symmetric { ratio: 0.3 }), ..tiny(1) };
+    let (set, rate) = noisy_training_set(&images, &config).unwrap();
+    assert!((rate - 0.3).abs() < 1e-12, "rate {rate}");
+    let changed = set.labels.iter().zip(&images.labels).filter(|(a, b)| a != b).count();
+    assert_eq!(changed, 300);
+}
+
+/// An interrupted run, resumed from its checkpoint, ends with exactly the weights of an
+/// uninterrupted one (CPU backend).
+#[test]
+fn resumed_run_matches_an_uninterrupted_one() {
+    struct StopAfter(usize);
+    impl TrainObserver<EpochRecord> for StopAfter {
+        fn on_epoch(&mut self, _: &EpochRecord) {
+            self.0 -= 1;
+        }
+        fn should_stop(&mut self) -> bool {
+            self.0 == 0
+        }
+    }
+    let images = mnist(300);
+    let device = Device::flex();
+    let config = PretrainConfig { noise: Some(LabelNoise::Symmetric { ratio: 0.2 }), ..tiny(3) };
+    let whole = tempfile::tempdir().unwrap();
+    let straight = pretrain(&images, &config, Some(whole.path()), &device, &mut ()).unwrap();
+
+    let broken = tempfile::tempdir().unwrap();
+    let first = pretrain(&images, &config, Some(broken.path()), &device, &mut StopAfter(1)).unwrap();
+    assert_eq!(first.epochs_trained, 1);
+    let resumed = pretrain(&images, &config, Some(broken.path()), &device, &mut ()).unwrap();
+    assert_eq!(resumed.epochs_trained, 2);
+    assert_eq!(resumed.history.len(), 3);
+    assert_eq!(differing_tensors(&straight.model, &resumed.model), Vec::<String>::new(), "resumed weights differ");
+    // Only the last optimiser state is kept.
+    let leftovers: Vec<_> = std::fs::read_dir(broken.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+
+    // A finished run is loaded, not trained again.
+    let again = pretrain(&images, &config, Some(broken.path()), &device, &mut ()).unwrap();
+    assert_eq!(again.epochs_trained, 0);
+    assert_eq!(differing_tensors(&again.model, &straight.model), Vec::<String>::new(), "reloaded weights differ");
+
+    // Another config in the same directory is refused, and the checkpoint is kept.
+    let before = std::fs::read(broken.path().join(checkpoint::MODEL_FILE)).unwrap();
+    let other = PretrainConfig { seed: 9, ..config };
+    let err = pretrain(&images, &other, Some(broken.path()), &device, &mut ()).err().unwrap().to_string();
+    assert!(err.contains("another config"), "{err}");
+    assert!(std::fs::read(broken.path().join(checkpoint::MODEL_FILE)).unwrap() == before, "checkpoint changed");
+}
+
