@@ -28,6 +28,12 @@ enum Command {
     Predict(commands::predict::Args),
     /// Convert feature sets between safetensors and .npy pairs, or export pixel features of IDX images.
     Export(commands::export::Args),
+    /// Pre-train a ResNet on images with controlled label noise (checkpoint every epoch, --resume).
+    Pretrain(commands::pretrain::Args),
+    /// Features of a pre-trained model for an image set, as safetensors or a .npy pair.
+    Extract(commands::extract::Args),
+    /// The paper's study in one command: noisy pre-training, features, spectra, heads, tables, plots.
+    Sweep(commands::sweep::Args),
     /// Run spectrum and tuning end to end on the starter data built into this binary.
     Demo(commands::demo::Args),
 }
@@ -40,6 +46,9 @@ fn main() -> ExitCode {
         Command::Tune(args) => commands::tune::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Export(args) => commands::export::run(args),
+        Command::Pretrain(args) => commands::pretrain::run(args),
+        Command::Extract(args) => commands::extract::run(args),
+        Command::Sweep(args) => commands::sweep::run(args),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

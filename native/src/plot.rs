@@ -148,3 +148,82 @@ impl Figure for SpectrumFigure<'_> {
 pub fn spectrum_plot(path: &Path, title: &str, series: &[PlotSeries]) -> Result<()> {
     render(path, &SpectrumFigure { title, series })
 }
+
+/// One line of a [`LineFigure`]: points `(x, mean, spread)`; the spread is drawn as an error bar
+/// when it is non-zero.
+pub struct Curve {
+    pub label: String,
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// Several labelled lines over one x axis (optionally log-scale), e.g. accuracy against noise.
+pub struct LineFigure<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub series: &'a [Curve],
+    pub log_x: bool,
+}
+
+impl LineFigure<'_> {
+    /// Where `x` sits on the drawn axis (log10 of it on a log axis).
+    fn axis_x(&self, x: f64) -> f64 {
+        if self.log_x { x.max(f64::MIN_POSITIVE).log10() } else { x }
+    }
+}
+
+impl Figure for LineFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> Result<()> {
+        area.fill(&WHITE).map_err(plot_error)?;
+        let points = self.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.1.is_finite());
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(x, y, e) in points {
+            let x = self.axis_x(x);
+            (x0, x1) = (x0.min(x), x1.max(x));
+            (y0, y1) = (y0.min(y - e), y1.max(y + e));
+        }
+        if x0 > x1 {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        let pad_x = ((x1 - x0) * 0.05).max(1e-6);
+        let pad_y = ((y1 - y0) * 0.08).max(1e-6);
+        let log_x = self.log_x;
+        let x_format = move |v: &f64| if log_x { format!("{}", (10f64.powf(*v) * 1000.0).round() / 1000.0) } else { format!("{v}") };
+        let mut chart = ChartBuilder::on(&area)
+            .caption(self.title, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0 - pad_x..x1 + pad_x, y0 - pad_y..y1 + pad_y)
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc(if log_x { format!("{} (log scale)", self.x_label) } else { self.x_label.to_string() })
+            .y_desc(self.y_label)
+            .x_label_formatter(&x_format)
+            .label_style(("sans-serif", 15))
+            .draw()
+            .map_err(plot_error)?;
+        for (k, s) in self.series.iter().enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            let points: Vec<(f64, f64, f64)> = s.points.iter().filter(|p| p.1.is_finite()).map(|p| (self.axis_x(p.0), p.1, p.2)).collect();
+            chart
+                .draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.1)), color.stroke_width(2)))
+                .map_err(plot_error)?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+            chart.draw_series(points.iter().map(|p| Circle::new((p.0, p.1), 3, color.filled()))).map_err(plot_error)?;
+            let bars = points.iter().filter(|p| p.2 > 0.0).map(|&(x, m, e)| PathElement::new(vec![(x, m - e), (x, m + e)], color.stroke_width(1)));
+            chart.draw_series(bars).map_err(plot_error)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .position(SeriesLabelPosition::LowerLeft)
+            .draw()
+            .map_err(plot_error)?;
+        area.present().map_err(plot_error)
+    }
+}

@@ -18,6 +18,12 @@ impl EpochBar {
         Self { bar }
     }
 
+    /// Moves to `epoch` (1-based) with `message` beside the bar.
+    pub fn show(&self, epoch: usize, message: &str) {
+        self.bar.set_message(message.to_string());
+        self.bar.set_position(epoch as u64);
+    }
+
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
@@ -33,7 +39,6 @@ impl TrainObserver for EpochBar {
             .val_accuracy
             .map(|a| format!(" val {:.2}%", a * 100.0))
             .unwrap_or_default();
-        self.bar.set_message(format!("loss {:.4}{val}", stats.loss));
-        self.bar.set_position(stats.epoch as u64);
+        self.show(stats.epoch, &format!("loss {:.4}{val}", stats.loss));
     }
 }

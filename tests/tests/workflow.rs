@@ -143,3 +143,101 @@ fn bad_inputs_fail_cleanly_and_write_nothing() {
     assert!(String::from_utf8(out.stderr).unwrap().contains("missing.safetensors: No such file"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Byte-level comparison of the tensors (not the header order) of two model files.
+fn same_tensors(a: &Path, b: &Path) -> bool {
+    let (a, b) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    let (ta, tb) = (safetensors::SafeTensors::deserialize(&a).unwrap(), safetensors::SafeTensors::deserialize(&b).unwrap());
+    ta.names().len() == tb.names().len() && ta.names().iter().all(|n| tb.tensor(n).is_ok_and(|t| t.data() == ta.tensor(n).unwrap().data()))
+}
+
+/// A pre-training run killed after its first checkpoint and resumed with `--resume` ends with the
+/// weights of an uninterrupted run (CPU backend).
+#[test]
+fn killed_pretraining_resumes_to_the_same_weights() {
+    let dir = scratch("resume");
+    let common = ["--data", "starter:mnist@0..1200", "--epochs", "3", "--widths", "8,16", "--image-size", "14", "--noise-ratio", "0.2", "--backend", "cpu"];
+    let straight = dir.join("straight");
+    run(&[&["pretrain", "--out", &s(&straight)][..], &common].concat());
+
+    let broken = dir.join("broken");
+    let mut child = nml().args([&["pretrain", "--out", &s(&broken)][..], &common].concat()).spawn().unwrap();
+    let first = broken.join("optimizer-epoch1.bpk");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !(first.exists() && broken.join("model.safetensors").exists()) {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint after 120 s");
+        assert!(child.try_wait().unwrap().is_none(), "run ended before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!broken.join("optimizer-epoch3.bpk").exists(), "killed too late to test anything");
+
+    // Without --resume an unfinished run is not touched.
+    let refused = nml().args([&["pretrain", "--out", &s(&broken)][..], &common].concat()).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
+
+    run(&[&["pretrain", "--out", &s(&broken), "--resume"][..], &common].concat());
+    assert!(same_tensors(&straight.join("model.safetensors"), &broken.join("model.safetensors")), "resumed weights differ");
+
+    // The model extracts features with the pre-training's image size.
+    let feats = dir.join("f.safetensors");
+    run(&["extract", "--checkpoint", &s(&broken.join("model.safetensors")), "--data", "starter:opencv-digits@0..50", "--out", &s(&feats), "--backend", "cpu"]);
+    let set = load_feature_set(&s(&feats)).unwrap();
+    assert_eq!((set.n, set.d, set.num_classes), (50, 16, 10));
+}
+
+/// A small sweep writes every output, and a second run reuses every finished step.
+#[test]
+fn sweep_writes_tables_and_plots_and_reuses_finished_steps() {
+    let dir = scratch("sweep");
+    let suite = dir.join("suite.toml");
+    std::fs::write(
+        &suite,
+        r#"
+ratios = [0.0, 0.3]
+seeds = [0]
+noise_kind = "symmetric"
+pretrain_data = "starter:mnist@0..600"
+
+[pretrain]
+widths = [8, 16]
+blocks_per_stage = 1
+image_size = 14
+epochs = 1
+batch_size = 64
+seed = 0
+optimizer = { kind = "adamw", lr = 0.005, weight_decay = 0.0005 }
+augment = { pad = 1, flip = false }
+
+[tune]
+methods = ["lp", "nmtune"]
+epochs = 2
+fractions = [0.5, 1.0]
+
+[[task]]
+name = "mnist"
+train = "starter:mnist@600..900"
+test = "starter:mnist@900..1100"
+ood = { rotated = "starter:mnist@900..1100|rotate=30" }
+"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let first = run(&["sweep", "--suite", &s(&suite), "--out", &s(&out), "--backend", "cpu"]);
+    for file in ["results.json", "results.csv", "summary.md", "id_accuracy_vs_noise.png", "ood_accuracy_vs_noise.svg", "sve_vs_noise.png", "lsvr_vs_noise.svg", "accuracy_vs_fraction.png"] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    // 2 ratios x 2 methods x 2 fractions x (test + 1 OOD set)
+    assert_eq!(csv.lines().count(), 1 + 16, "{csv}");
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert!(results["rows"].as_array().unwrap().iter().all(|r| r["accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a))));
+
+    let second = run(&["sweep", "--suite", &s(&suite), "--out", &s(&out), "--backend", "cpu"]);
+    let log = String::from_utf8_lossy(&second.stderr);
+    assert!(log.contains("(0 epochs now, 1 reused)"), "{log}");
+    assert_eq!(std::fs::read_to_string(out.join("results.csv")).unwrap(), csv, "a rerun must give the same numbers");
+    let _ = first;
+}

@@ -1,12 +1,12 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nml_core::data::{FeatureSet, load_feature_set};
 use nml_core::device::BackendChoice;
-use nml_core::io::{read_file, write_atomic};
+use nml_core::io::write_atomic;
 use nml_core::tune::{Method, TuneConfig, TuneReport, head_to_bytes, run as tune};
-use nml_core::{NmlError, Result};
+use nml_core::Result;
 
-use super::{device, write_json};
+use super::{device, merge_toml, write_json};
 use crate::progress::EpochBar;
 
 #[derive(clap::Args)]
@@ -91,7 +91,7 @@ fn build_config(args: &Args) -> Result<TuneConfig> {
     };
     let mut config = TuneConfig::for_method(method);
     if let Some(path) = &args.config {
-        config = merge_toml(config, path)?;
+        config = merge_toml(config, path, &["method"])?;
         config.method = method;
     }
     let c = &mut config;
@@ -104,24 +104,6 @@ fn build_config(args: &Args) -> Result<TuneConfig> {
     }
     config.validate()?;
     Ok(config)
-}
-
-fn merge_toml(config: TuneConfig, path: &Path) -> Result<TuneConfig> {
-    let name = path.display().to_string();
-    let text = String::from_utf8(read_file(path)?).map_err(|_| NmlError::format(&name, "not UTF-8 text"))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| NmlError::format(&name, e.to_string()))?;
-    let mut merged = serde_json::to_value(&config).expect("config serialises");
-    let overrides = serde_json::to_value(&table).map_err(|e| NmlError::format(&name, e.to_string()))?;
-    for (key, value) in overrides.as_object().expect("a table is an object") {
-        if key == "method" {
-            continue;
-        }
-        if merged.get(key).is_none() {
-            return Err(NmlError::format(&name, format!("unknown setting `{key}`")));
-        }
-        merged[key] = value.clone();
-    }
-    serde_json::from_value(merged).map_err(|e| NmlError::format(&name, e.to_string()))
 }
 
 pub fn print_report(r: &TuneReport) {

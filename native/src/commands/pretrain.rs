@@ -1,0 +1,136 @@
+//! `nml pretrain`: supervised pre-training of a ResNet on images whose labels carry controlled
+//! noise, checkpointed every epoch.
+
+use std::path::PathBuf;
+
+use nml_core::device::BackendChoice;
+use nml_core::noise::LabelNoise;
+use nml_core::pretrain::{EpochRecord, OptimizerChoice, PretrainConfig, checkpoint, pretrain};
+use nml_core::tune::TrainObserver;
+use nml_core::{NmlError, Result};
+
+use super::{device, merge_toml, write_json};
+use crate::progress::EpochBar;
+use crate::starter::load_images;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Training images: `starter:mnist` (built in) or `IMAGES.idx[.gz],LABELS.idx[.gz]`, with an
+    /// optional `@A..B` range.
+    #[arg(long, default_value = "starter:mnist@0..8000")]
+    data: String,
+    /// Run directory: checkpoint (`model.safetensors`), optimiser state and `pretrain.json`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Share of training labels to corrupt.
+    #[arg(long, default_value_t = 0.0)]
+    noise_ratio: f64,
+    /// symmetric (to another class), symmetric-all (the authors' variant) or pair-flip.
+    #[arg(long, default_value = "symmetric")]
+    noise_kind: String,
+    /// A TOML file with any of: widths, blocks_per_stage, image_size, epochs, batch_size,
+    /// optimizer, augment, seed (flags given explicitly win).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Channels of each ResNet stage, e.g. 16,32,64 (the last is the feature dimension).
+    #[arg(long, value_delimiter = ',')]
+    widths: Option<Vec<usize>>,
+    #[arg(long)]
+    image_size: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
+}
+
+pub fn noise(kind: &str, ratio: f64) -> Result<Option<LabelNoise>> {
+    if ratio == 0.0 {
+        return Ok(None);
+    }
+    Ok(Some(match kind {
+        "symmetric" => LabelNoise::Symmetric { ratio },
+        "symmetric-all" => LabelNoise::SymmetricAll { ratio },
+        "pair-flip" => LabelNoise::PairFlip { ratio, mapping: None },
+        other => return Err(NmlError::Invalid(format!("unknown noise kind {other:?} (symmetric, symmetric-all, pair-flip)"))),
+    }))
+}
+
+fn config(args: &Args) -> Result<PretrainConfig> {
+    let mut config = match &args.config {
+        Some(path) => merge_toml(PretrainConfig::default(), path, &[])?,
+        None => PretrainConfig::default(),
+    };
+    if let Some(v) = args.epochs { config.epochs = v; }
+    if let Some(v) = args.batch_size { config.batch_size = v; }
+    if let Some(v) = &args.widths { config.widths = v.clone(); }
+    if let Some(v) = args.image_size { config.image_size = v; }
+    if let Some(v) = args.seed { config.seed = v; }
+    if let Some(lr) = args.lr {
+        match &mut config.optimizer {
+            OptimizerChoice::Adamw { lr: l, .. } | OptimizerChoice::Sgd { lr: l, .. } => *l = lr,
+        }
+    }
+    if args.noise_ratio != 0.0 || config.noise.is_none() {
+        config.noise = noise(&args.noise_kind, args.noise_ratio)?;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Shows epochs of a pre-training run with the latest loss and (noisy-label) accuracy.
+pub struct PretrainBar(pub EpochBar);
+
+impl TrainObserver<EpochRecord> for PretrainBar {
+    fn on_epoch(&mut self, r: &EpochRecord) {
+        self.0.show(r.epoch, &format!("loss {:.4} acc {:.1}%", r.loss, r.train_accuracy * 100.0));
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let config = config(&args)?;
+    let device = device(args.backend)?;
+    let images = load_images(&args.data)?;
+    if let Some((_, meta)) = checkpoint::find(&args.out)? {
+        if !args.resume && meta.epochs_done < meta.config.epochs {
+            return Err(NmlError::Invalid(format!(
+                "{} holds an unfinished run ({} of {} epochs); pass --resume to continue it",
+                args.out.display(),
+                meta.epochs_done,
+                meta.config.epochs
+            )));
+        }
+    }
+    let mut bar = PretrainBar(EpochBar::new("pretrain", config.epochs));
+    let run = pretrain(&images, &config, Some(&args.out), &device.device, &mut bar)?;
+    bar.0.finish();
+    for r in &run.history {
+        println!("epoch {:>3}  loss {:.4}  train acc (noisy labels) {:.2}%  {:.1} s", r.epoch, r.loss, r.train_accuracy * 100.0, r.seconds);
+    }
+    let summary = serde_json::json!({
+        "data": args.data,
+        "n": images.n,
+        "noise_rate": run.noise_rate,
+        "config": run.config,
+        "history": run.history,
+        "backend": device.description,
+    });
+    write_json(&args.out.join("pretrain.json"), &summary)?;
+    println!(
+        "{}: {} images, realised noise {:.1}%, {} epochs trained now -> {}",
+        args.data,
+        images.n,
+        run.noise_rate * 100.0,
+        run.epochs_trained,
+        args.out.join(checkpoint::MODEL_FILE).display()
+    );
+    Ok(())
+}

@@ -1,0 +1,406 @@
+//! `nml sweep`: the paper's study in one command. For every noise ratio and seed: pre-train (or
+//! reuse the finished checkpoint), extract features for every task, measure SVE (in domain) and
+//! LSVR (out of domain), tune LP / MLP / NMTune heads at every data fraction, and write
+//! results.json, results.csv, summary.md and the plots. Every finished step is kept on disk and
+//! not redone when the sweep runs again.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nml_core::data::{FeatureSet, load_feature_set, save_feature_set};
+use nml_core::device::BackendChoice;
+use nml_core::io::write_atomic;
+use nml_core::pretrain::{PretrainConfig, extract, pretrain};
+use nml_core::tune::{Method, TuneConfig, run as tune};
+use nml_core::{NmlError, Result};
+use serde::{Deserialize, Serialize};
+
+use super::pretrain::{PretrainBar, noise};
+use super::{device, write_json};
+use crate::plot::{LineFigure, Curve, render};
+use crate::progress::EpochBar;
+use crate::starter::load_images;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Built-in suite: quick (starter digits, minutes on a 2-core CPU) or full (for a GPU).
+    #[arg(long, default_value = "quick", conflicts_with = "suite")]
+    preset: String,
+    /// A suite file (TOML) of your own; see native/suites/quick.toml for the fields.
+    #[arg(long)]
+    suite: Option<PathBuf>,
+    /// Output folder: runs/, features/, tuned/, results.json, results.csv, summary.md, plots.
+    #[arg(long, default_value = "nml-sweep")]
+    out: PathBuf,
+    /// Override the suite's seeds with 0..N (mean and spread are reported over seeds).
+    #[arg(long)]
+    seeds: Option<u64>,
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    pub ratios: Vec<f64>,
+    pub seeds: Vec<u64>,
+    pub noise_kind: String,
+    pub pretrain_data: String,
+    pub pretrain: PretrainConfig,
+    pub tune: TuneSuite,
+    #[serde(rename = "task")]
+    pub tasks: Vec<Task>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuneSuite {
+    pub methods: Vec<Method>,
+    pub epochs: usize,
+    pub fractions: Vec<f64>,
+}
+
+/// A downstream task: a head is trained on `train`, tested on `test` (in domain) and on every
+/// `ood` set (same labels, shifted images).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    pub name: String,
+    pub train: String,
+    pub test: String,
+    #[serde(default)]
+    pub ood: BTreeMap<String, String>,
+}
+
+const QUICK: &str = include_str!("../../suites/quick.toml");
+const FULL: &str = include_str!("../../suites/full.toml");
+
+fn load_suite(args: &Args) -> Result<Suite> {
+    let (text, name) = match &args.suite {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|e| NmlError::io(path, e))?,
+            path.display().to_string(),
+        ),
+        None => match args.preset.as_str() {
+            "quick" => (QUICK.to_string(), "preset quick".to_string()),
+            "full" => (FULL.to_string(), "preset full".to_string()),
+            other => return Err(NmlError::Invalid(format!("unknown preset {other:?} (quick, full)"))),
+        },
+    };
+    let mut suite: Suite = toml::from_str(&text).map_err(|e| NmlError::format(&name, e.to_string()))?;
+    if let Some(n) = args.seeds {
+        suite.seeds = (0..n).collect();
+    }
+    let bad = |m: &str| Err(NmlError::format(&name, m));
+    if suite.ratios.is_empty() || suite.seeds.is_empty() || suite.tasks.is_empty() || suite.tune.methods.is_empty() {
+        return bad("needs at least one ratio, seed, task and method");
+    }
+    if suite.ratios.iter().any(|r| !(0.0..=1.0).contains(r)) {
+        return bad("ratios must be in [0, 1]");
+    }
+    if suite.tune.fractions.iter().any(|f| !(*f > 0.0 && *f <= 1.0)) {
+        return bad("fractions must be in (0, 1]");
+    }
+    suite.pretrain.validate().map_err(|e| NmlError::format(&name, e.to_string()))?;
+    Ok(suite)
+}
+
+/// One number of the study, with everything that produced it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResultRow {
+    pub ratio: f64,
+    pub seed: u64,
+    pub task: String,
+    /// `id` for the task's own test set, `ood` for a shifted one.
+    pub kind: String,
+    /// The evaluation set: `test` or the OOD set's name.
+    pub eval: String,
+    pub method: Method,
+    pub fraction: f64,
+    pub accuracy: f64,
+    /// Of the evaluation set's features from the pre-trained encoder (paper mode).
+    pub sve: f64,
+    pub lsvr_ratio: f64,
+    pub lsvr_neglog: f64,
+    pub pretrain_noise_rate: f64,
+    pub pretrain_train_accuracy: f64,
+    pub tune_seconds: f64,
+}
+
+fn ratio_tag(ratio: f64, seed: u64) -> String {
+    format!("noise{:02}-seed{seed}", (ratio * 100.0).round() as u32)
+}
+
+/// Features of one image set under one model, reused when the file holds the same source.
+fn features_for(feature_path: &Path, spec: &str, model: &nml_core::models::ResNet, image_size: usize, device: &nml_core::Device) -> Result<FeatureSet> {
+    let path = feature_path.display().to_string();
+    if feature_path.exists() {
+        let cached = load_feature_set(&path)?;
+        if cached.domain.as_deref() == Some(spec) {
+            return Ok(cached);
+        }
+    }
+    let images = load_images(spec)?;
+    let set = extract(model, &images, image_size, spec, device)?.with_domain(Some(spec.to_string()));
+    save_feature_set(&set, &path)?;
+    Ok(set)
+}
+
+#[derive(Serialize, Deserialize)]
+struct TunedCell {
+    config: TuneConfig,
+    train: String,
+    accuracy: f64,
+    ood: BTreeMap<String, f64>,
+    seconds: f64,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let suite = load_suite(&args)?;
+    let device = device(args.backend)?;
+    let started = Instant::now();
+    let pretrain_images = load_images(&suite.pretrain_data)?;
+    let mut rows = Vec::new();
+    for &seed in &suite.seeds {
+        for &ratio in &suite.ratios {
+            let tag = ratio_tag(ratio, seed);
+            let config = PretrainConfig { noise: noise(&suite.noise_kind, ratio)?, seed, ..suite.pretrain.clone() };
+            let run_dir = args.out.join("runs").join(&tag);
+            let mut bar = PretrainBar(EpochBar::new(&tag, config.epochs));
+            let run = pretrain(&pretrain_images, &config, Some(&run_dir), &device.device, &mut bar)?;
+            bar.0.finish();
+            let last = run.history.last().map_or(0.0, |r| r.train_accuracy);
+            eprintln!(
+                "{tag}: pre-trained ({} epochs now, {} reused), train accuracy on noisy labels {:.1}%",
+                run.epochs_trained,
+                run.history.len() - run.epochs_trained,
+                last * 100.0
+            );
+            let feature_dir = args.out.join("features").join(&tag);
+            for task in &suite.tasks {
+                let get = |split: &str, spec: &str| {
+                    features_for(&feature_dir.join(format!("{}-{split}.safetensors", task.name)), spec, &run.model, config.image_size, &device.device)
+                };
+                let train = get("train", &task.train)?;
+                let test = get("test", &task.test)?;
+                let ood: Vec<(String, FeatureSet)> = task
+                    .ood
+                    .iter()
+                    .map(|(name, spec)| Ok((name.clone(), get(name, spec)?)))
+                    .collect::<Result<_>>()?;
+                for &method in &suite.tune.methods {
+                    for &fraction in &suite.tune.fractions {
+                        let tune_config = TuneConfig {
+                            epochs: suite.tune.epochs,
+                            data_fraction: fraction,
+                            seed,
+                            ..TuneConfig::for_method(method)
+                        };
+                        let cell_path = args.out.join("tuned").join(&tag).join(format!("{}-{}-f{fraction}.json", task.name, method.name()));
+                        let cached: Option<TunedCell> = std::fs::read(&cell_path)
+                            .ok()
+                            .and_then(|b| serde_json::from_slice(&b).ok())
+                            .filter(|c: &TunedCell| c.config == tune_config && c.train == task.train);
+                        let cell = match cached {
+                            Some(c) => c,
+                            None => {
+                                let t = Instant::now();
+                                let out = tune(&train, &test, &ood, &tune_config, &device.device, &mut ())?;
+                                let cell = TunedCell {
+                                    config: tune_config,
+                                    train: task.train.clone(),
+                                    accuracy: out.report.accuracy,
+                                    ood: out.report.ood.clone(),
+                                    seconds: t.elapsed().as_secs_f64(),
+                                };
+                                write_json(&cell_path, &cell)?;
+                                cell
+                            }
+                        };
+                        eprintln!(
+                            "{tag} {:<12} {:<7} {:>5.0}% data: ID {:.2}%{}",
+                            task.name,
+                            method.name(),
+                            fraction * 100.0,
+                            cell.accuracy * 100.0,
+                            cell.ood.iter().map(|(n, a)| format!("  {n} {:.2}%", a * 100.0)).collect::<String>()
+                        );
+                        let evals = std::iter::once(("test".to_string(), "id", cell.accuracy, &test))
+                            .chain(ood.iter().map(|(n, s)| (n.clone(), "ood", cell.ood[n], s)));
+                        for (eval, kind, accuracy, set) in evals {
+                            let spectrum = spectrum_of(set, &device.device)?;
+                            rows.push(ResultRow {
+                                ratio,
+                                seed,
+                                task: task.name.clone(),
+                                kind: kind.to_string(),
+                                eval,
+                                method,
+                                fraction,
+                                accuracy,
+                                sve: spectrum.sve,
+                                lsvr_ratio: spectrum.lsvr_ratio,
+                                lsvr_neglog: spectrum.lsvr_neglog,
+                                pretrain_noise_rate: run.noise_rate,
+                                pretrain_train_accuracy: last,
+                                tune_seconds: cell.seconds,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    write_outputs(&args.out, &suite, &rows, &device.description)?;
+    eprintln!("sweep done in {:.0} s; results in {}", started.elapsed().as_secs_f64(), args.out.display());
+    Ok(())
+}
+
+fn spectrum_of(set: &FeatureSet, device: &nml_core::Device) -> Result<nml_core::spectrum::SpectrumReport> {
+    nml_core::spectrum::measure(set, nml_core::spectrum::Preprocess::Paper, nml_core::spectrum::Precision::Auto, device)
+}
+
+/// Mean and (sample) standard deviation; the spread is 0 for a single value.
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+/// Rows grouped by everything but the seed, with the mean and spread over seeds.
+fn aggregate<'a>(rows: impl Iterator<Item = &'a ResultRow>, value: impl Fn(&ResultRow) -> f64) -> (f64, f64) {
+    let values: Vec<f64> = rows.map(|r| value(r)).collect();
+    mean_std(&values)
+}
+
+fn write_outputs(out: &Path, suite: &Suite, rows: &[ResultRow], backend: &str) -> Result<()> {
+    write_json(&out.join("results.json"), &serde_json::json!({ "suite": suite, "backend": backend, "rows": rows }))?;
+    let mut csv = String::from("ratio,seed,task,kind,eval,method,fraction,accuracy,sve,lsvr_ratio,lsvr_neglog,pretrain_noise_rate,pretrain_train_accuracy,tune_seconds\n");
+    for r in rows {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3}",
+            r.ratio, r.seed, r.task, r.kind, r.eval, r.method.name(), r.fraction, r.accuracy, r.sve, r.lsvr_ratio, r.lsvr_neglog, r.pretrain_noise_rate, r.pretrain_train_accuracy, r.tune_seconds
+        );
+    }
+    write_atomic(&out.join("results.csv"), csv.as_bytes())?;
+
+    let full = suite.tune.fractions.iter().copied().fold(0.0, f64::max);
+    let evals: Vec<(String, String, String)> = {
+        let mut v: Vec<(String, String, String)> = rows.iter().map(|r| (r.task.clone(), r.kind.clone(), r.eval.clone())).collect();
+        v.dedup();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let pm = |(m, s): (f64, f64)| if suite.seeds.len() > 1 { format!("{m:.2} ± {s:.2}") } else { format!("{m:.2}") };
+    let mut md = String::new();
+    let _ = writeln!(md, "# nml sweep\n\nBackend: {backend}. Seeds: {:?}. Noise: {} on the pre-training labels ({}). Tuning: {} epochs; accuracies in % at {:.0}% of the downstream training data unless noted. SVE / LSVR of the frozen features (paper mode).\n", suite.seeds, suite.noise_kind, suite.pretrain_data, suite.tune.epochs, full * 100.0);
+    let header: String = suite.ratios.iter().map(|r| format!(" {:.0}% |", r * 100.0)).collect();
+    let rule: String = suite.ratios.iter().map(|_| "---|").collect();
+    let _ = writeln!(md, "## Accuracy vs pre-training noise\n\n| task | eval | method |{header}\n|---|---|---|{rule}");
+    for (task, kind, eval) in &evals {
+        for &method in &suite.tune.methods {
+            let cells: String = suite
+                .ratios
+                .iter()
+                .map(|&ratio| {
+                    let sel = rows.iter().filter(|r| &r.task == task && &r.eval == eval && r.method == method && r.ratio == ratio && r.fraction == full);
+                    format!(" {} |", pm(aggregate(sel, |r| r.accuracy * 100.0)))
+                })
+                .collect();
+            let _ = writeln!(md, "| {task} | {eval} ({kind}) | {} |{cells}", method.name());
+        }
+    }
+    let _ = writeln!(md, "\n## Feature spectrum vs pre-training noise\n\nSVE on in-domain test features (higher = richer); LSVR as -ln(s1/Σs) on out-of-domain features (higher = less dominated by one direction).\n\n| task | eval | metric |{header}\n|---|---|---|{rule}");
+    for (task, kind, eval) in &evals {
+        let (metric, f): (&str, fn(&ResultRow) -> f64) = if kind == "id" { ("SVE", |r| r.sve) } else { ("-ln LSVR", |r| r.lsvr_neglog) };
+        let cells: String = suite
+            .ratios
+            .iter()
+            .map(|&ratio| {
+                let first = suite.tune.methods[0];
+                let sel = rows.iter().filter(|r| &r.task == task && &r.eval == eval && r.ratio == ratio && r.method == first && r.fraction == full);
+                let (m, s) = aggregate(sel, f);
+                format!(" {} |", if suite.seeds.len() > 1 { format!("{m:.4} ± {s:.4}") } else { format!("{m:.4}") })
+            })
+            .collect();
+        let _ = writeln!(md, "| {task} | {eval} ({kind}) | {metric} |{cells}");
+    }
+    let _ = writeln!(md, "\n## Accuracy vs downstream data fraction (in domain)\n\n| task | method | ratio |{}\n|---|---|---|{}", suite.tune.fractions.iter().map(|f| format!(" {:.0}% data |", f * 100.0)).collect::<String>(), suite.tune.fractions.iter().map(|_| "---|").collect::<String>());
+    for (task, _, eval) in evals.iter().filter(|e| e.1 == "id") {
+        for &method in &suite.tune.methods {
+            for &ratio in &suite.ratios {
+                let cells: String = suite
+                    .tune
+                    .fractions
+                    .iter()
+                    .map(|&fraction| {
+                        let sel = rows.iter().filter(|r| &r.task == task && &r.eval == eval && r.method == method && r.ratio == ratio && r.fraction == fraction);
+                        format!(" {} |", pm(aggregate(sel, |r| r.accuracy * 100.0)))
+                    })
+                    .collect();
+                let _ = writeln!(md, "| {task} | {} | {:.0}% |{cells}", method.name(), ratio * 100.0);
+            }
+        }
+    }
+    write_atomic(&out.join("summary.md"), md.as_bytes())?;
+
+    // Plots, each as PNG and SVG.
+    let series_over_ratio = |kind: &str, value: fn(&ResultRow) -> f64, per_method: bool| -> Vec<Curve> {
+        let mut series = Vec::new();
+        for (task, k, eval) in evals.iter().filter(|e| e.1 == kind) {
+            let methods: Vec<Method> = if per_method { suite.tune.methods.clone() } else { vec![suite.tune.methods[0]] };
+            for method in methods {
+                let points = suite
+                    .ratios
+                    .iter()
+                    .map(|&ratio| {
+                        let sel = rows.iter().filter(|r| &r.task == task && &r.eval == eval && r.method == method && r.ratio == ratio && r.fraction == full);
+                        let (m, s) = aggregate(sel, value);
+                        (ratio * 100.0, m, s)
+                    })
+                    .collect();
+                let label = if per_method { format!("{task} / {eval} ({k}) {}", method.name()) } else { format!("{task} / {eval}") };
+                series.push(Curve { label, points });
+            }
+        }
+        series
+    };
+    let figures = [
+        ("id_accuracy_vs_noise", "In-domain accuracy vs pre-training noise", "accuracy (%)", series_over_ratio("id", |r| r.accuracy * 100.0, true)),
+        ("ood_accuracy_vs_noise", "Out-of-domain accuracy vs pre-training noise", "accuracy (%)", series_over_ratio("ood", |r| r.accuracy * 100.0, true)),
+        ("sve_vs_noise", "SVE of in-domain features vs pre-training noise", "SVE", series_over_ratio("id", |r| r.sve, false)),
+        ("lsvr_vs_noise", "LSVR of out-of-domain features vs pre-training noise", "-ln(s1 / Σ s)", series_over_ratio("ood", |r| r.lsvr_neglog, false)),
+    ];
+    for (file, title, y, series) in &figures {
+        let figure = LineFigure { title, x_label: "pre-training noise (%)", y_label: y, series, log_x: false };
+        render(&out.join(format!("{file}.png")), &figure)?;
+        render(&out.join(format!("{file}.svg")), &figure)?;
+    }
+    let mut fraction_series = Vec::new();
+    for (task, _, eval) in evals.iter().filter(|e| e.1 == "id") {
+        for &method in &suite.tune.methods {
+            for &ratio in &suite.ratios {
+                let points = suite
+                    .tune
+                    .fractions
+                    .iter()
+                    .map(|&fraction| {
+                        let sel = rows.iter().filter(|r| &r.task == task && &r.eval == eval && r.method == method && r.ratio == ratio && r.fraction == fraction);
+                        let (m, s) = aggregate(sel, |r| r.accuracy * 100.0);
+                        (fraction * 100.0, m, s)
+                    })
+                    .collect();
+                fraction_series.push(Curve { label: format!("{task} {} noise {:.0}%", method.name(), ratio * 100.0), points });
+            }
+        }
+    }
+    let figure = LineFigure { title: "In-domain accuracy vs downstream data", x_label: "downstream training data (%)", y_label: "accuracy (%)", series: &fraction_series, log_x: true };
+    render(&out.join("accuracy_vs_fraction.png"), &figure)?;
+    render(&out.join("accuracy_vs_fraction.svg"), &figure)?;
+    Ok(())
+}
