@@ -74,6 +74,12 @@ impl ComputeDevice {
     }
 }
 
+/// Whether tensors on `device` live in host memory (Burn's CPU backend, with or without
+/// autodiff), so host-side numerics can read them without a transfer.
+pub fn is_host(device: &Device) -> bool {
+    device.clone().without_autodiff() == Device::flex()
+}
+
 /// Selects a device as `choice` says. Auto never fails: without a GPU it falls back to the CPU
 /// and says so in the description.
 #[cfg(not(target_arch = "wasm32"))]

@@ -133,6 +133,19 @@ pub fn singular_values(x: Tensor<2>, precision: Precision) -> Result<(Vec<f64>, 
 /// mode), so the all-ones direction is an exact null vector: the fast path projects it out of
 /// the Gram and reports its singular value as exactly zero instead of as rounding noise.
 fn singular_values_of(x: Tensor<2>, precision: Precision, rows_sum_to_zero: bool) -> Result<(Vec<f64>, &'static str)> {
+    // On the CPU backend the host f64 Gram (faer, multi-threaded) is exact and also faster
+    // than the backend's own f32 matmul (measured: 0.67 s vs 1.30 s for 20000 x 1024 on 2
+    // cores), so the checked device path only pays where the device is a GPU.
+    let precision = match precision {
+        Precision::Auto if crate::device::is_host(&x.device()) => Precision::Exact,
+        other => other,
+    };
+    by_precision(x, precision, rows_sum_to_zero)
+}
+
+/// The spectrum by the path `precision` names, on whatever device `x` lives: `Auto` forms the
+/// f32 Gram on the device and falls back to the exact path when the accuracy bound fails.
+fn by_precision(x: Tensor<2>, precision: Precision, rows_sum_to_zero: bool) -> Result<(Vec<f64>, &'static str)> {
     let [n, d] = x.dims();
     if n == 0 || d == 0 {
         return Err(NmlError::Invalid("spectrum of an empty matrix".into()));

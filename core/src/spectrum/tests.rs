@@ -43,9 +43,11 @@ fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs()
 }
 
+/// Checks the path `precision` names (the device path's accuracy check included, which on the CPU
+/// backend `Auto` skips in favour of the exact path) against the f64 reference.
 fn assert_close_to_reference(x: &[f32], n: usize, d: usize, precision: Precision) -> &'static str {
     let device = Device::flex();
-    let (s, method) = singular_values(tensor(x, n, d, &device), precision).unwrap();
+    let (s, method) = by_precision(tensor(x, n, d, &device), precision, false).unwrap();
     let r = reference(x, n, d);
     assert_eq!(s.len(), n.min(d));
     let (sve, sve_ref) = (metrics::sve(&s), metrics::sve(&r));
@@ -111,9 +113,15 @@ fn paper_mode_matches_an_f64_reference() {
     let r = reference(&pre, n, d);
     let device = Device::flex();
     let report = measure_tensor(tensor(&x, n, d, &device), "x", Preprocess::Paper, Precision::Auto).unwrap();
-    // The ones direction is known to be null, so it does not force the exact path.
-    assert_eq!(report.method, "gram-f32-device");
-    assert_eq!(*report.singular_values.last().unwrap(), 0.0);
+    // On the CPU backend auto takes the exact host path.
+    assert_eq!(report.method, "gram-f64-host");
+    // On the device path the ones direction is known to be null, so it does not force the
+    // exact path, and its singular value is reported as exactly zero.
+    let pre_x = Preprocess::Paper.apply(tensor(&x, n, d, &device));
+    let (device_values, method) = by_precision(pre_x, Precision::Auto, true).unwrap();
+    assert_eq!(method, "gram-f32-device");
+    assert_eq!(*device_values.last().unwrap(), 0.0);
+    assert!(rel(metrics::sve(&device_values), metrics::sve(&r)) < 1e-4);
     assert!(rel(report.sve, metrics::sve(&r)) < 1e-4, "{} vs {}", report.sve, metrics::sve(&r));
     assert!(rel(report.lsvr_ratio, metrics::lsvr_ratio(&r)) < 1e-4);
     assert_eq!(report.mode, Preprocess::Paper);
@@ -152,7 +160,9 @@ fn orthogonal_columns_give_their_norms() {
 
 #[test]
 fn wgpu_agrees_with_cpu() {
+    assert!(crate::device::is_host(&Device::flex()) && crate::device::is_host(&Device::flex().autodiff()));
     let Some(gpu) = crate::test_support::wgpu_or_skip("spectrum::wgpu_agrees_with_cpu") else { return };
+    assert!(!crate::device::is_host(&gpu));
     let (n, d) = (3000, 96);
     let s: Vec<f64> = (0..d).map(|i| 5.0 / (1.0 + i as f64 / 6.0)).collect();
     let x = with_spectrum(n, d, &s, 6);
