@@ -1,7 +1,10 @@
 //! The starter pack (data/starter), built into the binary so `nml demo` runs anywhere, offline.
 
 use nml_core::Result;
+use std::path::Path;
+
 use nml_core::data::ImageSet;
+use nml_core::io::read_file;
 
 macro_rules! pack {
     ($name:literal) => {
@@ -33,8 +36,9 @@ pub fn sklearn_digits() -> Result<ImageSet> {
 /// Names of the built-in sets, for `starter:NAME` specs.
 pub const NAMES: [&str; 3] = ["mnist", "opencv-digits", "sklearn-digits"];
 
-/// An image set named on the command line: `starter:NAME` (built in), or
-/// `IMAGES.idx[.gz],LABELS.idx[.gz]`; an optional `@A..B` keeps images A to B-1; then any of
+/// An image set named on the command line: `starter:NAME` (built in),
+/// `IMAGES.idx[.gz],LABELS.idx[.gz]`, `IMAGES.npy,LABELS.npy`, or a folder with one subfolder
+/// of PNG/JPEG images per class; an optional `@A..B` keeps images A to B-1; then any of
 /// `|rotate=DEGREES` and `|frame=INNER/OUTER` (see `ImageSet::rotated`, `ImageSet::framed`),
 /// applied in order: e.g. `starter:mnist@8000..10000|rotate=45`.
 pub fn load_images(spec: &str) -> Result<ImageSet> {
@@ -77,10 +81,15 @@ fn load_base(spec: &str) -> Result<ImageSet> {
             )));
         }
         None => match source.split_once(',') {
-            Some((images, labels)) => ImageSet::load_idx(std::path::Path::new(images), std::path::Path::new(labels))?,
+            Some((images, labels)) if images.ends_with(".npy") => {
+                let (ib, lb) = (read_file(Path::new(images))?, read_file(Path::new(labels))?);
+                ImageSet::from_npy(&ib, images, &lb, labels)?
+            }
+            Some((images, labels)) => ImageSet::load_idx(Path::new(images), Path::new(labels))?,
+            None if Path::new(source).is_dir() => ImageSet::load_folder(Path::new(source))?,
             None => {
                 return Err(nml_core::NmlError::Invalid(format!(
-                    "{spec}: name images as starter:NAME or IMAGES.idx,LABELS.idx"
+                    "{spec}: name images as starter:NAME, IMAGES.idx,LABELS.idx, IMAGES.npy,LABELS.npy or a folder of class subfolders"
                 )));
             }
         },

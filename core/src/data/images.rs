@@ -2,6 +2,7 @@ use std::path::Path;
 
 use crate::data::FeatureSet;
 use crate::data::idx::read_idx;
+use crate::data::npy_file;
 use crate::error::{NmlError, Result};
 use crate::io::read_file;
 
@@ -17,6 +18,20 @@ pub struct ImageSet {
     pub num_classes: usize,
     /// The brightest value the format allows (255 for MNIST, 16 for the 8x8 digits).
     pub max_value: u8,
+}
+
+/// Labels as class indices; negative or absurdly large ones are errors naming the index.
+fn checked_labels(values: &[i64], name: &str) -> Result<Vec<u32>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            u32::try_from(v)
+                .ok()
+                .filter(|&v| v < 1 << 20)
+                .ok_or_else(|| NmlError::format(name, format!("label {v} at index {i} is not a class index")))
+        })
+        .collect()
 }
 
 impl ImageSet {
@@ -36,21 +51,104 @@ impl ImageSet {
                 format!("labels have shape {:?}; {image_name} holds {n} images", labels.dims),
             ));
         }
-        if n == 0 || height == 0 || width == 0 {
-            return Err(NmlError::format(image_name, "no images"));
+        let labels = labels.data.into_iter().map(u32::from).collect();
+        Self::assemble(image_name, n, height, width, images.data, labels)
+    }
+
+    /// Pairs a `.npy` image array (N x H x W; uint8 or integers 0..255, or floats in [0, 1] or
+    /// [0, 255]) with a `.npy` label array (N; int64, int32 or uint8).
+    pub fn from_npy(image_bytes: &[u8], image_name: &str, label_bytes: &[u8], label_name: &str) -> Result<Self> {
+        let (shape, pixels) = match npy_file::read_i64(image_bytes, image_name) {
+            Ok(ints) => {
+                if let Some((i, v)) = ints.data.iter().enumerate().find(|(_, v)| !(0..=255).contains(*v)) {
+                    return Err(NmlError::format(image_name, format!("pixel {v} at index {i} is outside 0..255")));
+                }
+                (ints.shape, ints.data.iter().map(|&v| v as u8).collect::<Vec<u8>>())
+            }
+            Err(int_error) => {
+                let floats = npy_file::read_f32(image_bytes, image_name).map_err(|_| int_error)?;
+                if let Some(i) = floats.data.iter().position(|v| !(v.is_finite() && (0.0..=255.0).contains(v))) {
+                    return Err(NmlError::format(
+                        image_name,
+                        format!("pixel {} at index {i} is not a number in [0, 1] or [0, 255]", floats.data[i]),
+                    ));
+                }
+                let max = floats.data.iter().copied().fold(0.0f32, f32::max);
+                let scale = if max <= 1.0 { 255.0 } else { 1.0 };
+                (floats.shape, floats.data.iter().map(|v| (v * scale).round() as u8).collect())
+            }
+        };
+        let labels = npy_file::read_i64(label_bytes, label_name)?;
+        let &[n, height, width] = shape.as_slice() else {
+            return Err(NmlError::format(image_name, format!("images must be 3-D (N x H x W), found shape {shape:?}")));
+        };
+        if labels.shape != [n] {
+            return Err(NmlError::format(label_name, format!("labels have shape {:?}; {image_name} holds {n} images", labels.shape)));
         }
-        let num_classes = usize::from(*labels.data.iter().max().expect("n > 0")) + 1;
-        let max_value = images.data.iter().copied().max().unwrap_or(0).max(1);
+        let labels = checked_labels(&labels.data, label_name)?;
+        Self::assemble(image_name, n, height, width, pixels, labels)
+    }
+
+    /// Images from a folder holding one subfolder per class (sorted subfolder names are the
+    /// classes 0, 1, ...), each with PNG or JPEG files (sorted by name). Colour images become
+    /// grey (luma); every image is resampled to the size of the first one.
+    pub fn load_folder(dir: &Path) -> Result<Self> {
+        let name = dir.display().to_string();
+        let sorted_entries = |path: &Path| -> Result<Vec<std::path::PathBuf>> {
+            let mut entries: Vec<_> = std::fs::read_dir(path)
+                .map_err(|e| NmlError::io(path, e))?
+                .map(|e| e.map(|e| e.path()).map_err(|e| NmlError::io(path, e)))
+                .collect::<Result<_>>()?;
+            entries.sort();
+            Ok(entries)
+        };
+        let classes: Vec<_> = sorted_entries(dir)?.into_iter().filter(|p| p.is_dir()).collect();
+        if classes.is_empty() {
+            return Err(NmlError::format(&name, "no class subfolders (expected DIR/CLASS/IMAGE.png)"));
+        }
+        let (mut pixels, mut labels, mut size) = (Vec::new(), Vec::new(), None);
+        for (class, folder) in classes.iter().enumerate() {
+            for file in sorted_entries(folder)? {
+                let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+                if !matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
+                    continue;
+                }
+                let bytes = read_file(&file)?;
+                let grey = image::load_from_memory(&bytes)
+                    .map_err(|e| NmlError::format(file.display().to_string(), format!("cannot decode the image: {e}")))?
+                    .to_luma8();
+                let (w, h) = (grey.width() as usize, grey.height() as usize);
+                let (height, width) = *size.get_or_insert((h, w));
+                let one = ImageSet { name: String::new(), n: 1, height: h, width: w, pixels: grey.into_raw(), labels: vec![0], num_classes: 1, max_value: 255 };
+                pixels.extend(one.resized(height, width).pixels);
+                labels.push(class as u32);
+            }
+        }
+        let Some((height, width)) = size else {
+            return Err(NmlError::format(&name, "no PNG or JPEG images in the class subfolders"));
+        };
+        let n = labels.len();
+        let mut set = Self::assemble(&name, n, height, width, pixels, labels)?;
+        set.num_classes = classes.len();
+        Ok(set)
+    }
+
+    fn assemble(name: &str, n: usize, height: usize, width: usize, pixels: Vec<u8>, labels: Vec<u32>) -> Result<Self> {
+        if n == 0 || height == 0 || width == 0 {
+            return Err(NmlError::format(name, "no images"));
+        }
+        let num_classes = *labels.iter().max().expect("n > 0") as usize + 1;
+        let brightest = pixels.iter().copied().max().unwrap_or(0);
         Ok(Self {
-            name: image_name.to_string(),
+            name: name.to_string(),
             n,
             height,
             width,
-            pixels: images.data,
-            labels: labels.data.into_iter().map(u32::from).collect(),
+            pixels,
+            labels,
             num_classes,
             // 8x8 digits top out at 16; anything brighter than that is an 8-bit image.
-            max_value: if max_value <= 16 { 16 } else { 255 },
+            max_value: if brightest <= 16 { 16 } else { 255 },
         })
     }
 
@@ -210,6 +308,50 @@ mod tests {
         // Counter-clockwise: the top row becomes the left column, read upwards.
         assert_eq!(quarter.pixels, vec![3, 6, 9, 2, 5, 8, 1, 4, 7]);
         assert_eq!(img.rotated(360.0).pixels, img.pixels);
+    }
+
+    #[test]
+    fn npy_images_round_trip_and_bad_pixels_are_named() {
+        let pixels: Vec<u8> = (0..2 * 3 * 4).map(|v| v as u8 * 9).collect();
+        let images = npy_file::write_u8(&[2, 3, 4], &pixels);
+        let labels = npy_file::write_i64(&[2], &[1, 0]);
+        let set = ImageSet::from_npy(&images, "i.npy", &labels, "l.npy").unwrap();
+        assert_eq!((set.n, set.height, set.width, set.num_classes), (2, 3, 4, 2));
+        assert_eq!((set.pixels.clone(), set.labels.clone()), (pixels, vec![1, 0]));
+        let floats: Vec<f32> = (0..24).map(|v| v as f32 / 23.0).collect();
+        let from_floats = ImageSet::from_npy(&npy_file::write_f32(&[2, 3, 4], &floats), "f.npy", &labels, "l.npy").unwrap();
+        assert_eq!(from_floats.pixels[23], 255);
+        let bad = npy_file::write_f32(&[2, 3, 4], &[f32::NAN; 24]);
+        let err = ImageSet::from_npy(&bad, "bad.npy", &labels, "l.npy").unwrap_err().to_string();
+        assert!(err.contains("bad.npy") && err.contains("index 0"), "{err}");
+        let err = ImageSet::from_npy(&images, "i.npy", &npy_file::write_i64(&[3], &[0, 1, 2]), "l.npy").unwrap_err().to_string();
+        assert!(err.contains("l.npy: labels have shape [3]"), "{err}");
+    }
+
+    #[test]
+    fn image_folders_give_one_class_per_subfolder() {
+        let dir = tempfile::tempdir().unwrap();
+        for (class, value) in [("cat", 10u8), ("dog", 200)] {
+            std::fs::create_dir(dir.path().join(class)).unwrap();
+            for k in 0..2 {
+                let img = image::GrayImage::from_pixel(6, 4, image::Luma([value + k]));
+                img.save(dir.path().join(class).join(format!("{k}.png"))).unwrap();
+            }
+        }
+        // An RGB PNG of another size is converted to grey and resampled to the first size.
+        image::RgbImage::from_pixel(12, 8, image::Rgb([200, 200, 200])).save(dir.path().join("dog/2.png")).unwrap();
+        std::fs::write(dir.path().join("dog/notes.txt"), "ignored").unwrap();
+        let set = ImageSet::load_folder(dir.path()).unwrap();
+        assert_eq!((set.n, set.height, set.width, set.num_classes), (5, 4, 6, 2));
+        assert_eq!(set.labels, vec![0, 0, 1, 1, 1]);
+        assert_eq!(set.pixels[0], 10);
+        assert!(set.pixels[4 * 24..].iter().all(|&p| p == 200));
+
+        std::fs::write(dir.path().join("cat/broken.png"), b"\x89PNG not really").unwrap();
+        let err = ImageSet::load_folder(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("broken.png") && err.contains("cannot decode"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(ImageSet::load_folder(empty.path()).unwrap_err().to_string().contains("no class subfolders"));
     }
 
     #[test]
