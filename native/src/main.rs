@@ -28,7 +28,7 @@ enum Command {
     Predict(commands::predict::Args),
     /// Convert feature sets between safetensors and .npy pairs, or export pixel features of IDX images.
     Export(commands::export::Args),
-    /// Pre-train a ResNet on images with controlled label noise (checkpoint every epoch, --resume).
+    /// Pre-train a ResNet or ViT on images with controlled label noise (checkpoint every epoch, --resume).
     Pretrain(commands::pretrain::Args),
     /// Features of a pre-trained model for an image set, as safetensors or a .npy pair.
     Extract(commands::extract::Args),

@@ -42,3 +42,43 @@ impl TrainObserver for EpochBar {
         self.show(stats.epoch, &format!("loss {:.4}{val}", stats.loss));
     }
 }
+
+/// A bar over the steps of a long job (the sweep's tuned cells); lines printed through
+/// [`StepBar::line`] appear above it instead of breaking it.
+pub struct StepBar {
+    bar: ProgressBar,
+}
+
+impl StepBar {
+    pub fn new(label: &str, steps: usize) -> Self {
+        let bar = ProgressBar::new(steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, ~{eta} left)")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        Self { bar }
+    }
+
+    pub fn line(&self, text: &str) {
+        if self.bar.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            self.bar.println(text);
+        }
+    }
+
+    pub fn message(&self, message: &str) {
+        self.bar.set_message(message.to_string());
+    }
+
+    pub fn advance(&self, message: &str) {
+        self.bar.set_message(message.to_string());
+        self.bar.inc(1);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

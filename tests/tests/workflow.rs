@@ -200,10 +200,10 @@ ratios = [0.0, 0.3]
 seeds = [0]
 noise_kind = "symmetric"
 pretrain_data = "starter:mnist@0..600"
+objectives = ["supervised", "contrastive"]
 
 [pretrain]
-widths = [8, 16]
-blocks_per_stage = 1
+model = { kind = "vit", patch_size = 7, dim = 16, depth = 1, heads = 2, mlp_ratio = 2 }
 image_size = 14
 epochs = 1
 batch_size = 64
@@ -230,14 +230,15 @@ ood = { rotated = "starter:mnist@900..1100|rotate=30" }
         assert!(out.join(file).exists(), "{file} missing");
     }
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
-    // 2 ratios x 2 methods x 2 fractions x (test + 1 OOD set)
-    assert_eq!(csv.lines().count(), 1 + 16, "{csv}");
+    // 2 objectives x 2 ratios x 2 methods x 2 fractions x (test + 1 OOD set)
+    assert_eq!(csv.lines().count(), 1 + 32, "{csv}");
+    assert!(csv.contains("\ncontrastive,0.3,") && csv.contains("\nsupervised,0,"), "{csv}");
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert!(results["rows"].as_array().unwrap().iter().all(|r| r["accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a))));
 
     let second = run(&["sweep", "--suite", &s(&suite), "--out", &s(&out), "--backend", "cpu"]);
     let log = String::from_utf8_lossy(&second.stderr);
-    assert!(log.contains("(0 epochs now, 1 reused)"), "{log}");
+    assert_eq!(log.matches("(0 epochs now, 1 reused)").count(), 4, "{log}");
     assert_eq!(std::fs::read_to_string(out.join("results.csv")).unwrap(), csv, "a rerun must give the same numbers");
     let _ = first;
 }

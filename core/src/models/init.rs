@@ -35,6 +35,23 @@ impl HostInit {
         conv
     }
 
+    /// A tensor drawn from `U(-bound, bound)`.
+    pub fn tensor<const D: usize>(&mut self, shape: [usize; D], bound: f32, device: &Device) -> Tensor<D> {
+        let count = shape.iter().product();
+        Tensor::from_data(TensorData::new(self.uniform(count, bound), shape), device)
+    }
+
+    /// A convolution with a bias, both `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` (PyTorch's default):
+    /// the ViT's patch embedding, which no batch norm follows.
+    pub fn conv2d_with_bias(&mut self, channels: [usize; 2], kernel: usize, stride: usize, device: &Device) -> Conv2d {
+        let [c_in, c_out] = channels;
+        let bound = 1.0 / ((c_in * kernel * kernel) as f32).sqrt();
+        let mut conv = Conv2dConfig::new(channels, [kernel, kernel]).with_stride([stride, stride]).init(device);
+        conv.weight = Param::from_tensor(self.tensor([c_out, c_in, kernel, kernel], bound, device));
+        conv.bias = Some(Param::from_tensor(self.tensor([c_out], bound, device)));
+        conv
+    }
+
     /// PyTorch's default linear init: weight and bias `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`.
     pub fn linear(&mut self, d_in: usize, d_out: usize, device: &Device) -> Linear {
         let bound = 1.0 / (d_in as f32).sqrt();

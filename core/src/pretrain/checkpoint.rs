@@ -24,6 +24,9 @@ pub struct CheckpointMeta {
     /// Epochs finished; the run is complete when this equals `config.epochs`.
     pub epochs_done: usize,
     pub history: Vec<EpochRecord>,
+    /// The text tower's words, for contrastive runs (the embedding's size depends on them).
+    #[serde(default)]
+    pub vocabulary: Vec<String>,
 }
 
 fn optimizer_file(dir: &Path, epoch: usize) -> PathBuf {

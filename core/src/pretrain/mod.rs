@@ -4,9 +4,10 @@
 mod augment;
 pub mod checkpoint;
 mod config;
+pub mod contrastive;
 
 pub use augment::{AugmentConfig, image_batch};
-pub use config::{OptimizerChoice, PretrainConfig};
+pub use config::{ModelShape, Objective, OptimizerChoice, PretrainConfig};
 
 use std::path::Path;
 use std::time::Instant;
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{FeatureSet, ImageSet};
 use crate::error::{NmlError, Result};
-use crate::models::{ResNet, ResNetConfig};
+use crate::models::{Encoder, ResNetConfig, VitConfig};
 use crate::tune::TrainObserver;
 use crate::tune::cosine_lr;
 use checkpoint::CheckpointMeta;
@@ -41,7 +42,7 @@ pub struct EpochRecord {
 
 /// A trained encoder and how it got there.
 pub struct Pretrained {
-    pub model: ResNet,
+    pub model: Encoder,
     pub config: PretrainConfig,
     pub num_classes: usize,
     pub history: Vec<EpochRecord>,
@@ -52,8 +53,16 @@ pub struct Pretrained {
 }
 
 impl PretrainConfig {
-    pub fn model_config(&self, num_classes: usize) -> ResNetConfig {
-        ResNetConfig::new(self.widths.clone(), num_classes).with_blocks_per_stage(self.blocks_per_stage)
+    /// The encoder this config describes, initialised from `seed` on the host.
+    pub fn init_encoder(&self, num_classes: usize, seed: u64, device: &Device) -> Encoder {
+        match &self.model {
+            ModelShape::Resnet { widths, blocks_per_stage } => Encoder::ResNet(
+                ResNetConfig::new(widths.clone(), num_classes).with_blocks_per_stage(*blocks_per_stage).init(seed, device),
+            ),
+            &ModelShape::Vit { patch_size, dim, depth, heads, mlp_ratio } => Encoder::Vit(
+                VitConfig::new(self.image_size, patch_size, dim, depth, heads, num_classes).with_mlp_ratio(mlp_ratio).init(seed, device),
+            ),
+        }
     }
 }
 
@@ -85,10 +94,28 @@ pub fn noisy_training_set(images: &ImageSet, config: &PretrainConfig) -> Result<
     Ok((set, rate))
 }
 
-/// Pre-trains a ResNet on `images` with noisy labels. With `run_dir`, a checkpoint is written
-/// after every epoch; an existing checkpoint of the same config is resumed (or, when finished,
-/// simply loaded), and one of another config is an error rather than silently overwritten.
+/// Pre-trains an encoder on `images`: on noisy labels (supervised) or on noisy captions built
+/// from the labels' class names (contrastive), as `config.objective` says. With `run_dir`, a
+/// checkpoint is written after every epoch; an existing checkpoint of the same config is resumed
+/// (or, when finished, simply loaded), and one of another config is an error rather than
+/// silently overwritten.
 pub fn pretrain(
+    images: &ImageSet,
+    config: &PretrainConfig,
+    run_dir: Option<&Path>,
+    device: &Device,
+    observer: &mut dyn TrainObserver<EpochRecord>,
+) -> Result<Pretrained> {
+    match &config.objective {
+        Objective::Supervised => pretrain_supervised(images, config, run_dir, device, observer),
+        Objective::Contrastive { templates, class_names, .. } => {
+            let captions = contrastive::class_captions(&images.labels, templates, class_names, config.seed)?;
+            pretrain_contrastive(images, &captions, config, run_dir, device, observer)
+        }
+    }
+}
+
+fn pretrain_supervised(
     images: &ImageSet,
     config: &PretrainConfig,
     run_dir: Option<&Path>,
@@ -98,98 +125,183 @@ pub fn pretrain(
     config.validate()?;
     let num_classes = images.num_classes;
     let (train, noise_rate) = noisy_training_set(images, config)?;
-    if train.n < 2 {
-        return Err(NmlError::Invalid(format!("{}: need at least two training images", images.name)));
-    }
     let ad = device.clone().autodiff();
-    let model_config = config.model_config(num_classes);
-    let mut model = model_config.init(config.seed, &ad);
-    let mut optim = optimizer(&config.optimizer);
-    let mut history = Vec::new();
-    if let Some(dir) = run_dir {
-        std::fs::create_dir_all(dir).map_err(|e| NmlError::Io { path: dir.to_path_buf(), source: e })?;
-        if let Some((bytes, meta)) = checkpoint::find(dir)? {
-            let name = dir.join(checkpoint::MODEL_FILE).display().to_string();
-            if meta.config != *config || meta.num_classes != num_classes {
-                return Err(NmlError::format(
-                    name,
-                    "holds a run of another config; choose another directory or delete it",
-                ));
-            }
-            crate::store::load_module(&mut model, &bytes, &name)?;
-            if meta.epochs_done < config.epochs {
-                optim = checkpoint::load_optimizer(dir, meta.epochs_done, optim)?;
-            }
-            history = meta.history;
-        }
-    }
-    let first_epoch = history.len() + 1;
+    let model = config.init_encoder(num_classes, config.seed, &ad);
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let batch = config.batch_size.min(train.n);
-    let batches_per_epoch = train.n / batch + usize::from(train.n % batch >= 2);
-    let total_steps = batches_per_epoch * config.epochs;
-    let side = config.image_size;
-
-    for epoch in first_epoch..=config.epochs {
-        let started = Instant::now();
-        let mut rng = epoch_rng(config.seed, epoch);
-        let mut order: Vec<usize> = (0..train.n).collect();
-        order.shuffle(&mut rng);
-        let mut step = (epoch - 1) * batches_per_epoch;
-        let mut sum_loss = Tensor::<1>::zeros([1], &ad);
-        let mut correct = Tensor::<1, Int>::zeros([1], &ad);
-        let (mut seen, mut batches, mut lr) = (0usize, 0usize, config.optimizer.lr());
-        for chunk in order.chunks(batch) {
-            if chunk.len() < 2 {
-                continue;
-            }
-            let pixels = image_batch(&train, chunk, Some((&config.augment, &mut rng)));
-            let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), 1, side, side]), &ad);
-            let labels: Vec<i64> = chunk.iter().map(|&i| i64::from(train.labels[i])).collect();
-            let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [chunk.len()]), &ad);
-            let logits = model.forward(x);
-            correct = correct + logits.clone().argmax(1).reshape([chunk.len()]).equal(y.clone()).int().sum();
-            let loss = loss_fn.forward(logits, y);
-            sum_loss = sum_loss + loss.clone().detach();
-            lr = cosine_lr(config.optimizer.lr(), step, total_steps);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-            step += 1;
-            batches += 1;
-            seen += chunk.len();
-        }
-        let record = EpochRecord {
-            epoch,
-            loss: f64::from(sum_loss.into_scalar::<f32>()) / batches.max(1) as f64,
-            train_accuracy: correct.into_scalar::<i64>() as f64 / seen.max(1) as f64,
-            lr,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        if !record.loss.is_finite() {
-            return Err(NmlError::Invalid(format!("pre-training diverged at epoch {epoch}; lower the learning rate")));
-        }
-        observer.on_epoch(&record);
-        history.push(record);
-        if let Some(dir) = run_dir {
-            let meta = CheckpointMeta { config: config.clone(), num_classes, epochs_done: epoch, history: history.clone() };
-            // `valid()` folds the last batch's pending batch-norm statistics into the saved ones.
-            checkpoint::save(dir, &model.valid(), &optim, &meta)?;
-        }
-        if observer.should_stop() {
-            break;
-        }
-    }
-    let epochs_trained = history.len() + 1 - first_epoch;
-    Ok(Pretrained { model: model.valid(), config: config.clone(), num_classes, history, noise_rate, epochs_trained })
+    let run = Run { n: train.n, config, num_classes, vocabulary: Vec::new(), run_dir, device: &ad };
+    let (model, history, epochs_trained) = run.train(model, observer, |model: &Encoder, chunk: &[usize], rng: &mut ChaCha8Rng| {
+        let x = augmented_batch(&train, chunk, config, rng, &ad);
+        let labels: Vec<i64> = chunk.iter().map(|&i| i64::from(train.labels[i])).collect();
+        let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [chunk.len()]), &ad);
+        let logits = model.forward(x);
+        let correct = logits.clone().argmax(1).reshape([chunk.len()]).equal(y.clone()).int().sum();
+        (loss_fn.forward(logits, y), correct)
+    })?;
+    Ok(Pretrained { model, config: config.clone(), num_classes, history, noise_rate, epochs_trained })
 }
 
-/// Loads a finished (or partial) pre-training run's model for extraction.
-pub fn load_model(path: &Path, device: &Device) -> Result<(ResNet, CheckpointMeta)> {
+/// Contrastive pre-training on given captions (one per image; e.g. from a caption file), a
+/// share `caption_noise` of them swapped between pairs. The recorded "train accuracy" is the
+/// share of images whose own caption scored highest in their batch.
+pub fn pretrain_contrastive(
+    images: &ImageSet,
+    captions: &[String],
+    config: &PretrainConfig,
+    run_dir: Option<&Path>,
+    device: &Device,
+    observer: &mut dyn TrainObserver<EpochRecord>,
+) -> Result<Pretrained> {
+    config.validate()?;
+    let Objective::Contrastive { embed_dim, max_words, caption_noise, .. } = config.objective else {
+        return Err(NmlError::Invalid("pretrain_contrastive needs a contrastive objective".into()));
+    };
+    if captions.len() != images.n {
+        return Err(NmlError::Invalid(format!("{} captions for {} images in {}", captions.len(), images.n, images.name)));
+    }
+    let (caption_of, changed) = crate::noise::swap_captions(images.n, caption_noise, config.seed)?;
+    let noise_rate = changed.iter().filter(|&&c| c).count() as f64 / images.n as f64;
+    let vocabulary = contrastive::Vocabulary::build(captions);
+    let tokens: Vec<Vec<i64>> = caption_of.iter().map(|&c| vocabulary.encode(&captions[c], max_words)).collect();
+    let train = images.resized(config.image_size, config.image_size);
+    let ad = device.clone().autodiff();
+    let image_tower = config.init_encoder(images.num_classes, config.seed, &ad);
+    let model = contrastive::ContrastiveModel::new(image_tower, config.model.feature_dim(), embed_dim, vocabulary.size(), config.seed, &ad);
+    let run = Run { n: train.n, config, num_classes: images.num_classes, vocabulary: vocabulary.words(), run_dir, device: &ad };
+    let (model, history, epochs_trained) = run.train(model, observer, |model: &contrastive::ContrastiveModel, chunk: &[usize], rng: &mut ChaCha8Rng| {
+        let x = augmented_batch(&train, chunk, config, rng, &ad);
+        let ids: Vec<i64> = chunk.iter().flat_map(|&i| tokens[i].iter().copied()).collect();
+        let t = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), max_words]), &ad);
+        model.loss(x, t)
+    })?;
+    Ok(Pretrained { model: model.image, config: config.clone(), num_classes: images.num_classes, history, noise_rate, epochs_trained })
+}
+
+/// The images at `chunk`, augmented as the config says, as a `[B, 1, H, W]` tensor.
+fn augmented_batch(train: &ImageSet, chunk: &[usize], config: &PretrainConfig, rng: &mut ChaCha8Rng, device: &Device) -> Tensor<4> {
+    let pixels = image_batch(train, chunk, Some((&config.augment, rng)));
+    Tensor::from_data(TensorData::new(pixels, [chunk.len(), 1, train.height, train.width]), device)
+}
+
+/// The epoch loop every objective shares: seeded shuffles, per-step cosine, checkpoints,
+/// resuming.
+struct Run<'a> {
+    n: usize,
+    config: &'a PretrainConfig,
+    num_classes: usize,
+    vocabulary: Vec<String>,
+    run_dir: Option<&'a Path>,
+    device: &'a Device,
+}
+
+impl Run<'_> {
+    /// Trains `model` with `batch` giving each batch's loss and its count of correct items;
+    /// returns the model (inference mode), the whole history, and the epochs trained now.
+    fn train<M: Module>(
+        &self,
+        mut model: M,
+        observer: &mut dyn TrainObserver<EpochRecord>,
+        mut batch: impl FnMut(&M, &[usize], &mut ChaCha8Rng) -> (Tensor<1>, Tensor<1, Int>),
+    ) -> Result<(M, Vec<EpochRecord>, usize)> {
+        let config = self.config;
+        if self.n < 2 {
+            return Err(NmlError::Invalid("need at least two training images".into()));
+        }
+        let mut optim = optimizer(&config.optimizer);
+        let mut history = Vec::new();
+        if let Some(dir) = self.run_dir {
+            std::fs::create_dir_all(dir).map_err(|e| NmlError::Io { path: dir.to_path_buf(), source: e })?;
+            if let Some((bytes, meta)) = checkpoint::find(dir)? {
+                let name = dir.join(checkpoint::MODEL_FILE).display().to_string();
+                if meta.config != *config || meta.num_classes != self.num_classes || meta.vocabulary != self.vocabulary {
+                    return Err(NmlError::format(name, "holds a run of another config; choose another directory or delete it"));
+                }
+                crate::store::load_module(&mut model, &bytes, &name)?;
+                if meta.epochs_done < config.epochs {
+                    optim = checkpoint::load_optimizer(dir, meta.epochs_done, optim)?;
+                }
+                history = meta.history;
+            }
+        }
+        let first_epoch = history.len() + 1;
+        let batch_size = config.batch_size.min(self.n);
+        let batches_per_epoch = self.n / batch_size + usize::from(self.n % batch_size >= 2);
+        let total_steps = batches_per_epoch * config.epochs;
+        for epoch in first_epoch..=config.epochs {
+            let started = Instant::now();
+            let mut rng = epoch_rng(config.seed, epoch);
+            let mut order: Vec<usize> = (0..self.n).collect();
+            order.shuffle(&mut rng);
+            let mut step = (epoch - 1) * batches_per_epoch;
+            let mut sum_loss = Tensor::<1>::zeros([1], self.device);
+            let mut correct = Tensor::<1, Int>::zeros([1], self.device);
+            let (mut seen, mut batches, mut lr) = (0usize, 0usize, config.optimizer.lr());
+            for chunk in order.chunks(batch_size) {
+                if chunk.len() < 2 {
+                    continue;
+                }
+                let (loss, hits) = batch(&model, chunk, &mut rng);
+                correct = correct + hits;
+                sum_loss = sum_loss + loss.clone().detach();
+                lr = cosine_lr(config.optimizer.lr(), step, total_steps);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(lr, model, grads);
+                step += 1;
+                batches += 1;
+                seen += chunk.len();
+            }
+            let record = EpochRecord {
+                epoch,
+                loss: f64::from(sum_loss.into_scalar::<f32>()) / batches.max(1) as f64,
+                train_accuracy: correct.into_scalar::<i64>() as f64 / seen.max(1) as f64,
+                lr,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            if !record.loss.is_finite() {
+                return Err(NmlError::Invalid(format!("pre-training diverged at epoch {epoch}; lower the learning rate")));
+            }
+            observer.on_epoch(&record);
+            history.push(record);
+            if let Some(dir) = self.run_dir {
+                let meta = CheckpointMeta {
+                    config: config.clone(),
+                    num_classes: self.num_classes,
+                    epochs_done: epoch,
+                    history: history.clone(),
+                    vocabulary: self.vocabulary.clone(),
+                };
+                // `valid()` folds the last batch's pending batch-norm statistics into the saved ones.
+                checkpoint::save(dir, &model.valid(), &optim, &meta)?;
+            }
+            if observer.should_stop() {
+                break;
+            }
+        }
+        let epochs_trained = history.len() + 1 - first_epoch;
+        Ok((model.valid(), history, epochs_trained))
+    }
+}
+
+/// Loads a finished (or partial) pre-training run's image encoder for extraction.
+pub fn load_model(path: &Path, device: &Device) -> Result<(Encoder, CheckpointMeta)> {
     let bytes = crate::io::read_file(path)?;
     let name = path.display().to_string();
     let meta = checkpoint::read_meta(&bytes, &name)?;
-    let mut model = meta.config.model_config(meta.num_classes).init(0, device);
-    crate::store::load_module(&mut model, &bytes, &name)?;
+    meta.config.validate().map_err(|e| NmlError::format(&name, e.to_string()))?;
+    let encoder = meta.config.init_encoder(meta.num_classes, 0, device);
+    let model = match meta.config.objective {
+        Objective::Supervised => {
+            let mut model = encoder;
+            crate::store::load_module(&mut model, &bytes, &name)?;
+            model
+        }
+        Objective::Contrastive { embed_dim, .. } => {
+            let feature_dim = meta.config.model.feature_dim();
+            let vocabulary = meta.vocabulary.len() + 1;
+            let mut model = contrastive::ContrastiveModel::new(encoder, feature_dim, embed_dim, vocabulary, 0, device);
+            crate::store::load_module(&mut model, &bytes, &name)?;
+            model.image
+        }
+    };
     Ok((model, meta))
 }
 
@@ -197,7 +309,7 @@ const EXTRACT_BATCH: usize = 256;
 
 /// The encoder's features of every image (resampled to the model's input size), with the
 /// images' labels: what downstream heads are tuned on.
-pub fn extract(model: &ResNet, images: &ImageSet, image_size: usize, name: &str, device: &Device) -> Result<FeatureSet> {
+pub fn extract(model: &Encoder, images: &ImageSet, image_size: usize, name: &str, device: &Device) -> Result<FeatureSet> {
     let set = images.resized(image_size, image_size);
     let mut features = Vec::new();
     let mut d = 0;

@@ -14,7 +14,7 @@ fn mnist(n: usize) -> ImageSet {
 
 fn tiny(epochs: usize) -> PretrainConfig {
     PretrainConfig {
-        widths: vec![8, 16],
+        model: ModelShape::Resnet { widths: vec![8, 16], blocks_per_stage: 1 },
         image_size: 14,
         epochs,
         batch_size: 64,
@@ -22,12 +22,12 @@ fn tiny(epochs: usize) -> PretrainConfig {
     }
 }
 
-fn weights(model: &ResNet) -> Vec<u8> {
-    checkpoint::model_bytes(model, &CheckpointMeta { config: tiny(1), num_classes: 10, epochs_done: 0, history: vec![] }).unwrap()
+fn weights(model: &Encoder) -> Vec<u8> {
+    checkpoint::model_bytes(model, &CheckpointMeta { config: tiny(1), num_classes: 10, epochs_done: 0, history: vec![], vocabulary: vec![] }).unwrap()
 }
 
 /// Names of the tensors whose bytes differ between two models of one config.
-fn differing_tensors(a: &ResNet, b: &ResNet) -> Vec<String> {
+fn differing_tensors(a: &Encoder, b: &Encoder) -> Vec<String> {
     let (a, b) = (weights(a), weights(b));
     let (ta, tb) = (safetensors::SafeTensors::deserialize(&a).unwrap(), safetensors::SafeTensors::deserialize(&b).unwrap());
     let mut names: Vec<String> = ta.names().into_iter().filter(|n| ta.tensor(n).unwrap().data() != tb.tensor(n).unwrap().data()).map(String::from).collect();
@@ -103,3 +103,54 @@ fn resumed_run_matches_an_uninterrupted_one() {
     assert!(std::fs::read(broken.path().join(checkpoint::MODEL_FILE)).unwrap() == before, "checkpoint changed");
 }
 
+
+#[test]
+fn a_vit_pretrains_and_extracts_too() {
+    let images = mnist(800);
+    let device = Device::flex();
+    let config = PretrainConfig {
+        model: ModelShape::Vit { patch_size: 7, dim: 32, depth: 2, heads: 4, mlp_ratio: 2 },
+        optimizer: OptimizerChoice::Adamw { lr: 2e-3, weight_decay: 5e-4 },
+        ..tiny(3)
+    };
+    let run = pretrain(&images, &config, None, &device, &mut ()).unwrap();
+    let h = &run.history;
+    assert!(h[2].loss < h[0].loss, "loss did not fall: {h:?}");
+    let features = extract(&run.model, &images.subset(&[0, 1, 2]), 14, "three", &device).unwrap();
+    assert_eq!((features.n, features.d), (3, 32));
+    let bad = PretrainConfig { model: ModelShape::Vit { patch_size: 5, dim: 32, depth: 2, heads: 4, mlp_ratio: 2 }, ..tiny(1) };
+    assert!(bad.validate().unwrap_err().to_string().contains("tile the image"));
+}
+
+/// CLIP-style pre-training on captions from the digit names: the loss falls, captions are
+/// swapped at the asked ratio, and a killed-and-resumed run ends where a straight one does.
+#[test]
+fn contrastive_pretraining_learns_and_resumes() {
+    let images = mnist(600);
+    let device = Device::flex();
+    let config = PretrainConfig { objective: Objective::digit_captions(0.2), ..tiny(3) };
+    let whole = tempfile::tempdir().unwrap();
+    let straight = pretrain(&images, &config, Some(whole.path()), &device, &mut ()).unwrap();
+    let h = &straight.history;
+    assert!(h[2].loss < h[0].loss, "loss did not fall: {h:?}");
+    assert!((straight.noise_rate - 0.2).abs() < 1e-12, "caption noise {}", straight.noise_rate);
+
+    struct StopAfterFirst;
+    impl TrainObserver<EpochRecord> for StopAfterFirst {
+        fn should_stop(&mut self) -> bool {
+            true
+        }
+    }
+    let broken = tempfile::tempdir().unwrap();
+    pretrain(&images, &config, Some(broken.path()), &device, &mut StopAfterFirst).unwrap();
+    let resumed = pretrain(&images, &config, Some(broken.path()), &device, &mut ()).unwrap();
+    assert_eq!(resumed.epochs_trained, 2);
+    assert_eq!(differing_tensors(&straight.model, &resumed.model), Vec::<String>::new());
+
+    // The saved run loads back as an image encoder for extraction.
+    let (encoder, meta) = load_model(&broken.path().join(checkpoint::MODEL_FILE), &device).unwrap();
+    assert!(!meta.vocabulary.is_empty());
+    assert_eq!(differing_tensors(&encoder, &straight.model), Vec::<String>::new());
+    let features = extract(&encoder, &images.subset(&[0, 1]), 14, "two", &device).unwrap();
+    assert_eq!(features.d, 16);
+}

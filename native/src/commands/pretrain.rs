@@ -1,11 +1,11 @@
-//! `nml pretrain`: supervised pre-training of a ResNet on images whose labels carry controlled
+//! `nml pretrain`: supervised pre-training of a ResNet or ViT on images whose labels carry controlled
 //! noise, checkpointed every epoch.
 
 use std::path::PathBuf;
 
 use nml_core::device::BackendChoice;
 use nml_core::noise::LabelNoise;
-use nml_core::pretrain::{EpochRecord, OptimizerChoice, PretrainConfig, checkpoint, pretrain};
+use nml_core::pretrain::{EpochRecord, ModelShape, Objective, OptimizerChoice, PretrainConfig, checkpoint, pretrain, pretrain_contrastive};
 use nml_core::tune::TrainObserver;
 use nml_core::{NmlError, Result};
 
@@ -28,8 +28,9 @@ pub struct Args {
     /// symmetric (to another class), symmetric-all (the authors' variant) or pair-flip.
     #[arg(long, default_value = "symmetric")]
     noise_kind: String,
-    /// A TOML file with any of: widths, blocks_per_stage, image_size, epochs, batch_size,
-    /// optimizer, augment, seed (flags given explicitly win).
+    /// A TOML file with any of: model, image_size, epochs, batch_size, optimizer, augment,
+    /// seed (flags given explicitly win), e.g.
+    /// `model = { kind = "vit", patch_size = 7, dim = 64, depth = 4, heads = 4, mlp_ratio = 4 }`.
     #[arg(long)]
     config: Option<PathBuf>,
     #[arg(long)]
@@ -38,6 +39,16 @@ pub struct Args {
     batch_size: Option<usize>,
     #[arg(long)]
     lr: Option<f64>,
+    /// supervised (cross-entropy on noisy labels), or contrastive (CLIP-style on captions built
+    /// from the digit names, or from --captions; --noise-ratio then swaps captions between pairs).
+    #[arg(long)]
+    objective: Option<String>,
+    /// With --objective contrastive: a text file with one caption per training image.
+    #[arg(long)]
+    captions: Option<PathBuf>,
+    /// resnet, or vit (7-pixel patches, 64 wide, 4 blocks; other sizes through --config).
+    #[arg(long)]
+    model: Option<String>,
     /// Channels of each ResNet stage, e.g. 16,32,64 (the last is the feature dimension).
     #[arg(long, value_delimiter = ',')]
     widths: Option<Vec<usize>>,
@@ -71,7 +82,20 @@ fn config(args: &Args) -> Result<PretrainConfig> {
     };
     if let Some(v) = args.epochs { config.epochs = v; }
     if let Some(v) = args.batch_size { config.batch_size = v; }
-    if let Some(v) = &args.widths { config.widths = v.clone(); }
+    match args.model.as_deref() {
+        None => {}
+        Some("resnet") if matches!(config.model, ModelShape::Resnet { .. }) => {}
+        Some("resnet") => config.model = PretrainConfig::default().model,
+        Some("vit") if matches!(config.model, ModelShape::Vit { .. }) => {}
+        Some("vit") => config.model = ModelShape::small_vit(),
+        Some(other) => return Err(NmlError::Invalid(format!("unknown model {other:?} (resnet, vit)"))),
+    }
+    if let Some(v) = &args.widths {
+        match &mut config.model {
+            ModelShape::Resnet { widths, .. } => *widths = v.clone(),
+            ModelShape::Vit { .. } => return Err(NmlError::Invalid("--widths sets a ResNet's stages; a ViT's width is `dim` in --config".into())),
+        }
+    }
     if let Some(v) = args.image_size { config.image_size = v; }
     if let Some(v) = args.seed { config.seed = v; }
     if let Some(lr) = args.lr {
@@ -79,7 +103,17 @@ fn config(args: &Args) -> Result<PretrainConfig> {
             OptimizerChoice::Adamw { lr: l, .. } | OptimizerChoice::Sgd { lr: l, .. } => *l = lr,
         }
     }
-    if args.noise_ratio != 0.0 || config.noise.is_none() {
+    match args.objective.as_deref() {
+        None => {}
+        Some("supervised") => config.objective = Objective::Supervised,
+        Some("contrastive") if matches!(config.objective, Objective::Contrastive { .. }) => {}
+        Some("contrastive") => config.objective = Objective::digit_captions(0.0),
+        Some(other) => return Err(NmlError::Invalid(format!("unknown objective {other:?} (supervised, contrastive)"))),
+    }
+    if let Objective::Contrastive { caption_noise, .. } = &mut config.objective {
+        *caption_noise = args.noise_ratio;
+        config.noise = None;
+    } else if args.noise_ratio != 0.0 || config.noise.is_none() {
         config.noise = noise(&args.noise_kind, args.noise_ratio)?;
     }
     config.validate()?;
@@ -110,10 +144,24 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let mut bar = PretrainBar(EpochBar::new("pretrain", config.epochs));
-    let run = pretrain(&images, &config, Some(&args.out), &device.device, &mut bar)?;
+    let run = match &args.captions {
+        Some(path) => {
+            let name = path.display().to_string();
+            let text = String::from_utf8(nml_core::io::read_file(path)?).map_err(|_| NmlError::format(&name, "not UTF-8 text"))?;
+            let captions: Vec<String> = text.lines().map(str::to_string).collect();
+            if !matches!(config.objective, Objective::Contrastive { .. }) {
+                return Err(NmlError::Invalid("--captions needs --objective contrastive".into()));
+            }
+            if captions.len() != images.n {
+                return Err(NmlError::format(&name, format!("has {} captions; {} holds {} images", captions.len(), args.data, images.n)));
+            }
+            pretrain_contrastive(&images, &captions, &config, Some(&args.out), &device.device, &mut bar)?
+        }
+        None => pretrain(&images, &config, Some(&args.out), &device.device, &mut bar)?,
+    };
     bar.0.finish();
     for r in &run.history {
-        println!("epoch {:>3}  loss {:.4}  train acc (noisy labels) {:.2}%  {:.1} s", r.epoch, r.loss, r.train_accuracy * 100.0, r.seconds);
+        println!("epoch {:>3}  loss {:.4}  train acc (against the noisy targets) {:.2}%  {:.1} s", r.epoch, r.loss, r.train_accuracy * 100.0, r.seconds);
     }
     let summary = serde_json::json!({
         "data": args.data,

@@ -12,15 +12,15 @@ use std::time::Instant;
 use nml_core::data::{FeatureSet, load_feature_set, save_feature_set};
 use nml_core::device::BackendChoice;
 use nml_core::io::write_atomic;
-use nml_core::pretrain::{PretrainConfig, extract, pretrain};
-use nml_core::tune::{Method, TuneConfig, run as tune};
+use nml_core::pretrain::{EpochRecord, Objective, PretrainConfig, extract, pretrain};
+use nml_core::tune::{Method, TrainObserver, TuneConfig, run as tune};
 use nml_core::{NmlError, Result};
 use serde::{Deserialize, Serialize};
 
-use super::pretrain::{PretrainBar, noise};
+use super::pretrain::noise;
 use super::{device, write_json};
-use crate::plot::{LineFigure, Curve, render};
-use crate::progress::EpochBar;
+use crate::plot::{Curve, LineFigure, render};
+use crate::progress::StepBar;
 use crate::starter::load_images;
 
 #[derive(clap::Args)]
@@ -49,6 +49,13 @@ pub struct Suite {
     pub noise_kind: String,
     pub pretrain_data: String,
     pub pretrain: PretrainConfig,
+    /// Pre-training objectives to compare: `supervised` (noisy labels) and/or `contrastive`
+    /// (CLIP-style, noisy captions; the ratio is then the share of swapped captions).
+    #[serde(default = "supervised_only")]
+    pub objectives: Vec<String>,
+    /// The contrastive objective's settings (default: captions from the digit names).
+    #[serde(default)]
+    pub contrastive: Option<Objective>,
     pub tune: TuneSuite,
     #[serde(rename = "task")]
     pub tasks: Vec<Task>,
@@ -72,6 +79,10 @@ pub struct Task {
     pub test: String,
     #[serde(default)]
     pub ood: BTreeMap<String, String>,
+}
+
+fn supervised_only() -> Vec<String> {
+    vec!["supervised".into()]
 }
 
 const QUICK: &str = include_str!("../../suites/quick.toml");
@@ -104,12 +115,20 @@ fn load_suite(args: &Args) -> Result<Suite> {
         return bad("fractions must be in (0, 1]");
     }
     suite.pretrain.validate().map_err(|e| NmlError::format(&name, e.to_string()))?;
+    if let Some(bad_name) = suite.objectives.iter().find(|o| !["supervised", "contrastive"].contains(&o.as_str())) {
+        return bad(&format!("unknown objective {bad_name:?} (supervised, contrastive)"));
+    }
+    if suite.objectives.is_empty() {
+        return bad("needs at least one objective");
+    }
     Ok(suite)
 }
 
 /// One number of the study, with everything that produced it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ResultRow {
+    /// `supervised` or `contrastive`.
+    pub objective: String,
     pub ratio: f64,
     pub seed: u64,
     pub task: String,
@@ -129,12 +148,13 @@ pub struct ResultRow {
     pub tune_seconds: f64,
 }
 
-fn ratio_tag(ratio: f64, seed: u64) -> String {
-    format!("noise{:02}-seed{seed}", (ratio * 100.0).round() as u32)
+fn ratio_tag(objective: &str, ratio: f64, seed: u64) -> String {
+    let prefix = if objective == "supervised" { String::new() } else { format!("{objective}-") };
+    format!("{prefix}noise{:02}-seed{seed}", (ratio * 100.0).round() as u32)
 }
 
 /// Features of one image set under one model, reused when the file holds the same source.
-fn features_for(feature_path: &Path, spec: &str, model: &nml_core::models::ResNet, image_size: usize, device: &nml_core::Device) -> Result<FeatureSet> {
+fn features_for(feature_path: &Path, spec: &str, model: &nml_core::models::Encoder, image_size: usize, device: &nml_core::Device) -> Result<FeatureSet> {
     let path = feature_path.display().to_string();
     if feature_path.exists() {
         let cached = load_feature_set(&path)?;
@@ -146,6 +166,19 @@ fn features_for(feature_path: &Path, spec: &str, model: &nml_core::models::ResNe
     let set = extract(model, &images, image_size, spec, device)?.with_domain(Some(spec.to_string()));
     save_feature_set(&set, &path)?;
     Ok(set)
+}
+
+/// Pre-training epochs shown in the sweep's one progress bar.
+struct PretrainStatus<'a> {
+    bar: &'a StepBar,
+    tag: &'a str,
+    epochs: usize,
+}
+
+impl TrainObserver<EpochRecord> for PretrainStatus<'_> {
+    fn on_epoch(&mut self, r: &EpochRecord) {
+        self.bar.message(&format!("{}: pre-training epoch {}/{} loss {:.3}", self.tag, r.epoch, self.epochs, r.loss));
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -163,21 +196,34 @@ pub fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let pretrain_images = load_images(&suite.pretrain_data)?;
     let mut rows = Vec::new();
+    let cells = suite.objectives.len() * suite.seeds.len() * suite.ratios.len() * suite.tasks.len() * suite.tune.methods.len() * suite.tune.fractions.len();
+    let progress = StepBar::new("sweep", cells);
+    for objective in &suite.objectives {
     for &seed in &suite.seeds {
         for &ratio in &suite.ratios {
-            let tag = ratio_tag(ratio, seed);
-            let config = PretrainConfig { noise: noise(&suite.noise_kind, ratio)?, seed, ..suite.pretrain.clone() };
+            let tag = ratio_tag(objective, ratio, seed);
+            let config = if objective == "contrastive" {
+                let mut contrastive = suite.contrastive.clone().unwrap_or_else(|| Objective::digit_captions(0.0));
+                if let Objective::Contrastive { caption_noise, .. } = &mut contrastive {
+                    *caption_noise = ratio;
+                }
+                PretrainConfig { noise: None, objective: contrastive, seed, ..suite.pretrain.clone() }
+            } else {
+                PretrainConfig { noise: noise(&suite.noise_kind, ratio)?, objective: Objective::Supervised, seed, ..suite.pretrain.clone() }
+            };
+            // Tables and plots tell objectives apart by the task's label.
+            let label = |task: &str| if suite.objectives.len() > 1 { format!("{task} [{objective}]") } else { task.to_string() };
             let run_dir = args.out.join("runs").join(&tag);
-            let mut bar = PretrainBar(EpochBar::new(&tag, config.epochs));
-            let run = pretrain(&pretrain_images, &config, Some(&run_dir), &device.device, &mut bar)?;
-            bar.0.finish();
+            let mut observer = PretrainStatus { bar: &progress, tag: &tag, epochs: config.epochs };
+            progress.message(&format!("{tag}: pre-training"));
+            let run = pretrain(&pretrain_images, &config, Some(&run_dir), &device.device, &mut observer)?;
             let last = run.history.last().map_or(0.0, |r| r.train_accuracy);
-            eprintln!(
+            progress.line(&format!(
                 "{tag}: pre-trained ({} epochs now, {} reused), train accuracy on noisy labels {:.1}%",
                 run.epochs_trained,
                 run.history.len() - run.epochs_trained,
                 last * 100.0
-            );
+            ));
             let feature_dir = args.out.join("features").join(&tag);
             for task in &suite.tasks {
                 let get = |split: &str, spec: &str| {
@@ -219,14 +265,15 @@ pub fn run(args: Args) -> Result<()> {
                                 cell
                             }
                         };
-                        eprintln!(
+                        progress.line(&format!(
                             "{tag} {:<12} {:<7} {:>5.0}% data: ID {:.2}%{}",
                             task.name,
                             method.name(),
                             fraction * 100.0,
                             cell.accuracy * 100.0,
                             cell.ood.iter().map(|(n, a)| format!("  {n} {:.2}%", a * 100.0)).collect::<String>()
-                        );
+                        ));
+                        progress.advance(&format!("{tag} {} {}", task.name, method.name()));
                         let evals = std::iter::once(("test".to_string(), "id", cell.accuracy, &test))
                             .chain(ood.iter().map(|(n, s)| (n.clone(), "ood", cell.ood[n], s)));
                         for (eval, kind, accuracy, set) in evals {
@@ -234,7 +281,8 @@ pub fn run(args: Args) -> Result<()> {
                             rows.push(ResultRow {
                                 ratio,
                                 seed,
-                                task: task.name.clone(),
+                                objective: objective.clone(),
+                                task: label(&task.name),
                                 kind: kind.to_string(),
                                 eval,
                                 method,
@@ -253,6 +301,8 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     }
+    }
+    progress.finish();
     write_outputs(&args.out, &suite, &rows, &device.description)?;
     eprintln!("sweep done in {:.0} s; results in {}", started.elapsed().as_secs_f64(), args.out.display());
     Ok(())
@@ -278,11 +328,12 @@ fn aggregate<'a>(rows: impl Iterator<Item = &'a ResultRow>, value: impl Fn(&Resu
 
 fn write_outputs(out: &Path, suite: &Suite, rows: &[ResultRow], backend: &str) -> Result<()> {
     write_json(&out.join("results.json"), &serde_json::json!({ "suite": suite, "backend": backend, "rows": rows }))?;
-    let mut csv = String::from("ratio,seed,task,kind,eval,method,fraction,accuracy,sve,lsvr_ratio,lsvr_neglog,pretrain_noise_rate,pretrain_train_accuracy,tune_seconds\n");
+    let mut csv = String::from("objective,ratio,seed,task,kind,eval,method,fraction,accuracy,sve,lsvr_ratio,lsvr_neglog,pretrain_noise_rate,pretrain_train_accuracy,tune_seconds\n");
     for r in rows {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3}",
+            "{},{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3}",
+            r.objective,
             r.ratio, r.seed, r.task, r.kind, r.eval, r.method.name(), r.fraction, r.accuracy, r.sve, r.lsvr_ratio, r.lsvr_neglog, r.pretrain_noise_rate, r.pretrain_train_accuracy, r.tune_seconds
         );
     }
@@ -298,7 +349,7 @@ fn write_outputs(out: &Path, suite: &Suite, rows: &[ResultRow], backend: &str) -
     };
     let pm = |(m, s): (f64, f64)| if suite.seeds.len() > 1 { format!("{m:.2} ± {s:.2}") } else { format!("{m:.2}") };
     let mut md = String::new();
-    let _ = writeln!(md, "# nml sweep\n\nBackend: {backend}. Seeds: {:?}. Noise: {} on the pre-training labels ({}). Tuning: {} epochs; accuracies in % at {:.0}% of the downstream training data unless noted. SVE / LSVR of the frozen features (paper mode).\n", suite.seeds, suite.noise_kind, suite.pretrain_data, suite.tune.epochs, full * 100.0);
+    let _ = writeln!(md, "# nml sweep\n\nBackend: {backend}. Seeds: {:?}. Objectives: {}. Noise: {} on the pre-training labels (supervised) or swapped captions (contrastive), pre-training on {}. Tuning: {} epochs; accuracies in % at {:.0}% of the downstream training data unless noted. SVE / LSVR of the frozen features (paper mode).\n", suite.seeds, suite.objectives.join(", "), suite.noise_kind, suite.pretrain_data, suite.tune.epochs, full * 100.0);
     let header: String = suite.ratios.iter().map(|r| format!(" {:.0}% |", r * 100.0)).collect();
     let rule: String = suite.ratios.iter().map(|_| "---|").collect();
     let _ = writeln!(md, "## Accuracy vs pre-training noise\n\n| task | eval | method |{header}\n|---|---|---|{rule}");
