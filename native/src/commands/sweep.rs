@@ -236,6 +236,9 @@ pub fn run(args: Args) -> Result<()> {
                     .iter()
                     .map(|(name, spec)| Ok((name.clone(), get(name, spec)?)))
                     .collect::<Result<_>>()?;
+                // The frozen features' spectra depend only on the set: measured once per task.
+                let test_spectrum = spectrum_of(&test, &device.device)?;
+                let ood_spectra: Vec<_> = ood.iter().map(|(_, s)| spectrum_of(s, &device.device)).collect::<Result<_>>()?;
                 for &method in &suite.tune.methods {
                     for &fraction in &suite.tune.fractions {
                         let tune_config = TuneConfig {
@@ -274,10 +277,9 @@ pub fn run(args: Args) -> Result<()> {
                             cell.ood.iter().map(|(n, a)| format!("  {n} {:.2}%", a * 100.0)).collect::<String>()
                         ));
                         progress.advance(&format!("{tag} {} {}", task.name, method.name()));
-                        let evals = std::iter::once(("test".to_string(), "id", cell.accuracy, &test))
-                            .chain(ood.iter().map(|(n, s)| (n.clone(), "ood", cell.ood[n], s)));
-                        for (eval, kind, accuracy, set) in evals {
-                            let spectrum = spectrum_of(set, &device.device)?;
+                        let evals = std::iter::once(("test".to_string(), "id", cell.accuracy, &test_spectrum))
+                            .chain(ood.iter().zip(&ood_spectra).map(|((n, _), sp)| (n.clone(), "ood", cell.ood[n], sp)));
+                        for (eval, kind, accuracy, spectrum) in evals {
                             rows.push(ResultRow {
                                 ratio,
                                 seed,
@@ -342,7 +344,6 @@ fn write_outputs(out: &Path, suite: &Suite, rows: &[ResultRow], backend: &str) -
     let full = suite.tune.fractions.iter().copied().fold(0.0, f64::max);
     let evals: Vec<(String, String, String)> = {
         let mut v: Vec<(String, String, String)> = rows.iter().map(|r| (r.task.clone(), r.kind.clone(), r.eval.clone())).collect();
-        v.dedup();
         v.sort();
         v.dedup();
         v
