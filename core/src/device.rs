@@ -144,3 +144,43 @@ fn wgpu_device(hardware_only: bool) -> Result<ComputeDevice> {
 fn wgpu_device(_hardware_only: bool) -> Result<ComputeDevice> {
     Err(NmlError::Backend("built without the wgpu feature".into()))
 }
+
+/// Several devices for data-parallel training, from a comma-separated list (`--devices`):
+/// `cpu` (the flex backend), `wgpu` (WGPU's default adapter), `wgpu-cpu` (WGPU's software
+/// adapter, e.g. llvmpipe), `gpu:N`, `igpu:N` (the N-th discrete or integrated GPU).
+/// An entry may repeat: `cpu,cpu` runs two replicas on the host.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn select_many(list: &str) -> Result<Vec<ComputeDevice>> {
+    let entries: Vec<&str> = list.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+    if entries.is_empty() {
+        return Err(NmlError::Invalid("--devices needs at least one device".into()));
+    }
+    entries.into_iter().map(one_device).collect()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn one_device(entry: &str) -> Result<ComputeDevice> {
+    let bad = || NmlError::Invalid(format!("unknown device {entry:?}; use cpu, wgpu, wgpu-cpu, gpu:N or igpu:N"));
+    let (kind, index) = match entry.split_once(':') {
+        Some((kind, index)) => (kind, Some(index.parse::<usize>().map_err(|_| bad())?)),
+        None => (entry, None),
+    };
+    match (kind, index) {
+        ("cpu", None) => Ok(ComputeDevice::cpu("")),
+        #[cfg(feature = "wgpu")]
+        (kind @ ("wgpu" | "wgpu-cpu" | "gpu" | "igpu"), index) => {
+            use burn::tensor::DeviceKind;
+            let device_kind = match (kind, index) {
+                ("wgpu", None) => DeviceKind::DefaultDevice,
+                ("wgpu-cpu", None) => DeviceKind::Cpu,
+                ("gpu", Some(i)) => DeviceKind::DiscreteGpu(i),
+                ("igpu", Some(i)) => DeviceKind::IntegratedGpu(i),
+                _ => return Err(bad()),
+            };
+            Ok(ComputeDevice { device: Device::wgpu(device_kind), kind: "wgpu", description: format!("wgpu: {entry}") })
+        }
+        #[cfg(not(feature = "wgpu"))]
+        ("wgpu" | "wgpu-cpu" | "gpu" | "igpu", _) => Err(NmlError::Backend("built without the wgpu feature".into())),
+        _ => Err(bad()),
+    }
+}

@@ -188,6 +188,28 @@ fn killed_pretraining_resumes_to_the_same_weights() {
     assert_eq!((set.n, set.d, set.num_classes), (50, 16, 10));
 }
 
+/// Data-parallel pre-training on two CPU replicas through burn-train, in mixed precision
+/// refused there with a clear message, and the result extracted like any other run.
+#[test]
+fn two_device_pretraining_from_the_command_line() {
+    let dir = scratch("devices");
+    let out = dir.join("run");
+    let common = ["--data", "starter:mnist@0..800", "--epochs", "2", "--widths", "8,16", "--image-size", "14", "--out"];
+    let refused = nml().args([&["pretrain", "--devices", "cpu,cpu", "--precision", "bf16"][..], &common, &[&s(&out)]].concat()).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("mixed precision"));
+    let bad = nml().args([&["pretrain", "--devices", "cpu,tpu:3"][..], &common, &[&s(&out)]].concat()).output().unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown device \"tpu:3\""));
+
+    let done = run(&[&["pretrain", "--devices", "cpu,cpu"][..], &common, &[&s(&out)]].concat());
+    assert!(String::from_utf8_lossy(&done.stderr).contains("multi-device"));
+    assert!(out.join("learner/checkpoint").is_dir(), "burn-train's checkpoints are kept");
+    let feats = dir.join("f.safetensors");
+    run(&["extract", "--checkpoint", &s(&out.join("model.safetensors")), "--data", "starter:mnist@9000..9100", "--out", &s(&feats), "--backend", "cpu"]);
+    let set = load_feature_set(&s(&feats)).unwrap();
+    assert_eq!((set.n, set.d), (100, 16));
+}
+
 /// A small sweep writes every output, and a second run reuses every finished step.
 #[test]
 fn sweep_writes_tables_and_plots_and_reuses_finished_steps() {

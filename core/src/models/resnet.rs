@@ -1,3 +1,4 @@
+use super::norm_in_f32;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear};
@@ -55,10 +56,10 @@ impl BasicBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let h = self.bn2.forward(self.conv2.forward(h));
+        let h = relu(norm_in_f32(self.conv1.forward(x.clone()), |h| self.bn1.forward(h)));
+        let h = norm_in_f32(self.conv2.forward(h), |h| self.bn2.forward(h));
         let skip = match &self.shortcut {
-            Some(p) => p.bn.forward(p.conv.forward(x)),
+            Some(p) => norm_in_f32(p.conv.forward(x), |h| p.bn.forward(h)),
             None => x,
         };
         relu(h + skip)
@@ -104,7 +105,7 @@ impl ResNetConfig {
 impl ResNet {
     /// The feature vector of each image (`[B, C, H, W]` -> `[B, D]`): what `nml extract` exports.
     pub fn embed(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut h = relu(self.stem_bn.forward(self.stem.forward(images)));
+        let mut h = relu(norm_in_f32(self.stem.forward(images), |h| self.stem_bn.forward(h)));
         for block in &self.blocks {
             h = block.forward(h);
         }

@@ -1,3 +1,4 @@
+use super::norm_in_f32;
 use burn::module::{Module, Param};
 use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::conv::Conv2d;
@@ -102,9 +103,9 @@ impl VitConfig {
 
 impl VitBlock {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let attended = self.attention.forward(MhaInput::self_attn(self.norm1.forward(x.clone()))).context;
+        let attended = self.attention.forward(MhaInput::self_attn(norm_in_f32(x.clone(), |h| self.norm1.forward(h)))).context;
         let x = x + attended;
-        let h = self.mlp.fc2.forward(gelu(self.mlp.fc1.forward(self.norm2.forward(x.clone()))));
+        let h = self.mlp.fc2.forward(gelu(self.mlp.fc1.forward(norm_in_f32(x.clone(), |h| self.norm2.forward(h)))));
         x + h
     }
 }
@@ -121,7 +122,7 @@ impl Vit {
             x = block.forward(x);
         }
         let class_state = x.narrow(1, 0, 1).reshape([b, dim]);
-        self.norm.forward(class_state)
+        norm_in_f32(class_state, |h| self.norm.forward(h))
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {

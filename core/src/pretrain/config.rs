@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::augment::AugmentConfig;
+use crate::models::Precision;
 use crate::error::{NmlError, Result};
 use crate::noise::LabelNoise;
 
@@ -97,6 +98,9 @@ pub struct PretrainConfig {
     pub noise: Option<LabelNoise>,
     pub augment: AugmentConfig,
     pub seed: u64,
+    /// f32, or mixed precision (bf16 / f16 compute on f32 weights) where the backend has it.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Default for PretrainConfig {
@@ -111,6 +115,7 @@ impl Default for PretrainConfig {
             noise: None,
             augment: AugmentConfig::default(),
             seed: 0,
+            precision: Precision::F32,
         }
     }
 }
@@ -143,6 +148,9 @@ impl PretrainConfig {
             if *embed_dim == 0 || templates.is_empty() || *max_words == 0 || !(0.0..=1.0).contains(caption_noise) {
                 return bad("contrastive pre-training needs embed_dim and max_words >= 1, a template, and caption_noise in [0, 1]".into());
             }
+        }
+        if self.precision == Precision::F16 && !matches!(self.optimizer, OptimizerChoice::Adamw { .. }) {
+            return bad("f16 needs loss scaling, which nml pairs with AdamW only; use bf16 with SGD".into());
         }
         let lr = self.optimizer.lr();
         if !(lr > 0.0 && lr.is_finite()) {

@@ -127,6 +127,15 @@ impl ContrastiveModel {
     /// Symmetric InfoNCE over the batch (pair i matches caption i), and how many images
     /// retrieved their own caption.
     pub fn loss(&self, images: Tensor<4>, tokens: Tensor<2, Int>) -> (Tensor<1>, Tensor<1, Int>) {
+        let (loss, logits) = self.loss_and_logits(images, tokens);
+        let [b, _] = logits.dims();
+        let targets = Tensor::<1, Int>::arange(0..b as i64, &logits.device());
+        let correct = logits.argmax(1).reshape([b]).equal(targets).int().sum();
+        (loss, correct)
+    }
+
+    /// Symmetric InfoNCE over the batch and the `[B, B]` image-to-caption logits it came from.
+    pub fn loss_and_logits(&self, images: Tensor<4>, tokens: Tensor<2, Int>) -> (Tensor<1>, Tensor<2>) {
         let zi = l2_normalize_rows(self.image_projection.forward(self.image.embed(images)));
         let zt = l2_normalize_rows(self.text.forward(tokens));
         let [b, _] = zi.dims();
@@ -135,9 +144,8 @@ impl ContrastiveModel {
         let device = logits.device();
         let targets = Tensor::<1, Int>::arange(0..b as i64, &device);
         let ce = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
-        let loss = (ce.forward(logits.clone(), targets.clone()) + ce.forward(logits.clone().transpose(), targets.clone())).div_scalar(2.0);
-        let correct = logits.argmax(1).reshape([b]).equal(targets).int().sum();
-        (loss, correct)
+        let loss = (ce.forward(logits.clone(), targets.clone()) + ce.forward(logits.clone().transpose(), targets)).div_scalar(2.0);
+        (loss, logits)
     }
 }
 

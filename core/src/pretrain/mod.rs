@@ -5,9 +5,13 @@ mod augment;
 pub mod checkpoint;
 mod config;
 pub mod contrastive;
+#[cfg(feature = "multi-device")]
+mod multi_device;
 
 pub use augment::{AugmentConfig, image_batch};
 pub use config::{ModelShape, Objective, OptimizerChoice, PretrainConfig};
+#[cfg(feature = "multi-device")]
+pub use multi_device::{CaptionedImages, LabelledImages, pretrain_multi_device, unfinished_multi_device_epochs};
 
 use std::path::Path;
 use std::time::Instant;
@@ -23,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{FeatureSet, ImageSet};
 use crate::error::{NmlError, Result};
-use crate::models::{Encoder, ResNetConfig, VitConfig};
+use crate::models::{Encoder, ResNetConfig, VitConfig, compute_copy};
 use crate::tune::TrainObserver;
 use crate::tune::cosine_lr;
 use checkpoint::CheckpointMeta;
@@ -129,7 +133,8 @@ fn pretrain_supervised(
     let model = config.init_encoder(num_classes, config.seed, &ad);
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let run = Run { n: train.n, config, num_classes, vocabulary: Vec::new(), run_dir, device: &ad };
-    let (model, history, epochs_trained) = run.train(model, observer, |model: &Encoder, chunk: &[usize], rng: &mut ChaCha8Rng| {
+    let compute = |model: &Encoder| compute_copy(model, config.precision);
+    let (model, history, epochs_trained) = run.train(model, observer, compute, |model: &Encoder, chunk: &[usize], rng: &mut ChaCha8Rng| {
         let x = augmented_batch(&train, chunk, config, rng, &ad);
         let labels: Vec<i64> = chunk.iter().map(|&i| i64::from(train.labels[i])).collect();
         let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [chunk.len()]), &ad);
@@ -167,7 +172,9 @@ pub fn pretrain_contrastive(
     let image_tower = config.init_encoder(images.num_classes, config.seed, &ad);
     let model = contrastive::ContrastiveModel::new(image_tower, config.model.feature_dim(), embed_dim, vocabulary.size(), config.seed, &ad);
     let run = Run { n: train.n, config, num_classes: images.num_classes, vocabulary: vocabulary.words(), run_dir, device: &ad };
-    let (model, history, epochs_trained) = run.train(model, observer, |model: &contrastive::ContrastiveModel, chunk: &[usize], rng: &mut ChaCha8Rng| {
+    // Only the image tower computes in reduced precision; the text tower is a small embedding.
+    let compute = |model: &contrastive::ContrastiveModel| contrastive::ContrastiveModel { image: compute_copy(&model.image, config.precision), ..model.clone() };
+    let (model, history, epochs_trained) = run.train(model, observer, compute, |model: &contrastive::ContrastiveModel, chunk: &[usize], rng: &mut ChaCha8Rng| {
         let x = augmented_batch(&train, chunk, config, rng, &ad);
         let ids: Vec<i64> = chunk.iter().flat_map(|&i| tokens[i].iter().copied()).collect();
         let t = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), max_words]), &ad);
@@ -194,18 +201,22 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Trains `model` with `batch` giving each batch's loss and its count of correct items;
-    /// returns the model (inference mode), the whole history, and the epochs trained now.
+    /// Trains `model` with `batch` giving each batch's loss and its count of correct items,
+    /// computed on `compute(model)` (the model itself, or its mixed-precision copy); returns
+    /// the model (inference mode), the whole history, and the epochs trained now.
     fn train<M: Module>(
         &self,
         mut model: M,
         observer: &mut dyn TrainObserver<EpochRecord>,
+        compute: impl Fn(&M) -> M,
         mut batch: impl FnMut(&M, &[usize], &mut ChaCha8Rng) -> (Tensor<1>, Tensor<1, Int>),
     ) -> Result<(M, Vec<EpochRecord>, usize)> {
         let config = self.config;
         if self.n < 2 {
             return Err(NmlError::Invalid("need at least two training images".into()));
         }
+        config.precision.check(self.device)?;
+        let loss_scale = config.precision.loss_scale();
         let mut optim = optimizer(&config.optimizer);
         let mut history = Vec::new();
         if let Some(dir) = self.run_dir {
@@ -239,10 +250,13 @@ impl Run<'_> {
                 if chunk.len() < 2 {
                     continue;
                 }
-                let (loss, hits) = batch(&model, chunk, &mut rng);
+                let (loss, hits) = batch(&compute(&model), chunk, &mut rng);
                 correct = correct + hits;
                 sum_loss = sum_loss + loss.clone().detach();
                 lr = cosine_lr(config.optimizer.lr(), step, total_steps);
+                // AdamW's step is invariant to the gradients' scale, so the scaled loss needs
+                // no unscaling (config validation keeps f16 to AdamW).
+                let loss = if loss_scale == 1.0 { loss } else { loss.mul_scalar(loss_scale) };
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optim.step(lr, model, grads);
                 step += 1;

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 
 use super::*;
+use crate::models::Precision;
 use crate::noise::LabelNoise;
 
 /// The first `n` MNIST digits of the starter pack.
@@ -153,4 +154,68 @@ fn contrastive_pretraining_learns_and_resumes() {
     assert_eq!(differing_tensors(&encoder, &straight.model), Vec::<String>::new());
     let features = extract(&encoder, &images.subset(&[0, 1]), 14, "two", &device).unwrap();
     assert_eq!(features.d, 16);
+}
+
+/// burn-train's multi-device strategy on two CPU replicas: it learns, an interrupted run
+/// resumes from burn-train's checkpoint to the full history, and the result is an ordinary nml
+/// checkpoint.
+#[cfg(feature = "multi-device")]
+#[test]
+fn two_devices_pretrain_through_burn_train_and_resume() {
+    struct StopAfterFirst;
+    impl TrainObserver<EpochRecord> for StopAfterFirst {
+        fn should_stop(&mut self) -> bool {
+            true
+        }
+    }
+    let images = mnist(1200);
+    let devices = [Device::flex(), Device::flex()];
+    let config = PretrainConfig {
+        noise: Some(LabelNoise::Symmetric { ratio: 0.2 }),
+        optimizer: OptimizerChoice::Adamw { lr: 1e-2, weight_decay: 5e-4 },
+        ..tiny(3)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let first = pretrain_multi_device(&images, &config, dir.path(), &devices, &mut StopAfterFirst).unwrap();
+    assert!(first.history.len() < 3, "the stop was ignored: {:?}", first.history);
+    let resumed = pretrain_multi_device(&images, &config, dir.path(), &devices, &mut ()).unwrap();
+    let h = &resumed.history;
+    assert_eq!(h.len(), 3);
+    assert_eq!(resumed.epochs_trained, 3 - first.history.len());
+    assert!(h[2].loss < h[0].loss && h[2].train_accuracy > 0.2, "did not learn (chance is 0.1): {h:?}");
+
+    let (encoder, meta) = load_model(&dir.path().join(checkpoint::MODEL_FILE), &Device::flex()).unwrap();
+    assert_eq!((meta.epochs_done, meta.history.len()), (3, 3));
+    assert_eq!(differing_tensors(&encoder, &resumed.model), Vec::<String>::new());
+    let again = pretrain_multi_device(&images, &config, dir.path(), &devices, &mut ()).unwrap();
+    assert_eq!(again.epochs_trained, 0, "a finished run is loaded, not trained again");
+
+    let err = pretrain_multi_device(&images, &config, dir.path(), &devices[..1], &mut ()).err().unwrap().to_string();
+    assert!(err.contains("at least two devices"), "{err}");
+}
+
+/// Mixed precision trains like f32 (its weights and checkpoint stay f32), and f16 is refused
+/// with SGD, whose steps would feel the loss scale.
+#[test]
+fn mixed_precision_tracks_f32() {
+    let images = mnist(600);
+    let device = Device::flex();
+    let run = |precision| {
+        let config = PretrainConfig { precision, ..tiny(2) };
+        pretrain(&images, &config, None, &device, &mut ()).unwrap()
+    };
+    let full = run(Precision::F32);
+    for precision in [Precision::Bf16, Precision::F16] {
+        let mixed = run(precision);
+        for (a, b) in full.history.iter().zip(&mixed.history) {
+            assert!((a.loss - b.loss).abs() < 0.02 * a.loss, "{precision}: loss {} vs f32 {}", b.loss, a.loss);
+        }
+        let features = extract(&mixed.model, &images.subset(&[0, 1]), 14, "two", &device).unwrap();
+        assert!(features.features.iter().all(|v| v.is_finite()));
+        let bytes = weights(&mixed.model);
+        let saved = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert!(saved.tensors().iter().all(|(_, t)| t.dtype() != safetensors::Dtype::BF16 && t.dtype() != safetensors::Dtype::F16));
+    }
+    let sgd = PretrainConfig { precision: Precision::F16, optimizer: OptimizerChoice::Sgd { lr: 0.1, momentum: 0.9, weight_decay: 0.0 }, ..tiny(1) };
+    assert!(sgd.validate().unwrap_err().to_string().contains("AdamW"));
 }

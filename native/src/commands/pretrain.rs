@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
-use nml_core::device::BackendChoice;
+use nml_core::device::{BackendChoice, select_many};
+use nml_core::models::Precision;
 use nml_core::noise::LabelNoise;
-use nml_core::pretrain::{EpochRecord, ModelShape, Objective, OptimizerChoice, PretrainConfig, checkpoint, pretrain, pretrain_contrastive};
+use nml_core::pretrain::{EpochRecord, ModelShape, Objective, OptimizerChoice, PretrainConfig, checkpoint, pretrain, pretrain_contrastive, pretrain_multi_device, unfinished_multi_device_epochs};
 use nml_core::tune::TrainObserver;
 use nml_core::{NmlError, Result};
 
@@ -56,11 +57,20 @@ pub struct Args {
     image_size: Option<usize>,
     #[arg(long)]
     seed: Option<u64>,
+    /// f32, or mixed precision: bf16 or f16 compute on f32 weights (norms and the loss in f32),
+    /// where the backend has that arithmetic.
+    #[arg(long)]
+    precision: Option<Precision>,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
     #[arg(long, default_value = "auto")]
     backend: BackendChoice,
+    /// Train data-parallel on several devices through burn-train (instead of --backend), e.g.
+    /// `gpu:0,gpu:1`, or `cpu,cpu` / `wgpu-cpu,wgpu-cpu` on a machine without GPUs. Entries:
+    /// cpu, wgpu, wgpu-cpu, gpu:N, igpu:N.
+    #[arg(long)]
+    devices: Option<String>,
 }
 
 pub fn noise(kind: &str, ratio: f64) -> Result<Option<LabelNoise>> {
@@ -98,6 +108,7 @@ fn config(args: &Args) -> Result<PretrainConfig> {
     }
     if let Some(v) = args.image_size { config.image_size = v; }
     if let Some(v) = args.seed { config.seed = v; }
+    if let Some(v) = args.precision { config.precision = v; }
     if let Some(lr) = args.lr {
         match &mut config.optimizer {
             OptimizerChoice::Adamw { lr: l, .. } | OptimizerChoice::Sgd { lr: l, .. } => *l = lr,
@@ -131,7 +142,15 @@ impl TrainObserver<EpochRecord> for PretrainBar {
 
 pub fn run(args: Args) -> Result<()> {
     let config = config(&args)?;
-    let device = device(args.backend)?;
+    let devices = match &args.devices {
+        Some(list) => select_many(list)?,
+        None => vec![device(args.backend)?],
+    };
+    let device = devices[0].clone();
+    let description = devices.iter().map(|d| d.description.as_str()).collect::<Vec<_>>().join(" + ");
+    if devices.len() > 1 {
+        eprintln!("devices: {description} (burn-train multi-device, optimiser on the first)");
+    }
     let images = load_images(&args.data)?;
     if let Some((_, meta)) = checkpoint::find(&args.out)? {
         if !args.resume && meta.epochs_done < meta.config.epochs {
@@ -143,8 +162,18 @@ pub fn run(args: Args) -> Result<()> {
             )));
         }
     }
+    if let Some(done) = unfinished_multi_device_epochs(&args.out) {
+        if !args.resume {
+            return Err(NmlError::Invalid(format!(
+                "{} holds an unfinished multi-device run ({done} of {} epochs); pass --resume to continue it",
+                args.out.display(),
+                config.epochs
+            )));
+        }
+    }
     let mut bar = PretrainBar(EpochBar::new("pretrain", config.epochs));
     let run = match &args.captions {
+        Some(_) if devices.len() > 1 => return Err(NmlError::Invalid("--captions is not supported with several --devices yet; captions come from the class names there".into())),
         Some(path) => {
             let name = path.display().to_string();
             let text = String::from_utf8(nml_core::io::read_file(path)?).map_err(|_| NmlError::format(&name, "not UTF-8 text"))?;
@@ -156,6 +185,10 @@ pub fn run(args: Args) -> Result<()> {
                 return Err(NmlError::format(&name, format!("has {} captions; {} holds {} images", captions.len(), args.data, images.n)));
             }
             pretrain_contrastive(&images, &captions, &config, Some(&args.out), &device.device, &mut bar)?
+        }
+        None if devices.len() > 1 => {
+            let list: Vec<_> = devices.iter().map(|d| d.device.clone()).collect();
+            pretrain_multi_device(&images, &config, &args.out, &list, &mut bar)?
         }
         None => pretrain(&images, &config, Some(&args.out), &device.device, &mut bar)?,
     };
@@ -169,7 +202,7 @@ pub fn run(args: Args) -> Result<()> {
         "noise_rate": run.noise_rate,
         "config": run.config,
         "history": run.history,
-        "backend": device.description,
+        "backend": description,
     });
     write_json(&args.out.join("pretrain.json"), &summary)?;
     println!(
