@@ -4,6 +4,7 @@
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod finetune;
 pub mod io;
 pub mod models;
 pub mod noise;

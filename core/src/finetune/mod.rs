@@ -1,0 +1,262 @@
+//! Tuning the pre-trained encoder itself on an image task: LoRA adapters on its linears or full
+//! fine-tuning, each with or without NMTune's covariance and singular-value terms on the
+//! encoder's output features (the black-box head's own functions, reused). A new linear head
+//! classifies the task's labels.
+
+mod config;
+
+pub use config::{FinetuneConfig, FinetuneMethod, LoraConfig, LoraTargets};
+
+use std::time::Instant;
+
+use burn::module::{Lora, Module, ModuleMapper, ModuleVisitor, Param, ParamGroup};
+use burn::nn::Linear;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::{RngExt, SeedableRng};
+use rand::rngs::ChaCha8Rng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::data::ImageSet;
+use crate::error::{NmlError, Result};
+use crate::models::{Encoder, HostInit};
+use crate::pretrain::image_batch;
+use crate::tune::regularizers::{covariance_penalty, top_k_singular_share};
+use crate::tune::{TrainObserver, cosine_lr};
+
+/// The encoder (possibly carrying LoRA adapters) and the task's linear head.
+#[derive(Module, Debug)]
+pub struct Finetuner {
+    pub encoder: Encoder,
+    pub head: Linear,
+}
+
+impl Finetuner {
+    /// Features `[B, D]` and class logits `[B, classes]`.
+    pub fn forward(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let features = self.encoder.embed(images);
+        let logits = self.head.forward(features.clone());
+        (features, logits)
+    }
+
+    /// The same model with every LoRA update merged into its base weight (for inference and
+    /// export); an encoder without adapters is returned as it is.
+    pub fn merged(self) -> Self {
+        self.valid().materialize()
+    }
+}
+
+/// One finished epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinetuneEpoch {
+    pub epoch: usize,
+    /// Mean training loss, regularisers included.
+    pub loss: f64,
+    pub ce: f64,
+    pub seconds: f64,
+}
+
+/// Parameters that train (`require_grad`), and all of them, adapters included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamCount {
+    pub trainable: usize,
+    pub total: usize,
+}
+
+pub fn count_params<M: Module>(model: &M) -> ParamCount {
+    struct Count(ParamCount);
+    impl ModuleVisitor for Count {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let n = param.shape().num_elements();
+            self.0.total += n;
+            if param.is_require_grad() {
+                self.0.trainable += n;
+            }
+        }
+    }
+    let mut count = Count(ParamCount { trainable: 0, total: 0 });
+    model.visit(&mut count);
+    count.0
+}
+
+/// The parameter paths LoRA adapts in a ViT.
+fn lora_group(targets: LoraTargets) -> ParamGroup {
+    let pattern = match targets {
+        LoraTargets::Mlp => r"mlp\.fc[12]\.weight$",
+        LoraTargets::MlpAndAttention => r"(mlp\.fc[12]|attention\.(query|key|value|output))\.weight$",
+    };
+    ParamGroup::from_regex(pattern).expect("a valid pattern")
+}
+
+/// The model a run starts from: the encoder as it is (full fine-tuning) or frozen with LoRA
+/// adapters attached (which leave its outputs unchanged), plus a new head seeded from the
+/// config. `device` should have autodiff for training.
+pub fn prepare(encoder: Encoder, num_classes: usize, config: &FinetuneConfig, device: &Device) -> Result<Finetuner> {
+    config.validate()?;
+    let feature_dim = match &encoder {
+        Encoder::ResNet(m) => m.classifier.weight.shape().dims::<2>()[0],
+        Encoder::Vit(m) => m.classifier.weight.shape().dims::<2>()[0],
+    };
+    // A loaded or finished encoder is in inference mode; training needs its parameters tracked.
+    let encoder = encoder.fork(device).train();
+    let encoder = if config.method.uses_lora() {
+        if !matches!(encoder, Encoder::Vit(_)) {
+            return Err(NmlError::Invalid(
+                "LoRA adapts a ViT's linears; this checkpoint is a ResNet (use ft or ft-nmtune, or pre-train with --model vit)".into(),
+            ));
+        }
+        // The adapters' random factor is drawn from the backend's generator.
+        device.seed(config.seed);
+        let lora = Lora::new(config.lora.rank, config.lora.alpha).set_param_group(lora_group(config.lora.targets));
+        encoder.apply_lora(lora)
+    } else {
+        encoder
+    };
+    let head = HostInit::new(config.seed ^ 0x4ead).linear(feature_dim, num_classes, device);
+    Ok(Finetuner { encoder, head })
+}
+
+/// Drops rows of every LoRA down-projection `a` (`[d_in, rank]`) for one step: the input
+/// features the low-rank path sees, scaled to keep their expectation.
+struct LoraDropout<'a> {
+    keep: f64,
+    rng: &'a mut ChaCha8Rng,
+    in_adapter: usize,
+    field: Vec<String>,
+}
+
+impl ModuleMapper for LoraDropout<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.in_adapter += usize::from(container_type == "Reparameterization");
+        self.field.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        self.in_adapter -= usize::from(container_type == "Reparameterization");
+        self.field.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.in_adapter == 0 || D != 2 || self.field.last().map(String::as_str) != Some("a") {
+            return param;
+        }
+        let (id, tensor, mapper) = param.consume();
+        let d_in = tensor.dims()[0];
+        let mask: Vec<f32> =
+            (0..d_in).map(|_| if self.rng.random::<f64>() < self.keep { (1.0 / self.keep) as f32 } else { 0.0 }).collect();
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [d_in, 1]), &tensor.device());
+        let masked = tensor * mask.reshape(tensor_shape::<D>(d_in));
+        Param::from_mapped_value(id, masked, mapper)
+    }
+}
+
+/// `[d_in, 1]` as a `D`-dimensional shape (D is 2 wherever this is used).
+fn tensor_shape<const D: usize>(d_in: usize) -> [usize; D] {
+    let mut shape = [1; D];
+    shape[0] = d_in;
+    shape
+}
+
+/// Trains `model` (from [`prepare`], on an autodiff device) on `train`, images resampled to
+/// `image_size`. Returns the model in inference mode (adapters not merged) and its history.
+pub fn finetune(
+    mut model: Finetuner,
+    train: &ImageSet,
+    image_size: usize,
+    config: &FinetuneConfig,
+    device: &Device,
+    observer: &mut dyn TrainObserver<FinetuneEpoch>,
+) -> Result<(Finetuner, Vec<FinetuneEpoch>)> {
+    config.validate()?;
+    if train.n < 2 {
+        return Err(NmlError::Invalid(format!("{}: need at least two training images", train.name)));
+    }
+    let train = train.resized(image_size, image_size);
+    let ce_loss = CrossEntropyLossConfig::new().init(device);
+    let adamw = || AdamWConfig::new().with_weight_decay(config.weight_decay as f32).init();
+    let (mut head_optim, mut encoder_optim) = (adamw(), adamw());
+    // LoRA adapters are new parameters and train at the head's rate; a pre-trained encoder
+    // trains more gently.
+    let encoder_lr = if config.method.uses_lora() { config.lr } else { config.lr * config.encoder_lr_ratio };
+    let batch = config.batch_size.min(train.n);
+    let batches_per_epoch = train.n / batch + usize::from(train.n % batch >= 2);
+    let total_steps = batches_per_epoch * config.epochs;
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(0xf17e));
+    let mut order: Vec<usize> = (0..train.n).collect();
+    let mut history = Vec::new();
+    let mut step = 0;
+    'epochs: for epoch in 1..=config.epochs {
+        let started = Instant::now();
+        order.shuffle(&mut rng);
+        let (mut sum_loss, mut sum_ce, mut batches) = (0.0, 0.0, 0usize);
+        for chunk in order.chunks(batch) {
+            if chunk.len() < 2 {
+                continue;
+            }
+            if observer.should_stop() {
+                break 'epochs;
+            }
+            let pixels = image_batch(&train, chunk, None);
+            let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), 1, image_size, image_size]), device);
+            let labels: Vec<i64> = chunk.iter().map(|&i| i64::from(train.labels[i])).collect();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [chunk.len()]), device);
+            let step_model = if config.method.uses_lora() && config.lora.dropout > 0.0 {
+                let mut dropout = LoraDropout { keep: 1.0 - config.lora.dropout, rng: &mut rng, in_adapter: 0, field: Vec::new() };
+                model.clone().map(&mut dropout)
+            } else {
+                model.clone()
+            };
+            let (features, logits) = step_model.forward(x);
+            let ce = ce_loss.forward(logits, y);
+            let mut loss = ce.clone();
+            if config.w_cov > 0.0 {
+                loss = loss + covariance_penalty(features.clone()).mul_scalar(config.w_cov);
+            }
+            if config.w_svd > 0.0 {
+                loss = loss - top_k_singular_share(features, config.top_k)?.mul_scalar(config.w_svd);
+            }
+            sum_ce += f64::from(ce.into_scalar::<f32>());
+            sum_loss += f64::from(loss.clone().detach().into_scalar::<f32>());
+            let mut grads = loss.backward();
+            let head_grads = GradientsParams::from_module(&mut grads, &model.head);
+            let encoder_grads = GradientsParams::from_module(&mut grads, &model.encoder);
+            let scale = cosine_lr(1.0, step, total_steps);
+            model.head = head_optim.step(config.lr * scale, model.head, head_grads);
+            model.encoder = encoder_optim.step(encoder_lr * scale, model.encoder, encoder_grads);
+            step += 1;
+            batches += 1;
+        }
+        let record = FinetuneEpoch {
+            epoch,
+            loss: sum_loss / batches.max(1) as f64,
+            ce: sum_ce / batches.max(1) as f64,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if !record.loss.is_finite() {
+            return Err(NmlError::Invalid(format!("fine-tuning diverged at epoch {epoch}; lower the learning rate")));
+        }
+        observer.on_epoch(&record);
+        history.push(record);
+    }
+    Ok((model.valid(), history))
+}
+
+/// Share of `images` (resampled to `image_size`) the model labels correctly.
+pub fn accuracy(model: &Finetuner, images: &ImageSet, image_size: usize, device: &Device) -> Result<f64> {
+    if images.n == 0 {
+        return Err(NmlError::Invalid(format!("{}: no images to score", images.name)));
+    }
+    let set = images.resized(image_size, image_size);
+    let indices: Vec<usize> = (0..set.n).collect();
+    let mut correct = 0usize;
+    for chunk in indices.chunks(256) {
+        let x = Tensor::<4>::from_data(TensorData::new(image_batch(&set, chunk, None), [chunk.len(), 1, image_size, image_size]), device);
+        let predicted = model.forward(x).1.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>()
+            .map_err(|e| NmlError::Backend(format!("reading predictions back: {e:?}")))?;
+        correct += chunk.iter().zip(&predicted).filter(|&(&i, &p)| p == i64::from(set.labels[i])).count();
+    }
+    Ok(correct as f64 / set.n as f64)
+}
+
+#[cfg(test)]
+mod tests;

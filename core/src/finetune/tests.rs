@@ -1,0 +1,106 @@
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+
+use super::*;
+use crate::models::VitConfig;
+use crate::pretrain::{ModelShape, PretrainConfig, pretrain};
+
+fn mnist(range: std::ops::Range<usize>) -> ImageSet {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/starter");
+    let all = ImageSet::load_idx(&dir.join("mnist10k-images-idx3-ubyte.gz"), &dir.join("mnist10k-labels-idx1-ubyte.gz")).unwrap();
+    all.subset(&range.collect::<Vec<_>>())
+}
+
+fn small_vit(device: &Device) -> Encoder {
+    Encoder::Vit(VitConfig::new(14, 7, 32, 2, 4, 10).with_mlp_ratio(2).init(3, device))
+}
+
+fn values(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn batch(images: &ImageSet, device: &Device) -> Tensor<4> {
+    let set = images.resized(14, 14);
+    let idx: Vec<usize> = (0..set.n).collect();
+    Tensor::from_data(TensorData::new(image_batch(&set, &idx, None), [set.n, 1, 14, 14]), device)
+}
+
+#[test]
+fn lora_starts_equal_to_the_base_and_trains_only_adapters_and_head() {
+    let device = Device::flex().autodiff();
+    let base = small_vit(&device);
+    let x = batch(&mnist(0..8), &device);
+    let before = values(base.embed(x.clone()));
+    let config = FinetuneConfig { epochs: 1, ..FinetuneConfig::for_method(FinetuneMethod::Lora) };
+    let model = prepare(base.clone(), 10, &config, &device).unwrap();
+    assert!(max_diff(&before, &values(model.encoder.embed(x.clone()))) < 1e-6, "LoRA at init changed the features");
+
+    // rank 8 on fc1 (32x64) and fc2 (64x32) of 2 blocks, plus the 32x10 head with bias.
+    let count = count_params(&model);
+    assert_eq!(count.trainable, 2 * (8 * (32 + 64) + 8 * (64 + 32)) + 32 * 10 + 10, "{count:?}");
+    assert!(count.total > count.trainable * 3, "{count:?}");
+
+    let (tuned, _) = finetune(model, &mnist(0..200), 14, &config, &device, &mut ()).unwrap();
+    let (Encoder::Vit(old), Encoder::Vit(new)) = (&base, &tuned.encoder) else { unreachable!() };
+    // Frozen: the patch embedding and the adapted weights' bases.
+    assert_eq!(values(old.patch_embedding.weight.val().reshape([32, 49])), values(new.patch_embedding.weight.val().reshape([32, 49])));
+    assert_eq!(values(old.blocks[0].mlp.fc1.weight.base()), values(new.blocks[0].mlp.fc1.weight.base()));
+    assert_eq!(values(old.blocks[1].attention.query.weight.val()), values(new.blocks[1].attention.query.weight.val()), "attention is not a default target");
+    // Trained: the effective adapted weight moved.
+    assert!(max_diff(&values(old.blocks[0].mlp.fc1.weight.val()), &values(new.blocks[0].mlp.fc1.weight.val())) > 1e-6);
+}
+
+#[test]
+fn merged_and_unmerged_give_the_same_outputs() {
+    let device = Device::flex().autodiff();
+    let config = FinetuneConfig {
+        epochs: 1,
+        lora: LoraConfig { targets: LoraTargets::MlpAndAttention, dropout: 0.1, ..LoraConfig::default() },
+        ..FinetuneConfig::for_method(FinetuneMethod::LoraNmtune)
+    };
+    let model = prepare(small_vit(&device), 10, &config, &device).unwrap();
+    let (tuned, _) = finetune(model, &mnist(0..200), 14, &config, &device, &mut ()).unwrap();
+    let x = batch(&mnist(300..316), &device);
+    let unmerged = values(tuned.forward(x.clone()).1);
+    let merged = tuned.merged();
+    assert_eq!(count_params(&merged).total, count_params(&prepare(small_vit(&device), 10, &FinetuneConfig::for_method(FinetuneMethod::Ft), &device).unwrap()).total, "adapters are gone after merging");
+    assert!(max_diff(&unmerged, &values(merged.forward(x).1)) < 1e-4);
+}
+
+/// A short run on real digits lowers the loss: LoRA on a ViT pre-trained for one epoch, and
+/// full fine-tuning of a ResNet (which LoRA refuses by name).
+#[test]
+fn short_runs_lower_the_loss_on_real_digits() {
+    let device = Device::flex();
+    let pretrained = pretrain(
+        &mnist(0..600),
+        &PretrainConfig { model: ModelShape::Vit { patch_size: 7, dim: 32, depth: 2, heads: 4, mlp_ratio: 2 }, image_size: 14, epochs: 1, batch_size: 64, ..PretrainConfig::default() },
+        None,
+        &device,
+        &mut (),
+    )
+    .unwrap();
+    let ad = device.clone().autodiff();
+    let task = mnist(1000..1600);
+    for method in [FinetuneMethod::Lora, FinetuneMethod::FtNmtune] {
+        let config = FinetuneConfig { epochs: 3, lr: 3e-3, ..FinetuneConfig::for_method(method) };
+        let model = prepare(pretrained.model.clone(), 10, &config, &ad).unwrap();
+        let (tuned, history) = finetune(model, &task, 14, &config, &ad, &mut ()).unwrap();
+        assert!(history[2].ce < history[0].ce, "{method:?}: loss did not fall: {history:?}");
+        let (Encoder::Vit(old), Encoder::Vit(new)) = (&pretrained.model, &tuned.encoder) else { unreachable!() };
+        let moved = max_diff(&values(old.blocks[0].mlp.fc1.weight.val()), &values(new.blocks[0].mlp.fc1.weight.val()));
+        assert!(moved > 1e-6, "{method:?}: the encoder did not train");
+        let acc = accuracy(&tuned, &mnist(2000..2300), 14, &ad).unwrap();
+        // From a ViT pre-trained for a single epoch, three short epochs only need to beat chance.
+        assert!(acc > 0.12, "{method:?}: held-out accuracy {acc} (chance is 0.1)");
+        println!("{method:?}: cross-entropy {:.3} -> {:.3}, held-out accuracy {acc:.3}", history[0].ce, history[2].ce);
+    }
+    let resnet = crate::models::ResNetConfig::new(vec![4, 8], 10).init(0, &ad);
+    let err = prepare(Encoder::ResNet(resnet), 10, &FinetuneConfig::for_method(FinetuneMethod::Lora), &ad).err().unwrap();
+    assert!(err.to_string().contains("ResNet"), "{err}");
+}
