@@ -188,7 +188,8 @@ pub fn finetune(
     'epochs: for epoch in 1..=config.epochs {
         let started = Instant::now();
         order.shuffle(&mut rng);
-        let (mut sum_loss, mut sum_ce, mut batches) = (0.0, 0.0, 0usize);
+        // Summed on the device and read once per epoch, not once per step.
+        let (mut sum_loss, mut sum_ce, mut batches) = (Tensor::<1>::zeros([1], device), Tensor::<1>::zeros([1], device), 0usize);
         for chunk in order.chunks(batch) {
             if chunk.len() < 2 {
                 continue;
@@ -215,8 +216,8 @@ pub fn finetune(
             if config.w_svd > 0.0 {
                 loss = loss - top_k_singular_share(features, config.top_k)?.mul_scalar(config.w_svd);
             }
-            sum_ce += f64::from(ce.into_scalar::<f32>());
-            sum_loss += f64::from(loss.clone().detach().into_scalar::<f32>());
+            sum_ce = sum_ce + ce.detach();
+            sum_loss = sum_loss + loss.clone().detach();
             let mut grads = loss.backward();
             let head_grads = GradientsParams::from_module(&mut grads, &model.head);
             let encoder_grads = GradientsParams::from_module(&mut grads, &model.encoder);
@@ -228,8 +229,8 @@ pub fn finetune(
         }
         let record = FinetuneEpoch {
             epoch,
-            loss: sum_loss / batches.max(1) as f64,
-            ce: sum_ce / batches.max(1) as f64,
+            loss: f64::from(sum_loss.into_scalar::<f32>()) / batches.max(1) as f64,
+            ce: f64::from(sum_ce.into_scalar::<f32>()) / batches.max(1) as f64,
             seconds: started.elapsed().as_secs_f64(),
         };
         if !record.loss.is_finite() {

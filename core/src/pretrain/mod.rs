@@ -163,10 +163,7 @@ pub fn pretrain_contrastive(
     if captions.len() != images.n {
         return Err(NmlError::Invalid(format!("{} captions for {} images in {}", captions.len(), images.n, images.name)));
     }
-    let (caption_of, changed) = crate::noise::swap_captions(images.n, caption_noise, config.seed)?;
-    let noise_rate = changed.iter().filter(|&&c| c).count() as f64 / images.n as f64;
-    let vocabulary = contrastive::Vocabulary::build(captions);
-    let tokens: Vec<Vec<i64>> = caption_of.iter().map(|&c| vocabulary.encode(&captions[c], max_words)).collect();
+    let (tokens, noise_rate, vocabulary) = noisy_caption_tokens(captions, caption_noise, max_words, config.seed)?;
     let train = images.resized(config.image_size, config.image_size);
     let ad = device.clone().autodiff();
     let image_tower = config.init_encoder(images.num_classes, config.seed, &ad);
@@ -181,6 +178,16 @@ pub fn pretrain_contrastive(
         model.loss(x, t)
     })?;
     Ok(Pretrained { model: model.image, config: config.clone(), num_classes: images.num_classes, history, noise_rate, epochs_trained })
+}
+
+/// Each image's caption after swapping a share `caption_noise` of them between pairs, as word
+/// ids over the captions' vocabulary, with the realised share of swapped captions.
+fn noisy_caption_tokens(captions: &[String], caption_noise: f64, max_words: usize, seed: u64) -> Result<(Vec<Vec<i64>>, f64, contrastive::Vocabulary)> {
+    let (caption_of, changed) = crate::noise::swap_captions(captions.len(), caption_noise, seed)?;
+    let rate = changed.iter().filter(|&&c| c).count() as f64 / captions.len().max(1) as f64;
+    let vocabulary = contrastive::Vocabulary::build(captions);
+    let tokens = caption_of.iter().map(|&c| vocabulary.encode(&captions[c], max_words)).collect();
+    Ok((tokens, rate, vocabulary))
 }
 
 /// The images at `chunk`, augmented as the config says, as a `[B, 1, H, W]` tensor.

@@ -176,10 +176,7 @@ pub fn pretrain_multi_device(
         }
         Objective::Contrastive { templates, class_names, max_words, caption_noise, .. } => {
             let captions = super::contrastive::class_captions(&images.labels, templates, class_names, config.seed)?;
-            let (caption_of, changed) = crate::noise::swap_captions(images.n, *caption_noise, config.seed)?;
-            let rate = changed.iter().filter(|&&c| c).count() as f64 / images.n as f64;
-            let vocabulary = Vocabulary::build(&captions);
-            let tokens = caption_of.iter().map(|&c| vocabulary.encode(&captions[c], *max_words)).collect();
+            let (tokens, rate, vocabulary) = super::noisy_caption_tokens(&captions, *caption_noise, *max_words, config.seed)?;
             (images.resized(config.image_size, config.image_size), rate, tokens, Some(vocabulary))
         }
     };
