@@ -9,7 +9,15 @@ use crate::error::{NmlError, Result};
 
 /// The module's tensors, named by their paths, and `metadata` as safetensors header entries.
 pub fn module_bytes<M: Module>(module: &M, metadata: &[(&str, String)]) -> Result<Vec<u8>> {
+    module_bytes_matching(module, metadata, None)
+}
+
+/// As [`module_bytes`], keeping only the tensors whose path matches `pattern` (a regex).
+pub fn module_bytes_matching<M: Module>(module: &M, metadata: &[(&str, String)], pattern: Option<&str>) -> Result<Vec<u8>> {
     let mut store = SafetensorsStore::from_bytes(None);
+    if let Some(pattern) = pattern {
+        store = store.with_regex(pattern);
+    }
     for (key, value) in metadata {
         store = store.metadata(*key, value.clone());
     }

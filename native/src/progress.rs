@@ -1,4 +1,5 @@
 use indicatif::{ProgressBar, ProgressStyle};
+use nml_core::finetune::FinetuneEpoch;
 use nml_core::tune::{EpochStats, TrainObserver};
 
 /// An epoch progress bar showing the latest loss (and validation accuracy when there is one).
@@ -40,6 +41,12 @@ impl TrainObserver for EpochBar {
             .map(|a| format!(" val {:.2}%", a * 100.0))
             .unwrap_or_default();
         self.show(stats.epoch, &format!("loss {:.4}{val}", stats.loss));
+    }
+}
+
+impl TrainObserver<FinetuneEpoch> for EpochBar {
+    fn on_epoch(&mut self, e: &FinetuneEpoch) {
+        self.show(e.epoch, &format!("loss {:.4} ce {:.4} ({:.1} s)", e.loss, e.ce, e.seconds));
     }
 }
 

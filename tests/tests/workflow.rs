@@ -238,6 +238,10 @@ methods = ["lp", "nmtune"]
 epochs = 2
 fractions = [0.5, 1.0]
 
+[finetune]
+methods = ["lora", "ft"]
+epochs = 1
+
 [[task]]
 name = "mnist"
 train = "starter:mnist@600..900"
@@ -247,20 +251,80 @@ ood = { rotated = "starter:mnist@900..1100|rotate=30" }
     )
     .unwrap();
     let out = dir.join("out");
-    let first = run(&["sweep", "--suite", &s(&suite), "--out", &s(&out), "--backend", "cpu"]);
-    for file in ["results.json", "results.csv", "summary.md", "id_accuracy_vs_noise.png", "ood_accuracy_vs_noise.svg", "sve_vs_noise.png", "lsvr_vs_noise.svg", "accuracy_vs_fraction.png"] {
+    let sweep = ["sweep", "--suite", &s(&suite), "--out", &s(&out), "--backend", "cpu", "--finetune"];
+    let first = run(&sweep);
+    for file in ["results.json", "results.csv", "summary.md", "id_accuracy_vs_noise.png", "ood_accuracy_vs_noise.svg", "sve_vs_noise.png", "lsvr_vs_noise.svg", "accuracy_vs_fraction.png", "gap_vs_noise.png", "gap_vs_noise.svg"] {
         assert!(out.join(file).exists(), "{file} missing");
     }
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
-    // 2 objectives x 2 ratios x 2 methods x 2 fractions x (test + 1 OOD set)
-    assert_eq!(csv.lines().count(), 1 + 32, "{csv}");
+    // 2 objectives x 2 ratios x (2 heads x 2 fractions + 2 fine-tunings) x (test + 1 OOD set)
+    assert_eq!(csv.lines().count(), 1 + 48, "{csv}");
+    assert_eq!(csv.lines().filter(|l| l.contains(",lora,1,")).count(), 8, "{csv}");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    let figure4 = summary.split("Figure 4").nth(1).expect("the accuracy-change table");
+    for row in ["| lp | ID | +0.00 |", "| lora | OOD | +0.00 |", "| ft | ID | +0.00 |"] {
+        assert!(figure4.contains(row), "{row} missing from {figure4}");
+    }
     assert!(csv.contains("\ncontrastive,0.3,") && csv.contains("\nsupervised,0,"), "{csv}");
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert!(results["rows"].as_array().unwrap().iter().all(|r| r["accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a))));
 
-    let second = run(&["sweep", "--suite", &s(&suite), "--out", &s(&out), "--backend", "cpu"]);
+    let second = run(&sweep);
     let log = String::from_utf8_lossy(&second.stderr);
     assert_eq!(log.matches("(0 epochs now, 1 reused)").count(), 4, "{log}");
     assert_eq!(std::fs::read_to_string(out.join("results.csv")).unwrap(), csv, "a rerun must give the same numbers");
     let _ = first;
+}
+
+/// `nml tune` on images through a pre-trained ViT: LoRA saves only adapters and head, the merged
+/// export extracts like a pre-trained model, LP reads the same task, and misuse is refused.
+#[test]
+fn lora_and_fine_tuning_from_the_command_line() {
+    let dir = scratch("finetune");
+    let vit = dir.join("vit");
+    run(&["pretrain", "--data", "starter:mnist@0..2000", "--model", "vit", "--image-size", "14", "--epochs", "2", "--out", &s(&vit), "--backend", "cpu"]);
+    let checkpoint = s(&vit.join("model.safetensors"));
+    let suite = dir.join("suite.toml");
+    let quick = std::fs::read_to_string(repo().join("native/suites/quick.toml")).unwrap();
+    // The quick suite's tasks, on fewer images.
+    std::fs::write(&suite, quick.replace("@6000..8000", "@6000..7000").replace("@8000..10000", "@8000..8300")).unwrap();
+    let (report, adapters, merged) = (dir.join("lora.json"), dir.join("adapters.safetensors"), dir.join("merged.safetensors"));
+    let out = run(&[
+        "tune", "--method", "lora", "--checkpoint", &checkpoint, "--task", "mnist", "--suite", &s(&suite), "--epochs", "3", "--lr", "0.01",
+        "--lora-rank", "4", "--report", &s(&report), "--save", &s(&adapters), "--export", &s(&merged), "--backend", "cpu",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("accuracy (OOD rotated-30)") && stdout.contains("peak memory"), "{stdout}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    // rank 4 on fc1 (64x256) and fc2 (256x64) of 4 blocks, and a 64x10 head with bias.
+    let trainable = 4 * 2 * 4 * (64 + 256) + 64 * 10 + 10;
+    assert_eq!(r["params"]["trainable"].as_u64(), Some(trainable as u64), "{r}");
+    assert!(r["accuracy"].as_f64().is_some_and(|a| a > 0.2), "{r}");
+    assert_eq!(r["ood"].as_object().unwrap().len(), 3, "{r}");
+    let saved = std::fs::read(&adapters).unwrap();
+    let saved = safetensors::SafeTensors::deserialize(&saved).unwrap();
+    let elements: usize = saved.tensors().iter().map(|(_, t)| t.shape().iter().product::<usize>()).sum();
+    assert_eq!(elements, trainable, "the adapter file holds exactly what trained");
+
+    // The merged model extracts features like any checkpoint; the adapter file alone cannot.
+    let feats = dir.join("f.safetensors");
+    run(&["extract", "--checkpoint", &s(&merged), "--data", "starter:mnist@9000..9050", "--out", &s(&feats), "--backend", "cpu"]);
+    assert_eq!(load_feature_set(&s(&feats)).unwrap().d, 64);
+    let refused = nml().args(["extract", "--checkpoint", &s(&adapters), "--data", "starter:mnist@0..10", "--out", &s(&feats)]).output().unwrap();
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--export"));
+
+    // A linear probe through the same checkpoint, on images given directly.
+    let lp = run(&["tune", "--method", "lp", "--checkpoint", &checkpoint, "--train", "starter:mnist@6000..6300", "--test", "starter:mnist@8000..8200", "--epochs", "2", "--backend", "cpu"]);
+    assert!(String::from_utf8_lossy(&lp.stdout).contains("accuracy (ID test)"));
+
+    for (args, message) in [
+        (vec!["tune", "--method", "ft", "--train", "starter:mnist@0..10", "--test", "starter:mnist@0..10"], "--checkpoint"),
+        (vec!["tune", "--method", "ft", "--checkpoint", &checkpoint, "--task", "mnist", "--lora-rank", "4"], "--lora-rank does not apply to --method ft"),
+        (vec!["tune", "--method", "lora", "--checkpoint", &checkpoint, "--task", "cifar"], "no task \"cifar\" in the suite (it has mnist, digits-8x8)"),
+    ] {
+        let out = nml().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
 }

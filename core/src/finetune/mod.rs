@@ -4,8 +4,12 @@
 //! classifies the task's labels.
 
 mod config;
+mod persist;
+mod task;
 
 pub use config::{FinetuneConfig, FinetuneMethod, LoraConfig, LoraTargets};
+pub use persist::{FinetuneMeta, load_merged, merged_bytes, read_finetune_meta, trained_bytes};
+pub use task::{FinetuneOutcome, FinetuneReport, run};
 
 use std::time::Instant;
 

@@ -104,3 +104,81 @@ fn short_runs_lower_the_loss_on_real_digits() {
     let err = prepare(Encoder::ResNet(resnet), 10, &FinetuneConfig::for_method(FinetuneMethod::Lora), &ad).err().unwrap();
     assert!(err.to_string().contains("ResNet"), "{err}");
 }
+
+fn saved_tensors(bytes: &[u8]) -> Vec<(String, usize)> {
+    let tensors = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let mut names: Vec<(String, usize)> = tensors.tensors().into_iter().map(|(n, t)| (n, t.shape().iter().product())).collect();
+    names.sort();
+    names
+}
+
+fn meta_for(config: &FinetuneConfig) -> FinetuneMeta {
+    let base = PretrainConfig { model: ModelShape::Vit { patch_size: 7, dim: 32, depth: 2, heads: 4, mlp_ratio: 2 }, image_size: 14, ..PretrainConfig::default() };
+    FinetuneMeta {
+        config: config.clone(),
+        base: crate::pretrain::checkpoint::CheckpointMeta { config: base, num_classes: 10, epochs_done: 1, history: Vec::new(), vocabulary: Vec::new() },
+        num_classes: 10,
+        image_size: 14,
+        merged: false,
+    }
+}
+
+/// `--save` after LoRA keeps exactly the trained parameters; `--export` writes the merged model,
+/// which loads back (also through `load_model`, as `nml extract` does) with the same outputs.
+#[test]
+fn saved_lora_holds_only_adapters_and_head_and_export_loads_back() {
+    let device = Device::flex().autodiff();
+    let config = FinetuneConfig { epochs: 1, ..FinetuneConfig::for_method(FinetuneMethod::Lora) };
+    let meta = meta_for(&config);
+    let base = meta.base.config.init_encoder(10, 3, &device);
+    let model = prepare(base, 10, &config, &device).unwrap();
+    let trainable = count_params(&model).trainable;
+    let (tuned, _) = finetune(model, &mnist(0..128), 14, &config, &device, &mut ()).unwrap();
+
+    let saved = saved_tensors(&trained_bytes(&tuned, &meta).unwrap());
+    assert_eq!(saved.iter().map(|(_, n)| n).sum::<usize>(), trainable, "{saved:?}");
+    assert!(saved.iter().all(|(name, _)| name.starts_with("head.") || name.ends_with(".lora.a") || name.ends_with(".lora.b")), "{saved:?}");
+    assert_eq!(saved.iter().filter(|(name, _)| name.ends_with(".lora.a")).count(), 4, "fc1 and fc2 of two blocks: {saved:?}");
+
+    let x = batch(&mnist(300..316), &device);
+    let (features, logits) = tuned.forward(x.clone());
+    let exported = merged_bytes(tuned, &meta).unwrap();
+    assert!(saved_tensors(&exported).iter().all(|(name, _)| !name.contains("lora")));
+    let (loaded, loaded_meta) = load_merged(&exported, "exported", &device).unwrap();
+    assert!(loaded_meta.merged);
+    assert!(max_diff(&values(logits), &values(loaded.forward(x.clone()).1)) < 1e-4);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tuned.safetensors");
+    std::fs::write(&path, &exported).unwrap();
+    let (encoder, checkpoint) = crate::pretrain::load_model(&path, &device).unwrap();
+    assert_eq!(checkpoint.config.image_size, 14);
+    assert!(max_diff(&values(features), &values(encoder.embed(x))) < 1e-4);
+
+    let adapters_only = dir.path().join("adapters.safetensors");
+    std::fs::write(&adapters_only, trained_bytes(&loaded, &meta).unwrap()).unwrap();
+    let err = crate::pretrain::load_model(&adapters_only, &device).err().unwrap().to_string();
+    assert!(err.contains("adapters.safetensors") && err.contains("--export"), "{err}");
+}
+
+/// The whole run scores the test and OOD sets and refuses labels the training set lacks.
+#[test]
+fn run_scores_test_and_ood_sets_and_refuses_unknown_labels() {
+    let device = Device::flex();
+    let config = FinetuneConfig { epochs: 1, ..FinetuneConfig::for_method(FinetuneMethod::Ft) };
+    let encoder = Encoder::ResNet(crate::models::ResNetConfig::new(vec![4, 8], 10).init(0, &device));
+    let test = mnist(500..600);
+    let ood = vec![("rotated".to_string(), test.rotated(30.0))];
+    let out = run(encoder.clone(), 14, &mnist(0..300), &test, &ood, &config, &device, &mut ()).unwrap();
+    assert_eq!(out.report.history.len(), 1);
+    // Everything trains but BatchNorm's running mean and variance: the stem's norm (4 channels),
+    // block 1's two (4 each), block 2's two and its shortcut's (8 each).
+    let p = out.report.params;
+    assert_eq!(p.total - p.trainable, 2 * (4 + 4 + 4 + 8 + 8 + 8), "{p:?}");
+    assert!((0.0..=1.0).contains(&out.report.accuracy) && out.report.ood.contains_key("rotated"));
+
+    let mut bad = test.clone();
+    bad.labels[3] = 12;
+    let err = run(encoder, 14, &mnist(0..300), &bad, &[], &config, &device, &mut ()).err().unwrap().to_string();
+    assert!(err.contains("label 12 at index 3"), "{err}");
+}

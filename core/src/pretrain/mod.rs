@@ -303,9 +303,15 @@ impl Run<'_> {
 }
 
 /// Loads a finished (or partial) pre-training run's image encoder for extraction.
+/// A model exported by `nml tune --export` (fine-tuned, adapters merged) loads too: its
+/// encoder, with the pre-trained checkpoint's metadata.
 pub fn load_model(path: &Path, device: &Device) -> Result<(Encoder, CheckpointMeta)> {
     let bytes = crate::io::read_file(path)?;
     let name = path.display().to_string();
+    if crate::finetune::read_finetune_meta(&bytes, &name)?.is_some() {
+        let (model, meta) = crate::finetune::load_merged(&bytes, &name, device)?;
+        return Ok((model.encoder, CheckpointMeta { config: PretrainConfig { image_size: meta.image_size, ..meta.base.config }, ..meta.base }));
+    }
     let meta = checkpoint::read_meta(&bytes, &name)?;
     meta.config.validate().map_err(|e| NmlError::format(&name, e.to_string()))?;
     let encoder = meta.config.init_encoder(meta.num_classes, 0, device);

@@ -24,6 +24,14 @@ pub fn device(choice: BackendChoice) -> Result<ComputeDevice> {
     Ok(device)
 }
 
+/// Peak resident memory of this process so far (Linux's VmHWM), in MiB; None elsewhere.
+pub fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 /// Writes pretty JSON atomically.
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)

@@ -1,28 +1,51 @@
+//! `nml tune`: a head on frozen features (lp, mlp, nmtune), or the encoder itself tuned on an
+//! image task (lora, lora-nmtune, ft, ft-nmtune). With `--checkpoint`, every method reads images
+//! and runs them through the pre-trained model, so all seven compare on the same task.
+
 use std::path::PathBuf;
 
-use nml_core::data::{FeatureSet, load_feature_set};
+use nml_core::data::{FeatureSet, ImageSet, load_feature_set};
 use nml_core::device::BackendChoice;
+use nml_core::finetune::{self, FinetuneConfig, FinetuneMeta, FinetuneMethod, FinetuneReport, LoraTargets};
 use nml_core::io::write_atomic;
+use nml_core::pretrain::{extract, load_model};
 use nml_core::tune::{Method, TuneConfig, TuneReport, head_to_bytes, run as tune};
-use nml_core::Result;
+use nml_core::{NmlError, Result};
+use serde::Serialize;
 
-use super::{device, merge_toml, write_json};
+use super::sweep::load_suite;
+use super::{device, merge_toml, peak_memory_mib, write_json};
 use crate::progress::EpochBar;
+use crate::starter::load_images;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Training features: `set.safetensors` or `features.npy,labels.npy`.
-    #[arg(long)]
-    train: String,
-    /// In-domain test features.
-    #[arg(long)]
-    test: String,
-    /// Out-of-domain test sets, `NAME=FEATURES` (repeatable).
+    /// Training set: features (`set.safetensors` or `features.npy,labels.npy`); with
+    /// --checkpoint, images (`starter:NAME`, `IMAGES.idx[.gz],LABELS.idx[.gz]`, ...).
+    #[arg(long, required_unless_present = "task")]
+    train: Option<String>,
+    /// In-domain test set (features, or images with --checkpoint).
+    #[arg(long, required_unless_present = "task")]
+    test: Option<String>,
+    /// Out-of-domain test sets, `NAME=SET` (repeatable).
     #[arg(long, value_parser = parse_named)]
     ood: Vec<(String, String)>,
     #[arg(long, value_enum)]
     method: MethodArg,
-    /// TOML file with any TuneConfig fields; flags given here override it.
+    /// A pre-trained model (`nml pretrain`'s model.safetensors): the sets are images, run through
+    /// it. Required by lora, lora-nmtune, ft and ft-nmtune.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// A task of a sweep suite (its train, test and OOD images) instead of --train/--test/--ood.
+    #[arg(long, requires = "checkpoint", conflicts_with_all = ["train", "test", "ood"])]
+    task: Option<String>,
+    /// The suite file that defines --task (default: the built-in suite named by --preset).
+    #[arg(long, requires = "task")]
+    suite: Option<PathBuf>,
+    /// Built-in suite that defines --task: quick (default) or full.
+    #[arg(long, requires = "task", conflicts_with = "suite")]
+    preset: Option<String>,
+    /// TOML file with any of the method's config fields; flags given here override it.
     #[arg(long)]
     config: Option<PathBuf>,
     #[arg(long)]
@@ -33,7 +56,7 @@ pub struct Args {
     lr: Option<f64>,
     #[arg(long)]
     weight_decay: Option<f64>,
-    /// MLP width as a multiple of the feature dimension.
+    /// MLP width as a multiple of the feature dimension (mlp, nmtune).
     #[arg(long)]
     hidden_mult: Option<usize>,
     #[arg(long)]
@@ -46,10 +69,10 @@ pub struct Args {
     top_k: Option<usize>,
     #[arg(long)]
     seed: Option<u64>,
-    /// Per-class fraction of the training set, in (0, 1].
+    /// Per-class fraction of the training set, in (0, 1] (lp, mlp, nmtune).
     #[arg(long)]
     data_fraction: Option<f64>,
-    /// Hold out this stratified share of the training set for validation.
+    /// Hold out this stratified share of the training set for validation (lp, mlp, nmtune).
     #[arg(long)]
     val_fraction: Option<f64>,
     /// Early stopping: epochs without a better validation accuracy before stopping.
@@ -58,9 +81,26 @@ pub struct Args {
     /// Pick regulariser weights and MLP width on the validation split.
     #[arg(long)]
     select: bool,
-    /// Save the trained head (safetensors) for `nml predict`.
+    /// Full fine-tuning: the encoder's learning rate as a share of --lr.
+    #[arg(long)]
+    encoder_lr_ratio: Option<f64>,
+    #[arg(long)]
+    lora_rank: Option<usize>,
+    /// The LoRA update is scaled by alpha / rank.
+    #[arg(long)]
+    lora_alpha: Option<f64>,
+    #[arg(long)]
+    lora_dropout: Option<f64>,
+    /// Where LoRA adapters go: the transformer MLPs (default) or the attention projections too.
+    #[arg(long, value_enum)]
+    lora_targets: Option<TargetsArg>,
+    /// Save what trained: the head (lp, mlp, nmtune; for `nml predict`), the LoRA adapters and
+    /// head, or the fine-tuned encoder and head.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Fine-tuning: write the whole model with adapters merged (`nml extract` reads it).
+    #[arg(long)]
+    export: Option<PathBuf>,
     /// Write the JSON report here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -73,37 +113,150 @@ enum MethodArg {
     Lp,
     Mlp,
     Nmtune,
+    Lora,
+    LoraNmtune,
+    Ft,
+    FtNmtune,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TargetsArg {
+    Mlp,
+    MlpAndAttention,
+}
+
+/// What `--method` names: a head on frozen features, or tuning of the encoder.
+enum Chosen {
+    Head(Method),
+    Encoder(FinetuneMethod),
+}
+
+fn chosen(method: MethodArg) -> Chosen {
+    match method {
+        MethodArg::Lp => Chosen::Head(Method::Lp),
+        MethodArg::Mlp => Chosen::Head(Method::Mlp),
+        MethodArg::Nmtune => Chosen::Head(Method::Nmtune),
+        MethodArg::Lora => Chosen::Encoder(FinetuneMethod::Lora),
+        MethodArg::LoraNmtune => Chosen::Encoder(FinetuneMethod::LoraNmtune),
+        MethodArg::Ft => Chosen::Encoder(FinetuneMethod::Ft),
+        MethodArg::FtNmtune => Chosen::Encoder(FinetuneMethod::FtNmtune),
+    }
 }
 
 fn parse_named(s: &str) -> std::result::Result<(String, String), String> {
     match s.split_once('=') {
         Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_string(), path.to_string())),
-        _ => Err(format!("expected NAME=FEATURES, got {s:?}")),
+        _ => Err(format!("expected NAME=SET, got {s:?}")),
     }
 }
 
-/// The config: the method's defaults, then the TOML file, then the flags.
-fn build_config(args: &Args) -> Result<TuneConfig> {
-    let method = match args.method {
-        MethodArg::Lp => Method::Lp,
-        MethodArg::Mlp => Method::Mlp,
-        MethodArg::Nmtune => Method::Nmtune,
-    };
+/// Flags that belong to the other family of methods are refused, not silently ignored.
+fn refuse_flags(method: &str, flags: &[(&str, bool)]) -> Result<()> {
+    match flags.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(NmlError::Invalid(format!("--{flag} does not apply to --method {method}"))),
+        None => Ok(()),
+    }
+}
+
+/// Copies each flag that was given onto the config field of the same name.
+macro_rules! set_given {
+    ($args:expr, $config:expr, $($field:ident),*) => { $( if let Some(v) = $args.$field { $config.$field = v; } )* };
+}
+
+fn lora_flags(args: &Args) -> [(&'static str, bool); 4] {
+    [
+        ("lora-rank", args.lora_rank.is_some()),
+        ("lora-alpha", args.lora_alpha.is_some()),
+        ("lora-dropout", args.lora_dropout.is_some()),
+        ("lora-targets", args.lora_targets.is_some()),
+    ]
+}
+
+/// A head's config: the method's defaults, then the TOML file (its `method` is ignored), then
+/// the flags.
+fn head_config(args: &Args, method: Method) -> Result<TuneConfig> {
+    refuse_flags(method.name(), &lora_flags(args))?;
+    refuse_flags(method.name(), &[("encoder-lr-ratio", args.encoder_lr_ratio.is_some()), ("export", args.export.is_some())])?;
     let mut config = TuneConfig::for_method(method);
     if let Some(path) = &args.config {
         config = merge_toml(config, path, &["method"])?;
-        config.method = method;
     }
-    let c = &mut config;
-    macro_rules! set {
-        ($($field:ident),*) => { $( if let Some(v) = args.$field { c.$field = v; } )* };
-    }
-    set!(epochs, batch_size, lr, weight_decay, hidden_mult, w_mse, w_cov, w_svd, top_k, seed, data_fraction, val_fraction, patience);
+    set_given!(args, config, epochs, batch_size, lr, weight_decay, hidden_mult, w_mse, w_cov, w_svd, top_k, seed, data_fraction, val_fraction, patience);
     if args.select {
-        c.select = true;
+        config.select = true;
     }
     config.validate()?;
     Ok(config)
+}
+
+/// A fine-tuning config: the method's defaults, then the TOML file, then the flags.
+fn finetune_config(args: &Args, method: FinetuneMethod) -> Result<FinetuneConfig> {
+    refuse_flags(method.name(), &[
+        ("hidden-mult", args.hidden_mult.is_some()),
+        ("w-mse", args.w_mse.is_some()),
+        ("data-fraction", args.data_fraction.is_some()),
+        ("val-fraction", args.val_fraction.is_some()),
+        ("patience", args.patience.is_some()),
+        ("select", args.select),
+    ])?;
+    if !method.uses_lora() {
+        refuse_flags(method.name(), &lora_flags(args))?;
+    }
+    let mut config = FinetuneConfig::for_method(method);
+    if let Some(path) = &args.config {
+        config = merge_toml(config, path, &["method"])?;
+    }
+    set_given!(args, config, epochs, batch_size, lr, weight_decay, w_cov, w_svd, top_k, seed, encoder_lr_ratio);
+    if let Some(v) = args.lora_rank {
+        config.lora.rank = v;
+    }
+    if let Some(v) = args.lora_alpha {
+        config.lora.alpha = v;
+    }
+    if let Some(v) = args.lora_dropout {
+        config.lora.dropout = v;
+    }
+    if let Some(t) = args.lora_targets {
+        config.lora.targets = match t {
+            TargetsArg::Mlp => LoraTargets::Mlp,
+            TargetsArg::MlpAndAttention => LoraTargets::MlpAndAttention,
+        };
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// The train, test and OOD specs: a suite's task, or the flags.
+fn set_specs(args: &Args) -> Result<(String, String, Vec<(String, String)>)> {
+    match &args.task {
+        Some(name) => {
+            let suite = load_suite(args.preset.as_deref().unwrap_or("quick"), args.suite.as_deref(), None)?;
+            let task = suite.tasks.iter().find(|t| &t.name == name).ok_or_else(|| {
+                let names: Vec<&str> = suite.tasks.iter().map(|t| t.name.as_str()).collect();
+                NmlError::Invalid(format!("no task {name:?} in the suite (it has {})", names.join(", ")))
+            })?;
+            Ok((task.train.clone(), task.test.clone(), task.ood.iter().map(|(n, s)| (n.clone(), s.clone())).collect()))
+        }
+        None => Ok((
+            args.train.clone().expect("clap requires --train without --task"),
+            args.test.clone().expect("clap requires --test without --task"),
+            args.ood.clone(),
+        )),
+    }
+}
+
+/// A JSON report with the process's peak memory beside it.
+#[derive(Serialize)]
+struct WithMemory<'a, R: Serialize> {
+    #[serde(flatten)]
+    report: &'a R,
+    peak_memory_mib: Option<f64>,
+}
+
+fn print_memory() {
+    if let Some(mib) = peak_memory_mib() {
+        println!("  peak memory (resident) {mib:.0} MiB");
+    }
 }
 
 pub fn print_report(r: &TuneReport) {
@@ -139,16 +292,36 @@ pub fn print_report(r: &TuneReport) {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let config = build_config(&args)?;
-    let train = load_feature_set(&args.train)?;
-    let test = load_feature_set(&args.test)?;
-    let ood: Vec<(String, FeatureSet)> = args
-        .ood
-        .iter()
-        .map(|(name, spec)| load_feature_set(spec).map(|s| (name.clone(), s)))
-        .collect::<Result<_>>()?;
+    match chosen(args.method) {
+        Chosen::Head(method) => run_head(&args, method),
+        Chosen::Encoder(method) => run_finetune(&args, method),
+    }
+}
+
+fn load_images_named(specs: &[(String, String)]) -> Result<Vec<(String, ImageSet)>> {
+    specs.iter().map(|(name, spec)| Ok((name.clone(), load_images(spec)?))).collect()
+}
+
+fn run_head(args: &Args, method: Method) -> Result<()> {
+    let config = head_config(args, method)?;
+    let (train_spec, test_spec, ood_specs) = set_specs(args)?;
     let device = device(args.backend)?;
     let start = std::time::Instant::now();
+    let (train, test, ood) = match &args.checkpoint {
+        // Frozen features of the images, as `nml extract` writes them.
+        Some(checkpoint) => {
+            let (model, meta) = load_model(checkpoint, &device.device)?;
+            let size = meta.config.image_size;
+            let features = |spec: &str| -> Result<FeatureSet> { extract(&model, &load_images(spec)?, size, spec, &device.device) };
+            let ood: Vec<(String, FeatureSet)> = ood_specs.iter().map(|(n, s)| Ok((n.clone(), features(s)?))).collect::<Result<_>>()?;
+            eprintln!("extracted features in {:.1} s", start.elapsed().as_secs_f64());
+            (features(&train_spec)?, features(&test_spec)?, ood)
+        }
+        None => {
+            let ood: Vec<(String, FeatureSet)> = ood_specs.iter().map(|(n, s)| load_feature_set(s).map(|f| (n.clone(), f))).collect::<Result<_>>()?;
+            (load_feature_set(&train_spec)?, load_feature_set(&test_spec)?, ood)
+        }
+    };
     let mut bar = EpochBar::new(config.method.name(), config.epochs);
     let outcome = tune(&train, &test, &ood, &config, &device.device, &mut bar);
     bar.finish();
@@ -156,13 +329,62 @@ pub fn run(args: Args) -> Result<()> {
     outcome.report.seconds = start.elapsed().as_secs_f64();
     outcome.report.backend = device.description.clone();
     print_report(&outcome.report);
+    print_memory();
     if let Some(path) = &args.report {
-        write_json(path, &outcome.report)?;
+        write_json(path, &WithMemory { report: &outcome.report, peak_memory_mib: peak_memory_mib() })?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = &args.save {
         let bytes = head_to_bytes(&outcome.head, &outcome.head_config, &outcome.report.config)?;
         write_atomic(path, &bytes)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_finetune_report(r: &FinetuneReport) {
+    let per_epoch = r.history.iter().map(|e| e.seconds).sum::<f64>() / r.history.len().max(1) as f64;
+    println!("method {}  seed {}  backend {}  {:.1} s ({per_epoch:.2} s per epoch)", r.method.name(), r.config.seed, r.backend, r.seconds);
+    println!("  parameters trained {} of {} ({:.2}%)", r.params.trainable, r.params.total, 100.0 * r.params.trainable as f64 / r.params.total.max(1) as f64);
+    if let (Some(first), Some(last)) = (r.history.first(), r.history.last()) {
+        println!("  cross-entropy {:.4} (epoch 1) -> {:.4} (epoch {})", first.ce, last.ce, last.epoch);
+    }
+    println!("  accuracy (ID test): {:.2}%", r.accuracy * 100.0);
+    for (name, acc) in &r.ood {
+        println!("  accuracy (OOD {name}): {:.2}%", acc * 100.0);
+    }
+}
+
+fn run_finetune(args: &Args, method: FinetuneMethod) -> Result<()> {
+    let config = finetune_config(args, method)?;
+    let checkpoint = args.checkpoint.as_deref().ok_or_else(|| {
+        NmlError::Invalid(format!("--method {} tunes a pre-trained encoder: give it with --checkpoint", method.name()))
+    })?;
+    let (train_spec, test_spec, ood_specs) = set_specs(args)?;
+    let device = device(args.backend)?;
+    let (encoder, meta) = load_model(checkpoint, &device.device)?;
+    let train = load_images(&train_spec)?;
+    let test = load_images(&test_spec)?;
+    let ood = load_images_named(&ood_specs)?;
+    let image_size = meta.config.image_size;
+    let mut bar = EpochBar::new(method.name(), config.epochs);
+    let outcome = finetune::run(encoder, image_size, &train, &test, &ood, &config, &device.device, &mut bar);
+    bar.finish();
+    let mut outcome = outcome?;
+    outcome.report.backend = device.description.clone();
+    print_finetune_report(&outcome.report);
+    print_memory();
+    if let Some(path) = &args.report {
+        write_json(path, &WithMemory { report: &outcome.report, peak_memory_mib: peak_memory_mib() })?;
+        eprintln!("wrote {}", path.display());
+    }
+    let finetune_meta = FinetuneMeta { config, base: meta, num_classes: train.num_classes, image_size, merged: false };
+    if let Some(path) = &args.save {
+        write_atomic(path, &finetune::trained_bytes(&outcome.model, &finetune_meta)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.export {
+        write_atomic(path, &finetune::merged_bytes(outcome.model, &finetune_meta)?)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
