@@ -328,3 +328,25 @@ fn lora_and_fine_tuning_from_the_command_line() {
         assert!(err.contains(message), "{args:?}: {err}");
     }
 }
+
+/// The browser app's parity test compares its WASM run with web/tests/parity-native.json; this
+/// keeps that file equal to what `nml tune` gives natively today.
+#[test]
+fn the_recorded_native_run_the_browser_is_held_to_is_current() {
+    let dir = scratch("parity");
+    let demo = |f: &str| s(&repo().join("web/demo").join(f));
+    let report = dir.join("native.json");
+    run(&[
+        "tune", "--train", &demo("noise30-train.safetensors"), "--test", &demo("noise30-test.safetensors"),
+        "--ood", &format!("rotated-30={}", demo("noise30-rotated-30.safetensors")),
+        "--method", "nmtune", "--epochs", "5", "--seed", "0", "--backend", "cpu", "--report", &s(&report),
+    ]);
+    let now: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let recorded: serde_json::Value = serde_json::from_slice(&std::fs::read(repo().join("web/tests/parity-native.json")).unwrap()).unwrap();
+    assert!((now["accuracy"].as_f64().unwrap() - recorded["accuracy"].as_f64().unwrap()).abs() <= 0.002, "{} vs recorded {}", now["accuracy"], recorded["accuracy"]);
+    assert!((now["ood"]["rotated-30"].as_f64().unwrap() - recorded["ood"]["rotated-30"].as_f64().unwrap()).abs() <= 0.002);
+    for (a, b) in now["history"].as_array().unwrap().iter().zip(recorded["history"].as_array().unwrap()) {
+        let (a, b) = (a["loss"].as_f64().unwrap(), b["loss"].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "loss {a} vs recorded {b}");
+    }
+}

@@ -1,14 +1,32 @@
-//! What the page computes, kept apart from the UI so it is testable natively and in WASM.
+//! What the page computes, kept apart from the UI so it is testable natively and in WASM: reading
+//! the files a person picks, spectra, and one tuning run (the work of the page's Web Worker).
 
-use nml_core::Result;
-use nml_core::device::ComputeDevice;
 use nml_core::data::{FeatureSet, feature_set_from_npy, safetensors_file};
+use nml_core::device::ComputeDevice;
 use nml_core::spectrum::{Precision, Preprocess, SpectrumReport, measure};
+use nml_core::tune::{EpochStats, TrainObserver, TuneConfig, TuneReport, run, transform_features};
+use nml_core::{NmlError, Result};
+use serde::{Deserialize, Serialize};
+
+/// Files larger than this are refused before they are read: the page holds every set in memory
+/// (as f32, plus a copy per run in the worker).
+pub const MAX_FILE_BYTES: f64 = 512.0 * 1024.0 * 1024.0;
 
 /// A file the user picked: its name and bytes.
 pub struct Picked {
     pub name: String,
     pub bytes: Vec<u8>,
+}
+
+/// Refuses a file too large to hold, by name, before reading it.
+pub fn check_size(name: &str, bytes: f64) -> Result<()> {
+    if bytes > MAX_FILE_BYTES {
+        return Err(NmlError::format(
+            name,
+            format!("{:.0} MiB is more than this page holds in memory ({:.0} MiB at most)", bytes / 1048576.0, MAX_FILE_BYTES / 1048576.0),
+        ));
+    }
+    Ok(())
 }
 
 /// One safetensors feature set, or a features `.npy` with its labels `.npy` (in either order:
@@ -18,13 +36,47 @@ pub fn feature_set(files: &[Picked]) -> Result<FeatureSet> {
         [one] => safetensors_file::read_feature_set(&one.bytes, &one.name),
         [a, b] => feature_set_from_npy(&a.bytes, &a.name, &b.bytes, &b.name)
             .or_else(|first| feature_set_from_npy(&b.bytes, &b.name, &a.bytes, &a.name).map_err(|_| first)),
-        _ => Err(nml_core::NmlError::Invalid(
-            "pick one .safetensors file, or a features .npy and a labels .npy".into(),
-        )),
+        _ => Err(NmlError::Invalid("pick one .safetensors file, or a features .npy and a labels .npy".into())),
     }
 }
 
-/// The spectrum the page shows, measured on the CPU backend.
-pub fn spectrum(set: &FeatureSet, mode: Preprocess) -> Result<SpectrumReport> {
-    measure(set, mode, Precision::Auto, &ComputeDevice::cpu("").device)
+/// The device every computation of the page runs on (Burn's CPU backend, compiled to WASM).
+pub fn device() -> ComputeDevice {
+    ComputeDevice::cpu("in the browser")
+}
+
+/// The spectrum the page shows (paper mode: rows L2-normalised, then centred).
+pub fn spectrum(set: &FeatureSet) -> Result<SpectrumReport> {
+    measure(set, Preprocess::Paper, Precision::Auto, &device().device)
+}
+
+/// Everything one tuning run needs; the worker receives it from the page.
+pub struct TuneJob {
+    pub config: TuneConfig,
+    pub train: FeatureSet,
+    pub test: FeatureSet,
+    pub ood: Vec<(String, FeatureSet)>,
+}
+
+/// A finished run: the report, and the full spectra of the test and OOD sets after the head's
+/// transform (MLP and NMTune; empty for a linear probe).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TuneResult {
+    pub report: TuneReport,
+    pub after: Vec<SpectrumReport>,
+}
+
+/// Runs `job` as `nml tune` does on the CPU backend, reporting each epoch to `observer`.
+pub fn tune(job: &TuneJob, observer: &mut dyn TrainObserver<EpochStats>) -> Result<TuneResult> {
+    let device = device();
+    let mut outcome = run(&job.train, &job.test, &job.ood, &job.config, &device.device, observer)?;
+    outcome.report.backend = device.description.clone();
+    let mut after = Vec::new();
+    if job.config.method.has_transform() {
+        for set in std::iter::once(&job.test).chain(job.ood.iter().map(|(_, s)| s)) {
+            let transformed = transform_features(&outcome.head, set, &device.device)?;
+            after.push(measure(&transformed, Preprocess::Paper, Precision::Auto, &device.device)?);
+        }
+    }
+    Ok(TuneResult { report: outcome.report, after })
 }

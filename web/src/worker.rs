@@ -1,0 +1,98 @@
+//! Both ends of the Web Worker that trains heads off the UI thread. The worker runs the same
+//! WASM module (started by `worker.js`); the page owns a [`TunerWorker`], and stopping a run
+//! terminates the worker and starts a fresh one.
+
+use nml_core::tune::{EpochStats, TrainObserver};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Worker, WorkerOptions, WorkerType};
+use yew::Callback;
+
+use crate::analysis::{device, tune};
+use crate::protocol::{FromWorker, decode};
+
+fn post(scope: &DedicatedWorkerGlobalScope, message: &FromWorker) {
+    let json = serde_json::to_string(message).expect("plain data");
+    let _ = scope.post_message(&JsValue::from_str(&json));
+}
+
+/// Sends every finished epoch to the page while the run goes on.
+struct PostEpochs {
+    scope: DedicatedWorkerGlobalScope,
+    job: u32,
+}
+
+impl TrainObserver<EpochStats> for PostEpochs {
+    fn on_epoch(&mut self, stats: &EpochStats) {
+        post(&self.scope, &FromWorker::Epoch { job: self.job, stats: stats.clone() });
+    }
+}
+
+/// The worker's side: answers each posted job with its epochs, then its result or error.
+#[wasm_bindgen]
+pub fn worker_entry() {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let replies = scope.clone();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        let data: js_sys::Array = event.data().unchecked_into();
+        let json = data.get(0).as_string().unwrap_or_default();
+        let bytes: Vec<Vec<u8>> = (1..data.length()).map(|i| js_sys::Uint8Array::new(&data.get(i)).to_vec()).collect();
+        let reply = match decode(&json, &bytes) {
+            Err(e) => FromWorker::Failed { job: 0, message: e.to_string() },
+            Ok((request, job)) => {
+                let started = js_sys::Date::now();
+                let mut observer = PostEpochs { scope: replies.clone(), job: request.job };
+                match tune(&job, &mut observer) {
+                    Ok(mut result) => {
+                        result.report.seconds = (js_sys::Date::now() - started) / 1000.0;
+                        FromWorker::Done { job: request.job, result: Box::new(result) }
+                    }
+                    Err(e) => FromWorker::Failed { job: request.job, message: e.to_string() },
+                }
+            }
+        };
+        post(&replies, &reply);
+    });
+    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    post(&scope, &FromWorker::Ready { backend: device().description });
+}
+
+/// The page's side: a running worker and the handler of its replies.
+pub struct TunerWorker {
+    worker: Worker,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+}
+
+impl TunerWorker {
+    pub fn spawn(on_reply: Callback<FromWorker>) -> Result<Self, String> {
+        let options = WorkerOptions::new();
+        options.set_type(WorkerType::Module);
+        let worker = Worker::new_with_options("worker.js", &options).map_err(|e| format!("cannot start the Web Worker: {e:?}"))?;
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let reply = event.data().as_string().map(|s| serde_json::from_str::<FromWorker>(&s));
+            match reply {
+                Some(Ok(message)) => on_reply.emit(message),
+                other => on_reply.emit(FromWorker::Failed { job: 0, message: format!("unreadable message from the worker: {other:?}") }),
+            }
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Ok(Self { worker, _on_message: on_message })
+    }
+
+    /// Posts a job encoded by `protocol::encode`.
+    pub fn send(&self, json: String, sets: Vec<Vec<u8>>) -> Result<(), String> {
+        let message = js_sys::Array::new();
+        message.push(&JsValue::from_str(&json));
+        for bytes in sets {
+            message.push(&js_sys::Uint8Array::from(&bytes[..]));
+        }
+        self.worker.post_message(&message).map_err(|e| format!("cannot post to the worker: {e:?}"))
+    }
+}
+
+impl Drop for TunerWorker {
+    fn drop(&mut self) {
+        self.worker.terminate();
+    }
+}

@@ -1,0 +1,68 @@
+//! WASM tests in Node (`wasm-pack test --node --release web`).
+#![cfg(target_arch = "wasm32")]
+
+mod parity;
+
+use nml_core::data::FeatureSet;
+use nml_web::analysis::{Picked, check_size, feature_set, spectrum};
+use nml_web::protocol::{TuneRequest, decode, encode};
+use wasm_bindgen_test::wasm_bindgen_test;
+
+#[wasm_bindgen_test]
+fn tuning_in_wasm_matches_native() {
+    parity::run_parity();
+}
+
+/// What a job looks like after the trip to the worker and back.
+#[wasm_bindgen_test]
+fn jobs_survive_the_trip_to_the_worker() {
+    let job = parity::parity_job();
+    let request = TuneRequest { job: 7, config: job.config.clone(), train_name: "tr".into(), test_name: "te".into(), ood_names: vec!["rotated-30".into()] };
+    let sets: Vec<&FeatureSet> = vec![&job.train, &job.test, &job.ood[0].1];
+    let (json, bytes) = encode(&request, &sets).unwrap();
+    let (back, decoded) = decode(&json, &bytes).unwrap();
+    assert_eq!(back.job, 7);
+    assert_eq!(decoded.train.features, job.train.features);
+    assert_eq!(decoded.ood[0].1.labels, job.ood[0].1.labels);
+    let err = decode(&json, &bytes[..2]).err().unwrap().to_string();
+    assert!(err.contains("2 sets for 3 names"), "{err}");
+}
+
+/// Bad files give a message naming the file; the spectrum of a real set is what the core says.
+#[wasm_bindgen_test]
+fn bad_files_are_refused_by_name() {
+    let junk = Picked { name: "junk.safetensors".into(), bytes: b"not a tensor file".to_vec() };
+    let err = feature_set(&[junk]).err().unwrap().to_string();
+    assert!(err.contains("junk.safetensors"), "{err}");
+    let err = check_size("huge.npy", 4e9).err().unwrap().to_string();
+    assert!(err.contains("huge.npy") && err.contains("MiB"), "{err}");
+    // A NaN in the features.
+    let mut set = parity::parity_job().test;
+    set.features[5] = f32::NAN;
+    let bytes = nml_core::data::safetensors_file::write_feature_set(&set).unwrap();
+    let err = feature_set(&[Picked { name: "nan.safetensors".into(), bytes }]).err().unwrap().to_string();
+    assert!(err.contains("nan.safetensors") && err.contains("non-finite"), "{err}");
+    let good = spectrum(&parity::parity_job().test).unwrap();
+    assert!(good.sve > 1.0 && good.sve < (64f64).ln(), "{}", good.sve);
+}
+
+/// A finished run's reply parses back on the page's side (spectra carry integer-keyed maps).
+#[wasm_bindgen_test]
+fn worker_replies_parse_back() {
+    let mut job = parity::parity_job();
+    job.config.epochs = 1;
+    let result = nml_web::analysis::tune(&job, &mut ()).unwrap();
+    let json = serde_json::to_string(&nml_web::protocol::FromWorker::Done { job: 3, result: Box::new(result.clone()) }).unwrap();
+    match serde_json::from_str(&json).unwrap() {
+        nml_web::protocol::FromWorker::Done { job, result: back } => {
+            // JSON keeps floats to within an ulp or so.
+            assert_eq!((job, back.report.accuracy, &back.report.ood), (3, result.report.accuracy, &result.report.ood));
+            assert_eq!(back.after.len(), 2);
+            for (a, b) in back.after.iter().zip(&result.after) {
+                assert_eq!(a.top_k_share.keys().collect::<Vec<_>>(), b.top_k_share.keys().collect::<Vec<_>>());
+                assert!(a.singular_values.iter().zip(&b.singular_values).all(|(x, y)| (x - y).abs() <= 1e-12 * y.abs().max(1.0)));
+            }
+        }
+        _ => panic!("wrong variant"),
+    }
+}
