@@ -208,6 +208,45 @@ fn two_device_pretraining_from_the_command_line() {
     run(&["extract", "--checkpoint", &s(&out.join("model.safetensors")), "--data", "starter:mnist@9000..9100", "--out", &s(&feats), "--backend", "cpu"]);
     let set = load_feature_set(&s(&feats)).unwrap();
     assert_eq!((set.n, set.d), (100, 16));
+
+    // The sweep pre-trains on the same two devices, and a rerun reuses the finished run.
+    let suite = dir.join("suite.toml");
+    std::fs::write(
+        &suite,
+        r#"
+ratios = [0.2]
+seeds = [0]
+noise_kind = "symmetric"
+pretrain_data = "starter:mnist@0..800"
+
+[pretrain]
+model = { kind = "resnet", widths = [8, 16], blocks_per_stage = 1 }
+image_size = 14
+epochs = 1
+batch_size = 64
+seed = 0
+optimizer = { kind = "adamw", lr = 0.005, weight_decay = 0.0005 }
+augment = { pad = 1, flip = false }
+
+[tune]
+methods = ["lp"]
+epochs = 2
+fractions = [1.0]
+
+[[task]]
+name = "mnist"
+train = "starter:mnist@800..1100"
+test = "starter:mnist@1100..1300"
+"#,
+    )
+    .unwrap();
+    let sweep_out = dir.join("sweep");
+    let sweep = ["sweep", "--suite", &s(&suite), "--out", &s(&sweep_out), "--devices", "cpu,cpu"];
+    let first = String::from_utf8_lossy(&run(&sweep).stderr).to_string();
+    assert!(first.contains("burn-train multi-device") && first.contains("(1 epochs now, 0 reused)"), "{first}");
+    assert!(sweep_out.join("runs/noise20-seed0/learner/checkpoint").is_dir());
+    let second = String::from_utf8_lossy(&run(&sweep).stderr).to_string();
+    assert!(second.contains("(0 epochs now, 1 reused)"), "{second}");
 }
 
 /// A small sweep writes every output, and a second run reuses every finished step.

@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use nml_core::data::{FeatureSet, ImageSet, load_feature_set, save_feature_set};
 use nml_core::finetune::{self, FinetuneConfig, FinetuneMethod, ParamCount};
-use nml_core::device::BackendChoice;
+use nml_core::device::{BackendChoice, select_many};
 use nml_core::io::write_atomic;
-use nml_core::pretrain::{EpochRecord, Objective, PretrainConfig, extract, pretrain};
+use nml_core::pretrain::{EpochRecord, Objective, PretrainConfig, checkpoint, extract, pretrain, pretrain_multi_device};
 use nml_core::tune::{Method, TrainObserver, TuneConfig, run as tune};
 use nml_core::{NmlError, Result};
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,10 @@ pub struct Args {
     finetune: Option<String>,
     #[arg(long, default_value = "auto")]
     backend: BackendChoice,
+    /// Pre-train data-parallel on several devices (as `nml pretrain --devices`, e.g.
+    /// gpu:0,gpu:1); extraction and tuning run on the first.
+    #[arg(long, conflicts_with = "backend")]
+    devices: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -278,7 +282,17 @@ pub fn run(args: Args) -> Result<()> {
     let suite = load_suite(&args.preset, args.suite.as_deref(), args.seeds)?;
     let plan = finetune_plan(&suite, args.finetune.as_deref())?;
     let finetune_methods: Vec<FinetuneMethod> = plan.as_ref().map(|p| p.methods.clone()).unwrap_or_default();
-    let device = device(args.backend)?;
+    let devices = match &args.devices {
+        Some(list) => select_many(list)?,
+        None => vec![device(args.backend)?],
+    };
+    if devices.len() > 1 {
+        if suite.pretrain.precision != nml_core::models::Precision::F32 {
+            return Err(NmlError::Invalid("--devices needs the suite's pre-training in f32 (mixed precision is single-device for now)".into()));
+        }
+        eprintln!("pre-training on {} (burn-train multi-device)", devices.iter().map(|d| d.description.as_str()).collect::<Vec<_>>().join(" + "));
+    }
+    let device = devices[0].clone();
     let started = Instant::now();
     let pretrain_images = load_images(&suite.pretrain_data)?;
     let mut rows = Vec::new();
@@ -302,7 +316,13 @@ pub fn run(args: Args) -> Result<()> {
             let run_dir = args.out.join("runs").join(&tag);
             let mut observer = PretrainStatus { bar: &progress, tag: &tag, epochs: config.epochs };
             progress.message(&format!("{tag}: pre-training"));
-            let run = pretrain(&pretrain_images, &config, Some(&run_dir), &device.device, &mut observer)?;
+            // A run already finished (or begun) on one device is reused by the one-device path.
+            let run = if devices.len() > 1 && checkpoint::find(&run_dir)?.is_none() {
+                let list: Vec<_> = devices.iter().map(|d| d.device.clone()).collect();
+                pretrain_multi_device(&pretrain_images, &config, &run_dir, &list, &mut observer)?
+            } else {
+                pretrain(&pretrain_images, &config, Some(&run_dir), &device.device, &mut observer)?
+            };
             let last = run.history.last().map_or(0.0, |r| r.train_accuracy);
             progress.line(&format!(
                 "{tag}: pre-trained ({} epochs now, {} reused), train accuracy on noisy labels {:.1}%",
