@@ -24,6 +24,25 @@ pub fn device(choice: BackendChoice) -> Result<ComputeDevice> {
     Ok(device)
 }
 
+/// A downstream task's sets: training, in-domain test, and named out-of-domain sets, as specs
+/// (`Splits<String>`) or loaded.
+pub struct Splits<T> {
+    pub train: T,
+    pub test: T,
+    pub ood: Vec<(String, T)>,
+}
+
+impl Splits<String> {
+    /// Every set loaded by `load` (the first failure is the error).
+    pub fn load<U>(&self, load: impl Fn(&str) -> Result<U>) -> Result<Splits<U>> {
+        Ok(Splits {
+            train: load(&self.train)?,
+            test: load(&self.test)?,
+            ood: self.ood.iter().map(|(name, spec)| Ok((name.clone(), load(spec)?))).collect::<Result<_>>()?,
+        })
+    }
+}
+
 /// Peak resident memory of this process so far (Linux's VmHWM), in MiB; None elsewhere.
 pub fn peak_memory_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -20,7 +20,7 @@ use nml_core::{NmlError, Result};
 use serde::{Deserialize, Serialize};
 
 use super::pretrain::noise;
-use super::{device, write_json};
+use super::{Splits, device, write_json};
 use crate::plot::{Curve, LineFigure, render};
 use crate::progress::StepBar;
 use crate::starter::load_images;
@@ -152,6 +152,12 @@ pub struct Task {
     pub test: String,
     #[serde(default)]
     pub ood: BTreeMap<String, String>,
+}
+
+impl Task {
+    pub fn splits(&self) -> Splits<String> {
+        Splits { train: self.train.clone(), test: self.test.clone(), ood: self.ood.iter().map(|(n, s)| (n.clone(), s.clone())).collect() }
+    }
 }
 
 fn supervised_only() -> Vec<String> {
@@ -405,7 +411,7 @@ pub fn run(args: Args) -> Result<()> {
                 }
                 // The encoder itself, tuned on the task's images (full training set only).
                 let full = suite.tune.fractions.iter().copied().fold(0.0, f64::max);
-                let mut images: Option<(ImageSet, ImageSet, Vec<(String, ImageSet)>)> = None;
+                let mut images: Option<Splits<ImageSet>> = None;
                 for &method in &finetune_methods {
                     let plan = plan.as_ref().expect("methods come from the plan");
                     let ft_config = plan.config(method, seed);
@@ -418,10 +424,9 @@ pub fn run(args: Args) -> Result<()> {
                         Some(c) => c,
                         None => {
                             if images.is_none() {
-                                let ood = task.ood.iter().map(|(n, s)| Ok((n.clone(), load_images(s)?))).collect::<Result<Vec<_>>>()?;
-                                images = Some((load_images(&task.train)?, load_images(&task.test)?, ood));
+                                images = Some(task.splits().load(load_images)?);
                             }
-                            let (train_images, test_images, ood_images) = images.as_ref().expect("loaded above");
+                            let Splits { train: train_images, test: test_images, ood: ood_images } = images.as_ref().expect("loaded above");
                             progress.message(&format!("{tag} {} {}: fine-tuning", task.name, method.name()));
                             let out = finetune::run(run.model.clone(), config.image_size, train_images, test_images, ood_images, &ft_config, &device.device, &mut ())?;
                             let r = out.report;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use nml_core::data::{FeatureSet, ImageSet, load_feature_set};
+use nml_core::data::{FeatureSet, load_feature_set};
 use nml_core::device::BackendChoice;
 use nml_core::finetune::{self, FinetuneConfig, FinetuneMeta, FinetuneMethod, FinetuneReport, LoraTargets};
 use nml_core::io::write_atomic;
@@ -14,7 +14,7 @@ use nml_core::{NmlError, Result};
 use serde::Serialize;
 
 use super::sweep::load_suite;
-use super::{device, merge_toml, peak_memory_mib, write_json};
+use super::{Splits, device, merge_toml, peak_memory_mib, write_json};
 use crate::progress::EpochBar;
 use crate::starter::load_images;
 
@@ -227,7 +227,7 @@ fn finetune_config(args: &Args, method: FinetuneMethod) -> Result<FinetuneConfig
 }
 
 /// The train, test and OOD specs: a suite's task, or the flags.
-fn set_specs(args: &Args) -> Result<(String, String, Vec<(String, String)>)> {
+fn set_specs(args: &Args) -> Result<Splits<String>> {
     match &args.task {
         Some(name) => {
             let suite = load_suite(args.preset.as_deref().unwrap_or("quick"), args.suite.as_deref(), None)?;
@@ -235,13 +235,13 @@ fn set_specs(args: &Args) -> Result<(String, String, Vec<(String, String)>)> {
                 let names: Vec<&str> = suite.tasks.iter().map(|t| t.name.as_str()).collect();
                 NmlError::Invalid(format!("no task {name:?} in the suite (it has {})", names.join(", ")))
             })?;
-            Ok((task.train.clone(), task.test.clone(), task.ood.iter().map(|(n, s)| (n.clone(), s.clone())).collect()))
+            Ok(task.splits())
         }
-        None => Ok((
-            args.train.clone().expect("clap requires --train without --task"),
-            args.test.clone().expect("clap requires --test without --task"),
-            args.ood.clone(),
-        )),
+        None => Ok(Splits {
+            train: args.train.clone().expect("clap requires --train without --task"),
+            test: args.test.clone().expect("clap requires --test without --task"),
+            ood: args.ood.clone(),
+        }),
     }
 }
 
@@ -298,29 +298,21 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-fn load_images_named(specs: &[(String, String)]) -> Result<Vec<(String, ImageSet)>> {
-    specs.iter().map(|(name, spec)| Ok((name.clone(), load_images(spec)?))).collect()
-}
-
 fn run_head(args: &Args, method: Method) -> Result<()> {
     let config = head_config(args, method)?;
-    let (train_spec, test_spec, ood_specs) = set_specs(args)?;
+    let specs = set_specs(args)?;
     let device = device(args.backend)?;
     let start = std::time::Instant::now();
-    let (train, test, ood) = match &args.checkpoint {
+    let Splits { train, test, ood } = match &args.checkpoint {
         // Frozen features of the images, as `nml extract` writes them.
         Some(checkpoint) => {
             let (model, meta) = load_model(checkpoint, &device.device)?;
             let size = meta.config.image_size;
-            let features = |spec: &str| -> Result<FeatureSet> { extract(&model, &load_images(spec)?, size, spec, &device.device) };
-            let ood: Vec<(String, FeatureSet)> = ood_specs.iter().map(|(n, s)| Ok((n.clone(), features(s)?))).collect::<Result<_>>()?;
+            let sets = specs.load(|spec| -> Result<FeatureSet> { extract(&model, &load_images(spec)?, size, spec, &device.device) })?;
             eprintln!("extracted features in {:.1} s", start.elapsed().as_secs_f64());
-            (features(&train_spec)?, features(&test_spec)?, ood)
+            sets
         }
-        None => {
-            let ood: Vec<(String, FeatureSet)> = ood_specs.iter().map(|(n, s)| load_feature_set(s).map(|f| (n.clone(), f))).collect::<Result<_>>()?;
-            (load_feature_set(&train_spec)?, load_feature_set(&test_spec)?, ood)
-        }
+        None => specs.load(load_feature_set)?,
     };
     let mut bar = EpochBar::new(config.method.name(), config.epochs);
     let outcome = tune(&train, &test, &ood, &config, &device.device, &mut bar);
@@ -360,12 +352,10 @@ fn run_finetune(args: &Args, method: FinetuneMethod) -> Result<()> {
     let checkpoint = args.checkpoint.as_deref().ok_or_else(|| {
         NmlError::Invalid(format!("--method {} tunes a pre-trained encoder: give it with --checkpoint", method.name()))
     })?;
-    let (train_spec, test_spec, ood_specs) = set_specs(args)?;
+    let specs = set_specs(args)?;
     let device = device(args.backend)?;
     let (encoder, meta) = load_model(checkpoint, &device.device)?;
-    let train = load_images(&train_spec)?;
-    let test = load_images(&test_spec)?;
-    let ood = load_images_named(&ood_specs)?;
+    let Splits { train, test, ood } = specs.load(load_images)?;
     let image_size = meta.config.image_size;
     let mut bar = EpochBar::new(method.name(), config.epochs);
     let outcome = finetune::run(encoder, image_size, &train, &test, &ood, &config, &device.device, &mut bar);
