@@ -75,10 +75,11 @@ pub fn run(
     let params = count_params(&model);
     let (model, history) = finetune(model, train, image_size, config, &autodiff, observer)?;
     let train_seconds = started.elapsed().as_secs_f64();
-    let accuracy_id = accuracy(&model, test, image_size, &autodiff)?;
+    // The trained model is in inference mode: it scores on the plain device, with no graph.
+    let accuracy_id = accuracy(&model, test, image_size, device)?;
     let ood = ood
         .iter()
-        .map(|(name, set)| Ok((name.clone(), accuracy(&model, set, image_size, &autodiff)?)))
+        .map(|(name, set)| Ok((name.clone(), accuracy(&model, set, image_size, device)?)))
         .collect::<Result<BTreeMap<_, _>>>()?;
     let report = FinetuneReport {
         method: config.method,

@@ -384,11 +384,7 @@ pub fn run(args: Args) -> Result<()> {
                             ..TuneConfig::for_method(method)
                         };
                         let cell_path = args.out.join("tuned").join(&tag).join(format!("{}-{}-f{fraction}.json", task.name, method.name()));
-                        let cached: Option<TunedCell> = std::fs::read(&cell_path)
-                            .ok()
-                            .and_then(|b| serde_json::from_slice(&b).ok())
-                            .filter(|c: &TunedCell| c.config == tune_config && c.train == task.train);
-                        let cell = match cached {
+                        let cell = match cached(&cell_path, |c: &TunedCell| c.config == tune_config && c.train == task.train) {
                             Some(c) => c,
                             None => {
                                 let t = Instant::now();
@@ -409,18 +405,13 @@ pub fn run(args: Args) -> Result<()> {
                         record(method.name(), fraction, cell.accuracy, &cell.ood, cell.seconds);
                     }
                 }
-                // The encoder itself, tuned on the task's images (full training set only).
-                let full = suite.tune.fractions.iter().copied().fold(0.0, f64::max);
+                // The encoder itself, tuned on the task's images (the whole training set).
                 let mut images: Option<Splits<ImageSet>> = None;
                 for &method in &finetune_methods {
                     let plan = plan.as_ref().expect("methods come from the plan");
                     let ft_config = plan.config(method, seed);
                     let cell_path = args.out.join("tuned").join(&tag).join(format!("{}-{}.json", task.name, method.name()));
-                    let cached: Option<FinetunedCell> = std::fs::read(&cell_path)
-                        .ok()
-                        .and_then(|b| serde_json::from_slice(&b).ok())
-                        .filter(|c: &FinetunedCell| c.config == ft_config && c.train == task.train);
-                    let cell = match cached {
+                    let cell = match cached(&cell_path, |c: &FinetunedCell| c.config == ft_config && c.train == task.train) {
                         Some(c) => c,
                         None => {
                             if images.is_none() {
@@ -452,7 +443,7 @@ pub fn run(args: Args) -> Result<()> {
                         accuracies(cell.accuracy, &cell.ood)
                     ));
                     progress.advance(&format!("{tag} {} {}", task.name, method.name()));
-                    record(method.name(), full, cell.accuracy, &cell.ood, cell.seconds);
+                    record(method.name(), 1.0, cell.accuracy, &cell.ood, cell.seconds);
                 }
             }
         }
@@ -462,6 +453,11 @@ pub fn run(args: Args) -> Result<()> {
     write_outputs(&args.out, &suite, plan.as_ref(), &rows, &device.description)?;
     eprintln!("sweep done in {:.0} s; results in {}", started.elapsed().as_secs_f64(), args.out.display());
     Ok(())
+}
+
+/// A finished cell saved at `path`, if it is there, readable, and of the same settings.
+fn cached<T: serde::de::DeserializeOwned>(path: &Path, same: impl Fn(&T) -> bool) -> Option<T> {
+    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).filter(same)
 }
 
 /// `ID 97.40%  rotated-30 79.50% ...` for a progress line.
@@ -507,6 +503,8 @@ fn write_outputs(out: &Path, suite: &Suite, plan: Option<&FinetuneSuite>, rows: 
     write_atomic(&out.join("results.csv"), csv.as_bytes())?;
 
     let full = suite.tune.fractions.iter().copied().fold(0.0, f64::max);
+    // The headline rows: heads at the largest data fraction, fine-tuning (always on all data).
+    let headline = |r: &ResultRow| r.fraction == if head_methods.contains(&r.method) { full } else { 1.0 };
     let evals: Vec<(String, String, String)> = {
         let mut v: Vec<(String, String, String)> = rows.iter().map(|r| (r.task.clone(), r.kind.clone(), r.eval.clone())).collect();
         v.sort();
@@ -515,7 +513,7 @@ fn write_outputs(out: &Path, suite: &Suite, plan: Option<&FinetuneSuite>, rows: 
     };
     let pm = |(m, s): (f64, f64)| if suite.seeds.len() > 1 { format!("{m:.2} ± {s:.2}") } else { format!("{m:.2}") };
     let mut md = String::new();
-    let _ = writeln!(md, "# nml sweep\n\nBackend: {backend}. Seeds: {:?}. Objectives: {}. Noise: {} on the pre-training labels (supervised) or swapped captions (contrastive), pre-training on {}. Tuning: {} epochs; accuracies in % at {:.0}% of the downstream training data unless noted. SVE / LSVR of the frozen features (paper mode).\n", suite.seeds, suite.objectives.join(", "), suite.noise_kind, suite.pretrain_data, suite.tune.epochs, full * 100.0);
+    let _ = writeln!(md, "# nml sweep\n\nBackend: {backend}. Seeds: {:?}. Objectives: {}. Noise: {} on the pre-training labels (supervised) or swapped captions (contrastive), pre-training on {}. Tuning: {} epochs; accuracies in % at {:.0}% of the downstream training data unless noted. SVE / LSVR of the frozen features (paper mode).{}\n", suite.seeds, suite.objectives.join(", "), suite.noise_kind, suite.pretrain_data, suite.tune.epochs, full * 100.0, if plan.is_some() { " Fine-tuned encoders (LoRA, FT) always train on all of it." } else { "" });
     let header: String = suite.ratios.iter().map(|r| format!(" {:.0}% |", r * 100.0)).collect();
     let rule: String = suite.ratios.iter().map(|_| "---|").collect();
     let _ = writeln!(md, "## Accuracy vs pre-training noise\n\n| task | eval | method |{header}\n|---|---|---|{rule}");
@@ -525,7 +523,7 @@ fn write_outputs(out: &Path, suite: &Suite, plan: Option<&FinetuneSuite>, rows: 
                 .ratios
                 .iter()
                 .map(|&ratio| {
-                    let sel = rows.iter().filter(|r| &r.task == task && &r.eval == eval && &r.method == method && r.ratio == ratio && r.fraction == full);
+                    let sel = rows.iter().filter(|r| &r.task == task && &r.eval == eval && &r.method == method && r.ratio == ratio && headline(r));
                     format!(" {} |", pm(aggregate(sel, |r| r.accuracy * 100.0)))
                 })
                 .collect();
@@ -577,7 +575,7 @@ fn write_outputs(out: &Path, suite: &Suite, plan: Option<&FinetuneSuite>, rows: 
                     .filter_map(|(task, _, eval)| {
                         let acc = |at: f64| {
                             rows.iter()
-                                .find(|r| &r.task == task && &r.eval == eval && r.method == method && r.ratio == at && r.seed == seed && r.fraction == full)
+                                .find(|r| &r.task == task && &r.eval == eval && r.method == method && r.ratio == at && r.seed == seed && headline(r))
                                 .map(|r| r.accuracy * 100.0)
                         };
                         Some(acc(ratio)? - acc(clean)?)
@@ -632,7 +630,7 @@ fn write_outputs(out: &Path, suite: &Suite, plan: Option<&FinetuneSuite>, rows: 
                     .ratios
                     .iter()
                     .map(|&ratio| {
-                        let sel = rows.iter().filter(|r| &r.task == task && &r.eval == eval && &r.method == method && r.ratio == ratio && r.fraction == full);
+                        let sel = rows.iter().filter(|r| &r.task == task && &r.eval == eval && &r.method == method && r.ratio == ratio && headline(r));
                         let (m, s) = aggregate(sel, value);
                         (ratio * 100.0, m, s)
                     })
