@@ -7,16 +7,7 @@ use std::time::Duration;
 use burn::tensor::{Device, Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use nml_core::spectrum::{Precision, Preprocess, gram_f64, measure_tensor, singular_values};
-use rand::rngs::ChaCha8Rng;
-use rand::{RngExt, SeedableRng};
-
-/// Random features with a decaying column scale, like a trained network's: not flat, not
-/// rank-deficient. The same generator (seed aside) as bench/compare.py's numpy side.
-pub fn features(n: usize, d: usize, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let scale: Vec<f32> = (0..d).map(|j| 1.0 / (1.0 + j as f32 / 16.0)).collect();
-    (0..n * d).map(|i| (rng.random::<f32>() - 0.5) * scale[i % d]).collect()
-}
+use nml_core::bench::synthetic_features as features;
 
 fn sizes() -> Vec<(usize, usize)> {
     // NML_BENCH_QUICK=1 shrinks the run for a smoke test.

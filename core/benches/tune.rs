@@ -6,34 +6,13 @@ use std::time::Duration;
 
 use burn::tensor::Device;
 use criterion::{Criterion, criterion_group, criterion_main};
-use nml_core::data::FeatureSet;
 use nml_core::tune::{Method, TuneConfig, fit};
-use rand::rngs::ChaCha8Rng;
-use rand::{RngExt, SeedableRng};
-
-/// Features with labels from a random linear teacher, so the loss has something to learn.
-fn task(n: usize, d: usize, classes: usize) -> FeatureSet {
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let features: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>() - 0.5).collect();
-    let teacher: Vec<f32> = (0..d * classes).map(|_| rng.random::<f32>() - 0.5).collect();
-    let labels = features
-        .chunks_exact(d)
-        .map(|row| {
-            (0..classes)
-                .map(|c| row.iter().zip(&teacher[c * d..(c + 1) * d]).map(|(a, b)| a * b).sum::<f32>())
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .unwrap()
-                .0 as i64
-        })
-        .collect();
-    FeatureSet::new("bench", features, d, labels, Some(classes)).unwrap()
-}
+use nml_core::bench::teacher_task;
 
 fn epoch(c: &mut Criterion) {
     let quick = std::env::var_os("NML_BENCH_QUICK").is_some();
     let (n, d) = if quick { (2000, 64) } else { (50000, 512) };
-    let train = task(n, d, 10);
+    let train = teacher_task(n, d, 10, 0);
     let device = Device::flex();
     let mut group = c.benchmark_group("tune_epoch");
     group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(30));

@@ -5,12 +5,16 @@ use burn::tensor::Device;
 use crate::device::{BackendChoice, select};
 
 /// The WGPU device when an adapter exists (a software one such as llvmpipe counts), or `None`
-/// after saying why the WGPU half of a test is skipped.
+/// after saying why the WGPU half of a test is skipped; with `NML_REQUIRE_WGPU` set (as
+/// scripts/test-all does where the software adapter is installed), a missing adapter fails.
 pub fn wgpu_or_skip(test: &str) -> Option<Device> {
     match select(BackendChoice::Wgpu) {
         Ok(d) => {
             eprintln!("{test}: running on {}", d.description);
             Some(d.device)
+        }
+        Err(e) if std::env::var_os("NML_REQUIRE_WGPU").is_some() => {
+            panic!("{test}: NML_REQUIRE_WGPU is set but WGPU is unavailable: {e}")
         }
         Err(e) => {
             eprintln!("{test}: WGPU part skipped: {e} (install mesa-vulkan-drivers for a software adapter)");

@@ -36,6 +36,8 @@ enum Command {
     Sweep(commands::sweep::Args),
     /// Run spectrum and tuning end to end on the starter data built into this binary.
     Demo(commands::demo::Args),
+    /// Time nml's paths on this machine: spectrum, WGSL kernels vs composed ops, tuning, pre-training, scaling.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Pretrain(args) => commands::pretrain::run(args),
         Command::Extract(args) => commands::extract::run(args),
         Command::Sweep(args) => commands::sweep::run(args),
+        Command::Bench(args) => commands::bench::run(args),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

@@ -389,3 +389,28 @@ fn the_recorded_native_run_the_browser_is_held_to_is_current() {
         assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "loss {a} vs recorded {b}");
     }
 }
+
+/// `nml bench --quick` on the software WGPU adapter when there is one (so the kernel section
+/// runs), else on the CPU: every asked section is in the report file, with numbers.
+#[test]
+fn bench_reports_every_section_it_is_asked_for() {
+    let dir = scratch("bench");
+    let report = dir.join("bench.md");
+    let backend = if std::env::var_os("NML_REQUIRE_WGPU").is_some() { "wgpu" } else { "auto" };
+    run(&["bench", "--quick", "--backend", backend, "--only", "kernels,tune", "--out", &s(&report)]);
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.contains("## One tuning epoch on 5000 x 128 features"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("| nmtune | ") && l.ends_with(" s |")), "{text}");
+    if backend == "wgpu" {
+        let augment = text.lines().find(|l| l.starts_with("| Augment 256 images")).unwrap_or_else(|| panic!("{text}"));
+        assert!(augment.contains("| exact | exact |"), "{augment}");
+        assert!(text.contains("| Gram of 5000 x 256 features"), "{text}");
+    }
+    assert!(!text.contains("## Spectrum"), "a section not asked for ran: {text}");
+
+    let out = nml().args(["bench", "--only", "spectra", "--out", &s(&dir.join("no.md"))]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("unknown section \"spectra\""));
+    assert!(!dir.join("no.md").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

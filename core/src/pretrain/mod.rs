@@ -8,7 +8,7 @@ pub mod contrastive;
 #[cfg(feature = "multi-device")]
 mod multi_device;
 
-pub use augment::{AugmentConfig, image_batch};
+pub use augment::{AugmentConfig, DeviceImages, Normalize, draw_crops, image_batch};
 pub use config::{ModelShape, Objective, OptimizerChoice, PretrainConfig};
 #[cfg(feature = "multi-device")]
 pub use multi_device::{CaptionedImages, LabelledImages, pretrain_multi_device, unfinished_multi_device_epochs};
@@ -134,8 +134,9 @@ fn pretrain_supervised(
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let run = Run { n: train.n, config, num_classes, vocabulary: Vec::new(), run_dir, device: &ad };
     let compute = |model: &Encoder| compute_copy(model, config.precision);
+    let on_device = DeviceImages::upload(&train, &ad);
     let (model, history, epochs_trained) = run.train(model, observer, compute, |model: &Encoder, chunk: &[usize], rng: &mut ChaCha8Rng| {
-        let x = augmented_batch(&train, chunk, config, rng, &ad);
+        let x = on_device.batch(chunk, Some((&config.augment, rng)));
         let labels: Vec<i64> = chunk.iter().map(|&i| i64::from(train.labels[i])).collect();
         let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [chunk.len()]), &ad);
         let logits = model.forward(x);
@@ -171,8 +172,9 @@ pub fn pretrain_contrastive(
     let run = Run { n: train.n, config, num_classes: images.num_classes, vocabulary: vocabulary.words(), run_dir, device: &ad };
     // Only the image tower computes in reduced precision; the text tower is a small embedding.
     let compute = |model: &contrastive::ContrastiveModel| contrastive::ContrastiveModel { image: compute_copy(&model.image, config.precision), ..model.clone() };
+    let on_device = DeviceImages::upload(&train, &ad);
     let (model, history, epochs_trained) = run.train(model, observer, compute, |model: &contrastive::ContrastiveModel, chunk: &[usize], rng: &mut ChaCha8Rng| {
-        let x = augmented_batch(&train, chunk, config, rng, &ad);
+        let x = on_device.batch(chunk, Some((&config.augment, rng)));
         let ids: Vec<i64> = chunk.iter().flat_map(|&i| tokens[i].iter().copied()).collect();
         let t = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), max_words]), &ad);
         model.loss(x, t)
@@ -188,12 +190,6 @@ fn noisy_caption_tokens(captions: &[String], caption_noise: f64, max_words: usiz
     let vocabulary = contrastive::Vocabulary::build(captions);
     let tokens = caption_of.iter().map(|&c| vocabulary.encode(&captions[c], max_words)).collect();
     Ok((tokens, rate, vocabulary))
-}
-
-/// The images at `chunk`, augmented as the config says, as a `[B, 1, H, W]` tensor.
-fn augmented_batch(train: &ImageSet, chunk: &[usize], config: &PretrainConfig, rng: &mut ChaCha8Rng, device: &Device) -> Tensor<4> {
-    let pixels = image_batch(train, chunk, Some((&config.augment, rng)));
-    Tensor::from_data(TensorData::new(pixels, [chunk.len(), 1, train.height, train.width]), device)
 }
 
 /// The epoch loop every objective shares: seeded shuffles, per-step cosine, checkpoints,

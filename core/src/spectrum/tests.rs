@@ -47,7 +47,7 @@ fn rel(a: f64, b: f64) -> f64 {
 /// backend `Auto` skips in favour of the exact path) against the f64 reference.
 fn assert_close_to_reference(x: &[f32], n: usize, d: usize, precision: Precision) -> &'static str {
     let device = Device::flex();
-    let (s, method) = by_precision(tensor(x, n, d, &device), precision, false).unwrap();
+    let (s, method) = by_precision(tensor(x, n, d, &device), Preprocess::Raw, precision).unwrap();
     let r = reference(x, n, d);
     assert_eq!(s.len(), n.min(d));
     let (sve, sve_ref) = (metrics::sve(&s), metrics::sve(&r));
@@ -117,8 +117,7 @@ fn paper_mode_matches_an_f64_reference() {
     assert_eq!(report.method, "gram-f64-host");
     // On the device path the ones direction is known to be null, so it does not force the
     // exact path, and its singular value is reported as exactly zero.
-    let pre_x = Preprocess::Paper.apply(tensor(&x, n, d, &device));
-    let (device_values, method) = by_precision(pre_x, Precision::Auto, true).unwrap();
+    let (device_values, method) = by_precision(tensor(&x, n, d, &device), Preprocess::Paper, Precision::Auto).unwrap();
     assert_eq!(method, "gram-f32-device");
     assert_eq!(*device_values.last().unwrap(), 0.0);
     assert!(rel(metrics::sve(&device_values), metrics::sve(&r)) < 1e-4);

@@ -1,0 +1,80 @@
+//! The composed-ops reference of every kernel: what runs where there is no WGSL kernel, and
+//! what tests and benchmarks compare the kernels against.
+
+use burn::tensor::{DType, Int, Tensor};
+
+use crate::spectrum::Preprocess;
+
+/// A preprocessing written as an affine map of each element,
+/// `v_ij = x_ij / row_scale_i - row_offset_i - col_offset_j`, so a kernel can apply it while
+/// reading x.
+pub struct AffineStats {
+    /// `[N, 1]`.
+    pub row_scale: Tensor<2>,
+    /// `[N, 1]`.
+    pub row_offset: Tensor<2>,
+    /// `[1, D]`.
+    pub col_offset: Tensor<2>,
+}
+
+impl AffineStats {
+    pub fn of(x: Tensor<2>, mode: Preprocess) -> Self {
+        let [n, d] = x.dims();
+        let device = x.device();
+        let ones = || Tensor::<2>::ones([n, 1], &device);
+        match mode {
+            Preprocess::Paper => {
+                // The row mean of x / |x| is the row sum over |x| over D.
+                let norms = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
+                let row_offset = x.sum_dim(1) / norms.clone() / d as f64;
+                Self { row_scale: norms, row_offset, col_offset: Tensor::zeros([1, d], &device) }
+            }
+            Preprocess::Centered => Self { row_scale: ones(), row_offset: Tensor::zeros([n, 1], &device), col_offset: x.mean_dim(0) },
+            Preprocess::Raw => Self { row_scale: ones(), row_offset: Tensor::zeros([n, 1], &device), col_offset: Tensor::zeros([1, d], &device) },
+        }
+    }
+}
+
+/// `V^T V` for V the preprocessed features, by Burn's own ops.
+pub fn preprocessed_gram(x: Tensor<2>, mode: Preprocess) -> Tensor<2> {
+    let v = mode.apply(x);
+    v.clone().transpose().matmul(v)
+}
+
+/// Sizes and pixel transform of one augmentation batch.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageLayout {
+    pub batch: usize,
+    pub height: usize,
+    pub width: usize,
+    pub scale: f32,
+    pub mean: f32,
+    pub inv_std: f32,
+}
+
+/// Crops, mirrors and normalises a batch by index arithmetic and gathers in Burn's int ops.
+pub fn augment_images(packed: Tensor<1, Int>, crops: Tensor<1, Int>, layout: ImageLayout) -> Tensor<4> {
+    let ImageLayout { batch, height: h, width: w, scale, mean, inv_std } = layout;
+    let device = packed.device();
+    let int = (&device, DType::I32);
+    let crops = crops.reshape([batch, 4]);
+    let column = |c: usize| crops.clone().slice([0..batch, c..c + 1]).reshape([batch, 1, 1]);
+    let (image, dy, dx, flip) = (column(0), column(1), column(2), column(3));
+    let ys = Tensor::<1, Int>::arange(0..h as i64, int).reshape([1, h, 1]);
+    let xs = Tensor::<1, Int>::arange(0..w as i64, int).reshape([1, 1, w]);
+    // Mirrored: x -> w - 1 - x, i.e. x + flip * (w - 1 - 2x).
+    let sx = xs.clone() + flip * (xs.mul_scalar(-2).add_scalar(w as i64 - 1)) + dx;
+    let sy = ys + dy;
+    let inside = sy.clone().greater_equal_elem(0)
+        .bool_and(sy.clone().lower_elem(h as i64))
+        .bool_and(sx.clone().greater_equal_elem(0))
+        .bool_and(sx.clone().lower_elem(w as i64));
+    let src = image.mul_scalar((h * w) as i64) + sy.clamp(0, h as i64 - 1).mul_scalar(w as i64) + sx.clamp(0, w as i64 - 1);
+    let src = src.reshape([batch * h * w]);
+    let words = packed.select(0, src.clone().div_scalar(4));
+    let shift = src.remainder_scalar(4).mul_scalar(8);
+    let bytes = words.bitwise_right_shift(shift).bitwise_and_scalar(0xFF);
+    let value = bytes.float().cast(DType::F32).mul_scalar(scale).reshape([batch, h, w]);
+    let value = value.mask_fill(inside.bool_not(), 0.0);
+    value.sub_scalar(mean).mul_scalar(inv_std).reshape([batch, 1, h, w])
+}

@@ -1,0 +1,286 @@
+//! `nml bench`: what nml's own paths cost on this machine, as ratios taken in one run: the
+//! spectrum and its accuracy against f64, nml's WGSL kernels against their composed-ops
+//! references, a tuning epoch, pre-training throughput, and how spectrum and NMTune cost grow.
+//! `bench/compare.py` adds numpy and PyTorch beside the criterion benches.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use nml_core::bench::{median_seconds, synthetic_features, synthetic_images, sync, teacher_task};
+use nml_core::device::{BackendChoice, ComputeDevice};
+use nml_core::io::write_atomic;
+use nml_core::kernels::{self, reference};
+use nml_core::pretrain::{AugmentConfig, DeviceImages, image_batch, pretrain};
+use nml_core::spectrum::{Precision, Preprocess, measure_tensor};
+use nml_core::tune::{Method, TuneConfig, fit};
+use nml_core::{NmlError, Result};
+use rand::SeedableRng;
+use rand::rngs::ChaCha8Rng;
+
+use super::device;
+use super::sweep::load_suite;
+use crate::starter::load_images;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Small sizes: a smoke run of a minute or two instead of the full one (about 15 minutes
+    /// on a 2-core CPU).
+    #[arg(long)]
+    quick: bool,
+    /// Device for everything but the f64 references: auto, wgpu (software adapters included)
+    /// or cpu. The kernel section needs wgpu.
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
+    /// Sections to run, comma-separated: spectrum, kernels, tune, pretrain, scaling.
+    #[arg(long, value_delimiter = ',', default_value = "spectrum,kernels,tune,pretrain,scaling")]
+    only: Vec<String>,
+    /// Also write the report (Markdown) here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+const SECTIONS: [&str; 5] = ["spectrum", "kernels", "tune", "pretrain", "scaling"];
+
+pub fn run(args: Args) -> Result<()> {
+    if let Some(bad) = args.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        return Err(NmlError::Invalid(format!("unknown section {bad:?} in --only; use {}", SECTIONS.join(", "))));
+    }
+    let target = device(args.backend)?;
+    let mut report = String::new();
+    let _ = writeln!(report, "# nml bench{}\n\nDevice: {}. Times are medians of repeated runs after a warm-up run; ratios are taken in this one run.\n", if args.quick { " --quick" } else { "" }, target.description);
+    print!("{report}");
+    let want = |s: &str| args.only.iter().any(|o| o == s);
+    let sections: [(&str, fn(&ComputeDevice, bool) -> Result<String>); 5] =
+        [("spectrum", spectrum), ("kernels", kernel_section), ("tune", tune_epochs), ("pretrain", pretrain_throughput), ("scaling", scaling)];
+    for (name, section) in sections {
+        if want(name) {
+            eprintln!("bench: {name} ...");
+            let text = section(&target, args.quick)?;
+            print!("{text}");
+            report.push_str(&text);
+        }
+    }
+    if let Some(path) = &args.out {
+        write_atomic(path, report.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn features(n: usize, d: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(synthetic_features(n, d, 0), [n, d]), device)
+}
+
+fn relative(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+fn repeats(seconds_guess: f64) -> usize {
+    if seconds_guess > 5.0 { 3 } else { 5 }
+}
+
+/// The default spectrum (paper mode, auto precision) on the device, and its SVE and LSVR
+/// against the exact f64 path.
+fn spectrum(target: &ComputeDevice, quick: bool) -> Result<String> {
+    let sizes: &[(usize, usize)] = if quick { &[(2000, 128), (5000, 256)] } else { &[(20000, 1024), (50000, 2048)] };
+    let mut out = String::from(
+        "## Spectrum (paper mode)\n\nDefault precision (auto: the f32 device Gram, checked, else the exact f64 path), the exact path alone, and the f32 device Gram with no fallback (fast), each against the exact path's SVE and LSVR.\n\n| features | auto | method | exact (f64) | fast | fast: SVE rel. diff | fast: LSVR rel. diff |\n|---|---|---|---|---|---|---|\n",
+    );
+    for &(n, d) in sizes {
+        let x = features(n, d, &target.device);
+        let mut report = None;
+        let t = median_seconds(repeats(n as f64 * (d * d) as f64 / 2e10), || {
+            report = Some(measure_tensor(x.clone(), "x", Preprocess::Paper, Precision::Auto));
+        });
+        let report = report.expect("ran")?;
+        let x_cpu = features(n, d, &Device::flex());
+        let mut exact = None;
+        let t_exact = median_seconds(1, || exact = Some(measure_tensor(x_cpu.clone(), "x", Preprocess::Paper, Precision::Exact)));
+        let exact = exact.expect("ran")?;
+        let mut fast = None;
+        let t_fast = median_seconds(1, || fast = Some(measure_tensor(x.clone(), "x", Preprocess::Paper, Precision::Fast)));
+        let fast = fast.expect("ran")?;
+        let _ = writeln!(
+            out,
+            "| {n} x {d} | {t:.3} s | {} | {t_exact:.3} s | {t_fast:.3} s | {:.1e} | {:.1e} |",
+            report.method,
+            relative(fast.sve, exact.sve),
+            relative(fast.lsvr_ratio, exact.lsvr_ratio)
+        );
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// nml's WGSL kernels against their composed-ops references on the same device.
+fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
+    let mut out = String::from("## WGSL kernels against composed Burn ops\n\n");
+    if !kernels::uses_wgsl(&target.device) {
+        out.push_str("Skipped: the kernels run on WGPU devices only (`--backend wgpu` uses a software adapter when there is no GPU).\n\n");
+        return Ok(out);
+    }
+    let gpu = &target.device;
+    let (n, d) = if quick { (5000, 256) } else { (20000, 1024) };
+    let x = features(n, d, gpu);
+    let exact = {
+        let v = Preprocess::Paper.apply(features(n, d, &Device::flex()));
+        let host = v.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| NmlError::Backend(format!("{e:?}")))?;
+        let g = nml_core::spectrum::gram_f64(&host, n, d);
+        (0..d * d).map(|k| g[(k / d, k % d)]).collect::<Vec<f64>>()
+    };
+    let error = |gram: Tensor<2>| -> Result<f64> {
+        let values = gram.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| NmlError::Backend(format!("{e:?}")))?;
+        let scale = exact.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        Ok(values.iter().zip(&exact).fold(0.0f64, |m, (a, b)| m.max((f64::from(*a) - b).abs())) / scale)
+    };
+    let reps = if quick { 5 } else { 3 };
+    let mut gram_kernel = None;
+    let t_kernel = median_seconds(reps, || {
+        gram_kernel = Some(kernels::preprocessed_gram(x.clone(), Preprocess::Paper));
+        sync(gpu);
+    });
+    let mut gram_composed = None;
+    let t_composed = median_seconds(reps, || {
+        gram_composed = Some(reference::preprocessed_gram(x.clone(), Preprocess::Paper));
+        sync(gpu);
+    });
+    let e_kernel = error(gram_kernel.expect("ran"))?;
+    let e_composed = error(gram_composed.expect("ran"))?;
+    out.push_str("| operation | WGSL kernel | composed Burn ops | kernel speed-up | max error vs f64, kernel | the same, composed |\n|---|---|---|---|---|---|\n");
+    let _ = writeln!(
+        out,
+        "| Gram of {n} x {d} features with paper-mode preprocessing | {t_kernel:.3} s | {t_composed:.3} s | {:.2}x | {e_kernel:.1e} | {e_composed:.1e} |",
+        t_composed / t_kernel
+    );
+    let images = synthetic_images(6000, 28, 28, 0);
+    let indices: Vec<usize> = (0..256).map(|i| i * 23 % images.n).collect();
+    let config = AugmentConfig { pad: 2, flip: true, normalize: None };
+    let on_gpu = DeviceImages::upload(&images, gpu);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut time_batch = |wgsl: bool| {
+        kernels::set_wgsl_enabled(wgsl);
+        let t = median_seconds(20, || {
+            let _batch = on_gpu.batch(&indices, Some((&config, &mut rng)));
+            sync(gpu);
+        });
+        kernels::set_wgsl_enabled(true);
+        t
+    };
+    let (t_aug_kernel, t_aug_composed) = (time_batch(true), time_batch(false));
+    let t_host = median_seconds(20, || {
+        let pixels = image_batch(&images, &indices, Some((&config, &mut rng)));
+        let _batch = Tensor::<4>::from_data(TensorData::new(pixels, [256, 1, 28, 28]), gpu);
+        sync(gpu);
+    });
+    let _ = writeln!(
+        out,
+        "| Augment 256 images of 28 x 28 (crop, pad 2, flip) | {:.2} ms | {:.2} ms | {:.2}x | exact | exact |",
+        t_aug_kernel * 1e3,
+        t_aug_composed * 1e3,
+        t_aug_composed / t_aug_kernel
+    );
+    let _ = writeln!(out, "\nThe same augmentation on the host, uploaded per batch: {:.2} ms.\n", t_host * 1e3);
+    Ok(out)
+}
+
+/// One epoch of a linear probe and of NMTune (the paper's recipe: batch 64, AdamW, cosine).
+fn tune_epochs(target: &ComputeDevice, quick: bool) -> Result<String> {
+    let (n, d) = if quick { (5000, 128) } else { (50000, 512) };
+    let train = teacher_task(n, d, 10, 0);
+    let mut out = format!("## One tuning epoch on {n} x {d} features\n\n| method | epoch |\n|---|---|\n");
+    for method in [Method::Lp, Method::Nmtune] {
+        let config = TuneConfig { epochs: 1, ..TuneConfig::for_method(method) };
+        let mut failed = None;
+        let t = median_seconds(if quick { 3 } else { 1 }, || {
+            if let Err(e) = fit(&train, None, &config, &target.device, &mut ()) {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let _ = writeln!(out, "| {} | {t:.2} s |", method.name());
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// Images per second of one pre-training epoch of the quick preset's ResNet on starter MNIST,
+/// with and (on WGPU) without the augmentation kernel.
+fn pretrain_throughput(target: &ComputeDevice, quick: bool) -> Result<String> {
+    let n = if quick { 1024 } else { 4096 };
+    let images = load_images(&format!("starter:mnist@0..{n}"))?;
+    let mut config = load_suite("quick", None, None)?.pretrain;
+    config.epochs = 1;
+    let mut out = format!(
+        "## Pre-training throughput (quick preset: ResNet 16-32-64 on 14 x 14 images, batch {}, one epoch of {n} MNIST digits)\n\n| augmentation | images/s |\n|---|---|\n",
+        config.batch_size
+    );
+    let variants: Vec<(&str, bool)> = if kernels::uses_wgsl(&target.device) {
+        vec![("WGSL kernel on the device", true), ("composed Burn ops on the device", false)]
+    } else {
+        vec![("host loop (the CPU backend's path)", true)]
+    };
+    for (name, wgsl) in variants {
+        kernels::set_wgsl_enabled(wgsl);
+        // The first epoch also compiles kernels; the second one is timed.
+        let mut seconds = f64::INFINITY;
+        for _ in 0..2 {
+            let trained = pretrain(&images, &config, None, &target.device, &mut ());
+            let trained = match trained {
+                Ok(t) => t,
+                Err(e) => {
+                    kernels::set_wgsl_enabled(true);
+                    return Err(e);
+                }
+            };
+            seconds = trained.history[0].seconds;
+        }
+        kernels::set_wgsl_enabled(true);
+        let _ = writeln!(out, "| {name} | {:.0} |", n as f64 / seconds);
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// Spectrum and NMTune-epoch time at four sizes, N and D doubling together, with the growth
+/// exponent between neighbours: log2 of the time ratio per doubling (N D^2 work gives 3).
+fn scaling(target: &ComputeDevice, quick: bool) -> Result<String> {
+    let spectrum_sizes: Vec<(usize, usize)> = if quick { vec![(1000, 64), (2000, 128), (4000, 256), (8000, 512)] } else { vec![(5000, 256), (10000, 512), (20000, 1024), (40000, 2048)] };
+    let tune_sizes: Vec<(usize, usize)> = if quick { vec![(1000, 16), (2000, 32), (4000, 64), (8000, 128)] } else { vec![(6250, 64), (12500, 128), (25000, 256), (50000, 512)] };
+    let mut out = String::from("## How cost grows (N and D doubling together)\n\n| work | N x D | time | exponent vs previous (log2 of the ratio) |\n|---|---|---|---|\n");
+    let mut rows = |name: &str, sizes: &[(usize, usize)], time: &mut dyn FnMut(usize, usize) -> Result<f64>| -> Result<()> {
+        let mut previous: Option<f64> = None;
+        for &(n, d) in sizes {
+            let t = time(n, d)?;
+            let growth = previous.map_or("".to_string(), |p| format!("{:.2}", (t / p).log2()));
+            let _ = writeln!(out, "| {name} | {n} x {d} | {t:.3} s | {growth} |");
+            previous = Some(t);
+        }
+        Ok(())
+    };
+    rows("spectrum (paper mode, default precision)", &spectrum_sizes, &mut |n, d| {
+        let x = features(n, d, &target.device);
+        let mut result = Ok(());
+        let t = median_seconds(repeats(n as f64 * (d * d) as f64 / 2e10), || {
+            if let Err(e) = measure_tensor(x.clone(), "x", Preprocess::Paper, Precision::Auto) {
+                result = Err(e);
+            }
+        });
+        result.map(|_| t)
+    })?;
+    rows("NMTune epoch (hidden 4 D)", &tune_sizes, &mut |n, d| {
+        let train = teacher_task(n, d, 10, 0);
+        let config = TuneConfig { epochs: 1, ..TuneConfig::for_method(Method::Nmtune) };
+        let mut result = Ok(());
+        let t = median_seconds(if n * d > 5_000_000 { 1 } else { 3 }, || {
+            if let Err(e) = fit(&train, None, &config, &target.device, &mut ()) {
+                result = Err(e);
+            }
+        });
+        result.map(|_| t)
+    })?;
+    out.push('\n');
+    Ok(out)
+}
