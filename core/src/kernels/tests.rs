@@ -113,3 +113,19 @@ fn augmentation_kernel_equals_the_host_loop() {
     // And the composed reference on the same device agrees with it.
     assert_same_as_host(&gpu, true);
 }
+
+/// The issue-sized case (50000 x 2048, 410 MB of features): `cargo test -p nml-core --lib
+/// kernels::tests::issue_sized -- --ignored --nocapture` (about two minutes on llvmpipe).
+#[test]
+#[ignore]
+fn issue_sized_gram_on_wgpu() {
+    let Some(gpu) = wgpu_or_skip("kernels::issue_sized_gram_on_wgpu") else { return };
+    let (n, d) = (50_000, 2048);
+    let x = Tensor::<2>::from_data(burn::tensor::TensorData::new(crate::bench::synthetic_features(n, d, 0), [n, d]), &gpu);
+    let started = std::time::Instant::now();
+    let gram = preprocessed_gram(x.clone(), Preprocess::Paper).try_into_data();
+    eprintln!("kernel: {:?} in {:.1} s", gram.as_ref().map(|g| g.shape().clone()), started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
+    let gram = reference::preprocessed_gram(x, Preprocess::Paper).try_into_data();
+    eprintln!("composed: {:?} in {:.1} s", gram.as_ref().map(|g| g.shape().clone()).map_err(|e| format!("{e:?}")), started.elapsed().as_secs_f64());
+}

@@ -195,8 +195,12 @@ fn by_precision(x: Tensor<2>, mode: Preprocess, precision: Precision) -> Result<
     Ok((values, "gram-f32-device"))
 }
 
+/// The values of `x` on the host; a device failure (e.g. a matrix larger than the device can
+/// allocate) is an error, not a panic.
 fn read_f32(x: Tensor<2>) -> Result<Vec<f32>> {
-    x.into_data()
+    let [n, d] = x.dims();
+    x.try_into_data()
+        .map_err(|e| NmlError::Backend(format!("reading a {n} x {d} matrix back from the device failed: {e}")))?
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| NmlError::Backend(format!("reading a tensor back: {e:?}")))

@@ -93,7 +93,14 @@ fn spectrum(target: &ComputeDevice, quick: bool) -> Result<String> {
         let t = median_seconds(repeats(n as f64 * (d * d) as f64 / 2e10), || {
             report = Some(measure_tensor(x.clone(), "x", Preprocess::Paper, Precision::Auto));
         });
-        let report = report.expect("ran")?;
+        let report = match report.expect("ran") {
+            Ok(report) => report,
+            // A size this device cannot hold is a finding, not the end of the report.
+            Err(e) => {
+                let _ = writeln!(out, "| {n} x {d} | failed: {} | | | | | |", e.to_string().replace('\n', " "));
+                continue;
+            }
+        };
         let x_cpu = features(n, d, &Device::flex());
         let mut exact = None;
         let t_exact = median_seconds(1, || exact = Some(measure_tensor(x_cpu.clone(), "x", Preprocess::Paper, Precision::Exact)));
