@@ -15,6 +15,10 @@ use nml_core::spectrum::Preprocess;
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
+/// The nml binary's allocator (native/Cargo.toml says why), so these figures are what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn quick() -> bool {
     std::env::var_os("NML_BENCH_QUICK").is_some()
 }

@@ -9,6 +9,10 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use nml_core::spectrum::{Precision, Preprocess, gram_f64, measure_tensor, singular_values};
 use nml_core::bench::synthetic_features as features;
 
+/// The nml binary's allocator (native/Cargo.toml says why), so these figures are what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn sizes() -> Vec<(usize, usize)> {
     // NML_BENCH_QUICK=1 shrinks the run for a smoke test.
     if std::env::var_os("NML_BENCH_QUICK").is_some() {

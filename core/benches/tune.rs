@@ -9,6 +9,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use nml_core::tune::{Method, TuneConfig, fit};
 use nml_core::bench::teacher_task;
 
+/// The nml binary's allocator (native/Cargo.toml says why), so these figures are what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn epoch(c: &mut Criterion) {
     let quick = std::env::var_os("NML_BENCH_QUICK").is_some();
     let (n, d) = if quick { (2000, 64) } else { (50000, 512) };

@@ -11,6 +11,7 @@ pub mod kernels;
 pub mod models;
 pub mod noise;
 pub mod ops;
+pub mod optim;
 pub mod pretrain;
 pub mod spectrum;
 pub mod store;
@@ -21,3 +22,8 @@ pub use error::{NmlError, Result};
 
 #[cfg(test)]
 mod test_support;
+
+/// Unit tests run on the nml binary's allocator (native/Cargo.toml says why).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

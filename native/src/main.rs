@@ -9,6 +9,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// See native/Cargo.toml: large tensor buffers are reused instead of page-faulted back in.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "nml", version, about = "Label noise in pre-training: inject it, measure feature spectra, tune robust heads (NMTune)")]
 struct Cli {

@@ -66,6 +66,51 @@ pub fn gram_f64(x: &[f32], n: usize, d: usize) -> Mat<f64> {
     gram
 }
 
+/// Inner-dimension rows (or columns) per f32 block of [`gram_f32_blocks`].
+const F32_BLOCK: usize = 1024;
+
+/// The same Gram as [`gram_f64`], from f32 products over blocks of 1024 rows (columns when
+/// `d > n`) whose results are summed in f64. Each block rounds like an f32 Gram of 1024 rows,
+/// and the f64 sum adds nothing, so the whole is far more accurate than one f32 Gram of N rows
+/// (the device path, which the `auto` check is written for) at the speed of f32 arithmetic.
+pub fn gram_f32_blocks(x: &[f32], n: usize, d: usize) -> Mat<f64> {
+    assert_eq!(x.len(), n * d);
+    let par = parallelism();
+    let full = MatRef::from_row_major_slice(x, n, d);
+    let (m, inner) = if d <= n { (d, n) } else { (n, d) };
+    let mut gram = Mat::<f64>::zeros(m, m);
+    let mut block = Mat::<f32>::zeros(m, m);
+    for start in (0..inner).step_by(F32_BLOCK) {
+        let len = F32_BLOCK.min(inner - start);
+        let (lhs, rhs) = if d <= n {
+            let rows = full.subrows(start, len);
+            (rows.transpose(), rows)
+        } else {
+            let cols = full.subcols(start, len);
+            (cols, cols.transpose())
+        };
+        matmul(
+            block.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Replace,
+            lhs,
+            BlockStructure::Rectangular,
+            rhs,
+            BlockStructure::Rectangular,
+            1.0f32,
+            par,
+        );
+        for c in 0..m {
+            let (sum, part) = (&mut gram.col_as_slice_mut(c)[c..], &block.col_as_slice(c)[c..]);
+            for (g, &b) in sum.iter_mut().zip(part) {
+                *g += f64::from(b);
+            }
+        }
+    }
+    mirror_lower(&mut gram);
+    gram
+}
+
 fn mirror_lower(m: &mut Mat<f64>) {
     for c in 0..m.ncols() {
         for r in 0..c {
@@ -143,30 +188,22 @@ pub fn thin_svd(z: &[f32], b: usize, d: usize, rel_tol: f64) -> ThinSvd {
         .take_while(|&&s| s > rel_tol * top && s > 0.0)
         .count();
     let s: Vec<f64> = s_all[..rank].to_vec();
-    let (mut u, mut v) = (vec![0f32; b * rank], vec![0f32; d * rank]);
-    if d <= b {
-        // Gram is Z^T Z: its eigenvectors are V, and U = Z V / s.
-        for k in 0..rank {
-            for j in 0..d {
-                v[j * rank + k] = vectors[(j, k)] as f32;
-            }
-            for i in 0..b {
-                let dot: f64 = (0..d).map(|j| f64::from(z[i * d + j]) * vectors[(j, k)]).sum();
-                u[i * rank + k] = (dot / s[k]) as f32;
-            }
+    // The other side's vectors from one product: V = Z^T U / s (Gram Z Z^T) or U = Z V / s.
+    let zm = Mat::<f64>::from_fn(b, d, |i, j| f64::from(z[i * d + j]));
+    let known = vectors.as_ref().subcols(0, rank);
+    let other = if d <= b { &zm * known } else { zm.transpose() * known };
+    let row_major = |m: MatRef<'_, f64>, scale: bool| -> Vec<f32> {
+        let mut out = Vec::with_capacity(m.nrows() * rank);
+        for r in 0..m.nrows() {
+            out.extend((0..rank).map(|k| (if scale { m[(r, k)] / s[k] } else { m[(r, k)] }) as f32));
         }
+        out
+    };
+    let (u, v) = if d <= b {
+        (row_major(other.as_ref(), true), row_major(known, false))
     } else {
-        // Gram is Z Z^T: its eigenvectors are U, and V = Z^T U / s.
-        for k in 0..rank {
-            for i in 0..b {
-                u[i * rank + k] = vectors[(i, k)] as f32;
-            }
-            for j in 0..d {
-                let dot: f64 = (0..b).map(|i| f64::from(z[i * d + j]) * vectors[(i, k)]).sum();
-                v[j * rank + k] = (dot / s[k]) as f32;
-            }
-        }
-    }
+        (row_major(known, false), row_major(other.as_ref(), true))
+    };
     ThinSvd { s, u, v, rank }
 }
 
@@ -189,6 +226,24 @@ mod tests {
                         (0..d).map(|c| f64::from(x[a * d + c]) * f64::from(x[b * d + c])).sum()
                     };
                     assert!((g[(a, b)] - naive).abs() < 1e-9 * naive.abs().max(1.0));
+                }
+            }
+        }
+    }
+
+    /// Several blocks plus a ragged last one, in both orientations, against the f64 Gram.
+    #[test]
+    fn f32_blocks_agree_with_the_f64_gram() {
+        for (n, d) in [(2 * F32_BLOCK + 77, 33usize), (29, 3 * F32_BLOCK + 5)] {
+            let x: Vec<f32> = (0..n * d).map(|i| ((i * 7919 % 1009) as f32 / 1009.0 - 0.5) * (1.0 + (i % d) as f32)).collect();
+            let (exact, blocks) = (gram_f64(&x, n, d), gram_f32_blocks(&x, n, d));
+            let m = n.min(d);
+            let scale = (0..m).map(|i| exact[(i, i)]).fold(0.0, f64::max);
+            for a in 0..m {
+                for b in 0..m {
+                    assert_eq!(blocks[(a, b)], blocks[(b, a)]);
+                    let err = (blocks[(a, b)] - exact[(a, b)]).abs();
+                    assert!(err < 1e-6 * scale, "({a},{b}) off by {err} of {scale}");
                 }
             }
         }

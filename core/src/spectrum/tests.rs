@@ -43,8 +43,9 @@ fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs()
 }
 
-/// Checks the path `precision` names (the device path's accuracy check included, which on the CPU
-/// backend `Auto` skips in favour of the exact path) against the f64 reference.
+/// Checks the path `precision` names on the CPU backend (`by_precision`'s `Auto` is the f32-blocks
+/// Gram with its accuracy check and fallback, which the public entry points skip there) against
+/// the f64 reference.
 fn assert_close_to_reference(x: &[f32], n: usize, d: usize, precision: Precision) -> &'static str {
     let device = Device::flex();
     let (s, method) = by_precision(tensor(x, n, d, &device), Preprocess::Raw, precision).unwrap();
@@ -78,7 +79,7 @@ fn gentle_spectrum_takes_the_fast_path() {
     let (n, d) = (2000, 64);
     let s: Vec<f64> = (0..d).map(|i| 10.0 / (1.0 + i as f64 / 8.0)).collect();
     let x = with_spectrum(n, d, &s, 2);
-    assert_eq!(assert_close_to_reference(&x, n, d, Precision::Auto), "gram-f32-device");
+    assert_eq!(assert_close_to_reference(&x, n, d, Precision::Auto), "gram-f32-blocks-host");
 }
 
 #[test]
@@ -115,12 +116,12 @@ fn paper_mode_matches_an_f64_reference() {
     let report = measure_tensor(tensor(&x, n, d, &device), "x", Preprocess::Paper, Precision::Auto).unwrap();
     // On the CPU backend auto takes the exact host path.
     assert_eq!(report.method, "gram-f64-host");
-    // On the device path the ones direction is known to be null, so it does not force the
+    // On the checked f32 path the ones direction is known to be null, so it does not force the
     // exact path, and its singular value is reported as exactly zero.
-    let (device_values, method) = by_precision(tensor(&x, n, d, &device), Preprocess::Paper, Precision::Auto).unwrap();
-    assert_eq!(method, "gram-f32-device");
-    assert_eq!(*device_values.last().unwrap(), 0.0);
-    assert!(rel(metrics::sve(&device_values), metrics::sve(&r)) < 1e-4);
+    let (fast_values, method) = by_precision(tensor(&x, n, d, &device), Preprocess::Paper, Precision::Auto).unwrap();
+    assert_eq!(method, "gram-f32-blocks-host");
+    assert_eq!(*fast_values.last().unwrap(), 0.0);
+    assert!(rel(metrics::sve(&fast_values), metrics::sve(&r)) < 1e-4);
     assert!(rel(report.sve, metrics::sve(&r)) < 1e-4, "{} vs {}", report.sve, metrics::sve(&r));
     assert!(rel(report.lsvr_ratio, metrics::lsvr_ratio(&r)) < 1e-4);
     assert_eq!(report.mode, Preprocess::Paper);

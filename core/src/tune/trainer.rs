@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
@@ -15,6 +15,7 @@ use super::regularizers::{consistency_mse, covariance_penalty, top_k_singular_sh
 use super::schedule::cosine_lr;
 use crate::data::FeatureSet;
 use crate::error::{NmlError, Result};
+use crate::optim::FusedAdamWConfig;
 
 /// What one epoch did: mean loss terms over its batches, the learning rate it ended on, and the
 /// validation accuracy when there is a validation split.
@@ -72,7 +73,7 @@ pub fn fit(
     let mut head = FeatureHeadConfig::new(train.d, train.num_classes)
         .with_hidden(hidden)
         .init(config.seed, &ad);
-    let mut optimizer = AdamWConfig::new()
+    let mut optimizer = FusedAdamWConfig::new()
         .with_weight_decay(config.weight_decay as f32)
         .with_epsilon(1e-8)
         .init();

@@ -85,7 +85,7 @@ fn repeats(seconds_guess: f64) -> usize {
 fn spectrum(target: &ComputeDevice, quick: bool) -> Result<String> {
     let sizes: &[(usize, usize)] = if quick { &[(2000, 128), (5000, 256)] } else { &[(20000, 1024), (50000, 2048)] };
     let mut out = String::from(
-        "## Spectrum (paper mode)\n\nDefault precision (auto: the f32 device Gram, checked, else the exact f64 path), the exact path alone, and the f32 device Gram with no fallback (fast), each against the exact path's SVE and LSVR.\n\n| features | auto | method | exact (f64) | fast | fast: SVE rel. diff | fast: LSVR rel. diff |\n|---|---|---|---|---|---|---|\n",
+        "## Spectrum (paper mode)\n\nDefault precision (auto: on the CPU backend the exact f64 path; on a GPU the f32 device Gram, checked, else the exact path), the exact path alone, and the f32 Gram with no fallback (fast: on the device, or from f32 blocks summed in f64 on the CPU), each against the exact path's SVE and LSVR.\n\n| features | auto | method | exact (f64) | fast | fast: SVE rel. diff | fast: LSVR rel. diff |\n|---|---|---|---|---|---|---|\n",
     );
     for &(n, d) in sizes {
         let x = features(n, d, &target.device);

@@ -1,0 +1,158 @@
+//! AdamW whose update runs as one pass over each parameter on host devices.
+//!
+//! Burn's AdamW composes about fifteen tensor operations per parameter, each reading and writing
+//! the whole tensor; on the CPU backend that made the optimizer step the largest part of an
+//! NMTune step (about 9 of 20 ms for the 2.1M parameters of a 512-wide head). Here the same
+//! update is one loop over the parameter, its gradient and both moments. On any other device
+//! (a GPU) the step is Burn's own AdamW, and the state is Burn's `AdamWState` either way, so
+//! recorded optimizer states stay interchangeable.
+
+use burn::optim::{AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
+use burn::prelude::Config;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+
+/// AdamW's hyper-parameters (PyTorch's defaults except the weight decay, which is Burn's).
+#[derive(Config, Debug, PartialEq)]
+pub struct FusedAdamWConfig {
+    #[config(default = 0.9)]
+    pub beta_1: f32,
+    #[config(default = 0.999)]
+    pub beta_2: f32,
+    #[config(default = 1e-8)]
+    pub epsilon: f32,
+    #[config(default = 1e-4)]
+    pub weight_decay: f32,
+}
+
+impl FusedAdamWConfig {
+    /// An optimizer for a whole module.
+    pub fn init(&self) -> ModuleOptimizer {
+        ModuleOptimizer::from(self.build())
+    }
+
+    pub fn build(&self) -> FusedAdamW {
+        FusedAdamW {
+            config: self.clone(),
+            composed: AdamWConfig::new()
+                .with_beta_1(self.beta_1)
+                .with_beta_2(self.beta_2)
+                .with_epsilon(self.epsilon)
+                .with_weight_decay(self.weight_decay)
+                .build(),
+        }
+    }
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct FusedAdamW {
+    config: FusedAdamWConfig,
+    composed: AdamW,
+}
+
+fn host_values<const D: usize>(t: Tensor<D>) -> TensorData {
+    t.into_data()
+}
+
+impl Optimizer for FusedAdamW {
+    type State<const D: usize> = AdamWState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let device = tensor.device();
+        let all_f32 = tensor.dtype() == DType::F32
+            && grad.dtype() == DType::F32
+            && state.as_ref().is_none_or(|s| {
+                s.momentum.moment_1.dtype() == DType::F32 && s.momentum.moment_2.dtype() == DType::F32
+            });
+        if !crate::device::is_host(&device) || !all_f32 {
+            return self.composed.step(lr, tensor, grad, state);
+        }
+        let shape = tensor.shape();
+        let mut param = host_values(tensor);
+        let grad = host_values(grad);
+        let (mut m, mut v, time) = match state {
+            Some(s) => (host_values(s.momentum.moment_1), host_values(s.momentum.moment_2), s.momentum.time + 1),
+            None => {
+                let zeros = || TensorData::new(vec![0f32; shape.num_elements()], shape.clone());
+                (zeros(), zeros(), 1)
+            }
+        };
+        let c = &self.config;
+        // Burn's AdamW in the same order and precision: moments, bias correction in f32,
+        // decoupled decay `p (1 - lr wd)`, then `p - lr m_hat / (sqrt(v_hat) + eps)`.
+        let correction_1 = 1f32 - c.beta_1.powi(time as i32);
+        let correction_2 = 1f32 - c.beta_2.powi(time as i32);
+        let decay = (1.0 - lr * f64::from(c.weight_decay)) as f32;
+        let lr = lr as f32;
+        let (factor_1, factor_2) = (1.0 - c.beta_1, 1.0 - c.beta_2);
+        {
+            let g = grad.as_slice::<f32>().expect("dtype checked above");
+            let p = param.as_mut_slice::<f32>().expect("dtype checked above");
+            let m = m.as_mut_slice::<f32>().expect("dtype checked above");
+            let v = v.as_mut_slice::<f32>().expect("dtype checked above");
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = *m * c.beta_1 + g * factor_1;
+                *v = *v * c.beta_2 + g * g * factor_2;
+                let delta = (*m / correction_1) / ((*v / correction_2).sqrt() + c.epsilon);
+                *p = *p * decay - delta * lr;
+            }
+        }
+        let back = |data: TensorData| Tensor::<D>::from_data(data, &device);
+        let state = AdamWState::new(AdaptiveMomentumState::new(time, back(m), back(v)));
+        (back(param), Some(state))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        <AdamW as Optimizer>::to_device(state, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Module;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::tensor::Distribution;
+
+    use super::*;
+
+    fn params(layer: &Linear) -> Vec<f32> {
+        let mut out: Vec<f32> = layer.weight.val().into_data().try_to_vec().unwrap();
+        out.extend(layer.bias.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap());
+        out
+    }
+
+    /// Five steps with changing inputs and learning rates: the fused update and Burn's AdamW
+    /// (run on the same host device through `AdamWConfig`) end on the same parameters.
+    #[test]
+    fn fused_steps_match_burns_adamw() {
+        let device = Device::flex().autodiff();
+        let config = FusedAdamWConfig::new().with_weight_decay(0.05).with_epsilon(1e-8);
+        let start = LinearConfig::new(7, 5).init(&device);
+        let initial = params(&start);
+        let mut fused_layer = start.clone();
+        let mut burn_layer = start;
+        let mut fused = config.init();
+        let mut reference = AdamWConfig::new().with_weight_decay(0.05).with_epsilon(1e-8).init();
+        for step in 0..5 {
+            let x = Tensor::<2>::random([9, 7], Distribution::Normal(0.0, 1.0), &device);
+            let lr = 1e-2 / (1.0 + step as f64);
+            let loss = |layer: &Linear| layer.forward(x.clone()).square().mean();
+            let grads = GradientsParams::from_grads(loss(&fused_layer).backward(), &fused_layer);
+            fused_layer = fused.step(lr, fused_layer, grads);
+            let grads = GradientsParams::from_grads(loss(&burn_layer).backward(), &burn_layer);
+            burn_layer = reference.step(lr, burn_layer, grads);
+        }
+        let (a, b) = (params(&fused_layer.valid()), params(&burn_layer.valid()));
+        assert!(a.iter().zip(&initial).all(|(x, y)| x != y), "every parameter should have moved");
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-6 * y.abs().max(1.0), "fused {x} vs Burn {y}");
+        }
+    }
+}
