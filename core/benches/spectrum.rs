@@ -33,7 +33,7 @@ fn spectrum(c: &mut Criterion) {
             b.iter(|| black_box(x.clone().transpose().matmul(x.clone()).into_data()))
         });
         // The Gram the CPU path actually forms (f64, faer): the work floor of the default path.
-        let host = x.clone().into_data().convert::<f32>().to_vec::<f32>().unwrap();
+        let host = x.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
         group.bench_function(BenchmarkId::new("gram_f64_host_only", &id), |b| b.iter(|| black_box(gram_f64(&host, n, d))));
         group.bench_function(BenchmarkId::new("singular_values_fast", &id), |b| {
             b.iter(|| black_box(singular_values(x.clone(), Precision::Fast).unwrap()))
