@@ -3,7 +3,8 @@
 //! # Method and accuracy
 //! The fast path forms the Gram matrix (`X^T X`, or `X X^T` when N < D) in f32 (on a GPU, on the
 //! device; on the CPU, on the host from blocks of 1024 rows summed in f64) and takes its
-//! eigenvalues in f64 on the host; singular values are their square roots. Rounding in an f32 Gram perturbs each eigenvalue by about
+//! eigenvalues in f64 on the host; singular values are their square roots. Rounding in an f32
+//! Gram perturbs each eigenvalue by about
 //! `tau = 4 * eps_f32 * sqrt(m) * max_j G_jj` (m the inner dimension), which is harmless for large
 //! singular values but leaves a floor near `sqrt(tau)` under tiny ones. [`Precision::Auto`]
 //! therefore bounds how much SVE and LSVR could move if every eigenvalue moved by `tau`; if that
