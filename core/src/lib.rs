@@ -13,6 +13,7 @@ pub mod noise;
 pub mod ops;
 pub mod optim;
 pub mod pretrain;
+pub mod readback;
 pub mod spectrum;
 pub mod store;
 pub mod tune;

@@ -3,8 +3,8 @@
 
 use nml_core::data::{FeatureSet, feature_set_from_npy, safetensors_file};
 use nml_core::device::ComputeDevice;
-use nml_core::spectrum::{Precision, Preprocess, SpectrumReport, measure};
-use nml_core::tune::{EpochStats, TrainObserver, TuneConfig, TuneReport, run, transform_features};
+use nml_core::spectrum::{Precision, Preprocess, SpectrumReport, measure, measure_async};
+use nml_core::tune::{EpochStats, TrainObserver, TuneConfig, TuneReport, run_async, transform_features_async};
 use nml_core::{NmlError, Result};
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +40,8 @@ pub fn feature_set(files: &[Picked]) -> Result<FeatureSet> {
     }
 }
 
-/// The device every computation of the page runs on (Burn's CPU backend, compiled to WASM).
+/// The device of the page's own work, the spectra of loaded sets: Burn's CPU backend, compiled to
+/// WASM. Tuning runs in the worker pick theirs ([`crate::backend::select`]).
 pub fn device() -> ComputeDevice {
     ComputeDevice::cpu("in the browser")
 }
@@ -66,16 +67,15 @@ pub struct TuneResult {
     pub after: Vec<SpectrumReport>,
 }
 
-/// Runs `job` as `nml tune` does on the CPU backend, reporting each epoch to `observer`.
-pub fn tune(job: &TuneJob, observer: &mut dyn TrainObserver<EpochStats>) -> Result<TuneResult> {
-    let device = device();
-    let mut outcome = run(&job.train, &job.test, &job.ood, &job.config, &device.device, observer)?;
+/// Runs `job` on `device` as `nml tune` does, reporting each epoch to `observer`.
+pub async fn tune(job: &TuneJob, device: &ComputeDevice, observer: &mut dyn TrainObserver<EpochStats>) -> Result<TuneResult> {
+    let mut outcome = run_async(&job.train, &job.test, &job.ood, &job.config, &device.device, observer).await?;
     outcome.report.backend = device.description.clone();
     let mut after = Vec::new();
     if job.config.method.has_transform() {
         for set in std::iter::once(&job.test).chain(job.ood.iter().map(|(_, s)| s)) {
-            let transformed = transform_features(&outcome.head, set, &device.device)?;
-            after.push(measure(&transformed, Preprocess::Paper, Precision::Auto, &device.device)?);
+            let transformed = transform_features_async(&outcome.head, set, &device.device).await?;
+            after.push(measure_async(&transformed, Preprocess::Paper, Precision::Auto, &device.device).await?);
         }
     }
     Ok(TuneResult { report: outcome.report, after })

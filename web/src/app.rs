@@ -5,6 +5,7 @@
 use std::rc::Rc;
 
 use nml_core::data::FeatureSet;
+use nml_core::device::BackendChoice;
 use nml_core::spectrum::SpectrumReport;
 use nml_core::tune::{EpochStats, Method, TuneConfig};
 use wasm_bindgen::JsCast;
@@ -13,6 +14,7 @@ use web_sys::{DragEvent, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::analysis::{Picked, TuneResult, check_size, feature_set, spectrum};
+use crate::backend::WebGpuAdapter;
 use crate::chart::{COLOURS, Line, line_chart};
 use crate::protocol::{FromWorker, TuneRequest, encode};
 use crate::worker::TunerWorker;
@@ -71,6 +73,8 @@ pub struct Run {
     pub model_label: String,
     pub config: TuneConfig,
     pub ood_names: Vec<String>,
+    /// What was asked for; the report says what ran.
+    pub backend: BackendChoice,
     pub epochs: Vec<EpochStats>,
     pub status: RunStatus,
 }
@@ -80,7 +84,12 @@ pub struct State {
     pub models: Vec<Model>,
     pub runs: Vec<Run>,
     pub error: Option<String>,
-    pub backend: Option<String>,
+    /// Whether the worker is up and answering jobs.
+    pub worker_ready: bool,
+    /// The WebGPU adapter the worker was offered, if any.
+    pub webgpu: Option<WebGpuAdapter>,
+    /// Where the next run trains.
+    pub backend: BackendChoice,
     pub config: TuneConfig,
     /// The model the next run tunes on.
     pub model: usize,
@@ -95,7 +104,9 @@ impl Default for State {
             models: vec![Model { label: "model A".into(), ..Model::default() }, Model { label: "model B".into(), ..Model::default() }],
             runs: Vec::new(),
             error: None,
-            backend: None,
+            worker_ready: false,
+            webgpu: None,
+            backend: BackendChoice::Auto,
             config,
             model: 0,
             view: "test".into(),
@@ -111,6 +122,7 @@ pub enum Action {
     Worker(FromWorker),
     Stop,
     Config(TuneConfig),
+    Backend(BackendChoice),
     Model(usize),
     View(String),
 }
@@ -140,7 +152,10 @@ impl Reducible for State {
                 s.error = None;
             }
             Action::Worker(message) => match message {
-                FromWorker::Ready { backend } => s.backend = Some(backend),
+                FromWorker::Ready { webgpu } => {
+                    s.worker_ready = true;
+                    s.webgpu = webgpu;
+                }
                 FromWorker::Epoch { job, stats } => {
                     if let Some(run) = s.runs.iter_mut().find(|r| r.id == job && r.status == RunStatus::Running) {
                         run.epochs.push(stats);
@@ -157,11 +172,13 @@ impl Reducible for State {
                 },
             },
             Action::Stop => {
+                s.worker_ready = false;
                 for run in s.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
                     run.status = RunStatus::Stopped;
                 }
             }
             Action::Config(config) => s.config = config,
+            Action::Backend(choice) => s.backend = choice,
             Action::Model(i) => s.model = i,
             Action::View(v) => s.view = v,
         }
@@ -415,7 +432,7 @@ fn results_table(state: &State) -> Html {
                 <th>{ "run" }</th><th>{ "model" }</th><th>{ "method" }</th><th>{ "settings" }</th><th>{ "status" }</th>
                 <th>{ "ID accuracy" }</th>
                 { for ood_names.iter().map(|n| html! { <th>{ format!("OOD {n}") }</th> }) }
-                <th>{ "seconds" }</th>
+                <th>{ "seconds" }</th><th>{ "backend" }</th>
             </tr>
             { for state.runs.iter().map(|run| {
                 let c = &run.config;
@@ -434,6 +451,7 @@ fn results_table(state: &State) -> Html {
                         <td id={format!("acc-{}", run.id)}>{ pct(result.as_ref().map(|r| r.report.accuracy)) }</td>
                         { for ood_names.iter().map(|n| html! { <td>{ pct(result.as_ref().and_then(|r| r.report.ood.get(n).copied())) }</td> }) }
                         <td>{ result.as_ref().map_or(String::new(), |r| format!("{:.1}", r.report.seconds)) }</td>
+                        <td class="backend">{ result.as_ref().map_or(run.backend.to_string(), |r| r.report.backend.clone()) }</td>
                     </tr>
                 }
             }) }
@@ -471,6 +489,7 @@ pub fn app() -> Html {
                 train_name: train.set.name.clone(),
                 test_name: test.set.name.clone(),
                 ood_names: ood_names.clone(),
+                backend: state.backend,
             };
             let sets: Vec<&FeatureSet> = [&*train.set, &*test.set].into_iter().chain(model.ood.iter().map(|(_, l)| &*l.set)).collect();
             let sent = encode(&request, &sets).map_err(|e| e.to_string()).and_then(|(json, bytes)| match worker.borrow().as_ref() {
@@ -484,6 +503,7 @@ pub fn app() -> Html {
                     model_label: model.label.clone(),
                     config: state.config.clone(),
                     ood_names,
+                    backend: state.backend,
                     epochs: Vec::new(),
                     status: RunStatus::Running,
                 })),
@@ -521,14 +541,29 @@ pub fn app() -> Html {
             state.dispatch(Action::Model(select.value().parse().unwrap_or(0)));
         })
     };
+    let on_backend = {
+        let state = state.clone();
+        Callback::from(move |e: Event| {
+            let select: HtmlSelectElement = e.target_unchecked_into();
+            state.dispatch(Action::Backend(select.value().parse().unwrap_or_default()));
+        })
+    };
     let method = state.config.method;
+    let backend_line = match (state.worker_ready, &state.webgpu) {
+        (false, _) => "Starting the Web Worker…".to_string(),
+        (true, Some(adapter)) => format!(
+            "Backend: tuning runs in a Web Worker, on WebGPU ({}) or Burn's CPU backend; auto takes WebGPU only on a hardware adapter. Nothing leaves this page.",
+            adapter.summary()
+        ),
+        (true, None) => format!(
+            "Backend: tuning runs in a Web Worker on Burn's CPU backend ({}). Nothing leaves this page.",
+            if cfg!(feature = "webgpu") { "this browser offers no WebGPU" } else { "this page was built without WebGPU" }
+        ),
+    };
     html! {
         <main>
             <h1>{ "nml: tune heads on frozen features, watch their spectra" }</h1>
-            <p id="backend">{ match &state.backend {
-                Some(b) => format!("Backend: {b}, in a Web Worker. Nothing leaves this page."),
-                None => "Starting the Web Worker…".to_string(),
-            } }</p>
+            <p id="backend">{ backend_line }</p>
             if let Some(message) = &state.error { <p id="error" class="error">{ message.clone() }</p> }
             <section id="data">
                 <h2>{ "Feature sets" }</h2>
@@ -547,6 +582,13 @@ pub fn app() -> Html {
                         { for [Method::Lp, Method::Mlp, Method::Nmtune].iter().map(|m| html! { <option value={m.name()} selected={*m == method}>{ m.name() }</option> }) }
                     </select>
                 </label>
+                <label title="auto: WebGPU on a hardware adapter, else the CPU backend">{ " backend " }
+                    <select id="backend-choice" onchange={on_backend}>
+                        { for [(BackendChoice::Auto, "auto"), (BackendChoice::Wgpu, "webgpu"), (BackendChoice::Cpu, "cpu")].iter().map(|(b, name)| html! {
+                            <option value={b.to_string()} selected={*b == state.backend}>{ *name }</option>
+                        }) }
+                    </select>
+                </label>
                 <div class="fields">
                     { field!(&state, "epochs", "passes over the training set", epochs) }
                     { field!(&state, "lr", "peak AdamW learning rate (cosine to 0)", lr) }
@@ -561,7 +603,7 @@ pub fn app() -> Html {
                         { field!(&state, "k", "how many top singular values the svd term covers", top_k) }
                     }
                 </div>
-                <button id="run" onclick={on_run} disabled={running || state.backend.is_none()}>{ "Run" }</button>
+                <button id="run" onclick={on_run} disabled={running || !state.worker_ready}>{ "Run" }</button>
                 <button id="stop" onclick={on_stop} disabled={!running}>{ "Stop" }</button>
             </section>
             { curves_panel(&state) }

@@ -4,6 +4,7 @@
 
 pub mod analysis;
 mod app;
+pub mod backend;
 mod chart;
 pub mod protocol;
 mod worker;

@@ -3,11 +3,13 @@
 //! order the request names them). The worker answers with JSON strings.
 
 use nml_core::data::{FeatureSet, safetensors_file};
+use nml_core::device::BackendChoice;
 use nml_core::tune::{EpochStats, TuneConfig};
 use nml_core::{NmlError, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{TuneJob, TuneResult};
+use crate::backend::WebGpuAdapter;
 
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -17,13 +19,17 @@ pub struct TuneRequest {
     pub train_name: String,
     pub test_name: String,
     pub ood_names: Vec<String>,
+    /// Where the worker runs it: `auto` (WebGPU on a hardware adapter, else the CPU), `wgpu`, `cpu`.
+    #[serde(default)]
+    pub backend: BackendChoice,
 }
 
 /// Externally tagged: an internally tagged enum cannot read back the spectra's integer-keyed
 /// maps (serde buffers them with string keys).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum FromWorker {
-    Ready { backend: String },
+    /// The worker is up; the WebGPU adapter the browser offers it, if any.
+    Ready { webgpu: Option<WebGpuAdapter> },
     Epoch { job: u32, stats: EpochStats },
     Done { job: u32, result: Box<TuneResult> },
     Failed { job: u32, message: String },

@@ -1,14 +1,17 @@
 //! Both ends of the Web Worker that trains heads off the UI thread. The worker runs the same
-//! WASM module (started by `worker.js`); the page owns a [`TunerWorker`], and stopping a run
-//! terminates the worker and starts a fresh one.
+//! WASM module (started by `worker.js`) and trains on WebGPU or the CPU backend as each job asks
+//! (`backend.rs`); the page owns a [`TunerWorker`], and stopping a run terminates the worker and
+//! starts a fresh one.
 
 use nml_core::tune::{EpochStats, TrainObserver};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::spawn_local;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Worker, WorkerOptions, WorkerType};
 use yew::Callback;
 
-use crate::analysis::{device, tune};
+use crate::analysis::tune;
+use crate::backend::{WebGpuAdapter, probe_webgpu, select};
 use crate::protocol::{FromWorker, decode};
 
 fn post(scope: &DedicatedWorkerGlobalScope, message: &FromWorker) {
@@ -28,34 +31,50 @@ impl TrainObserver<EpochStats> for PostEpochs {
     }
 }
 
-/// The worker's side: answers each posted job with its epochs, then its result or error.
+/// Runs one posted job to its reply: its epochs go out as they finish.
+async fn answer(scope: DedicatedWorkerGlobalScope, json: String, bytes: Vec<Vec<u8>>, webgpu: Option<WebGpuAdapter>) -> FromWorker {
+    let (request, job) = match decode(&json, &bytes) {
+        Ok(decoded) => decoded,
+        Err(e) => return FromWorker::Failed { job: 0, message: e.to_string() },
+    };
+    let device = match select(request.backend, webgpu.as_ref()).await {
+        Ok(device) => device,
+        Err(e) => return FromWorker::Failed { job: request.job, message: e.to_string() },
+    };
+    let started = js_sys::Date::now();
+    let mut observer = PostEpochs { scope, job: request.job };
+    match tune(&job, &device, &mut observer).await {
+        Ok(mut result) => {
+            result.report.seconds = (js_sys::Date::now() - started) / 1000.0;
+            FromWorker::Done { job: request.job, result: Box::new(result) }
+        }
+        Err(e) => FromWorker::Failed { job: request.job, message: e.to_string() },
+    }
+}
+
+/// The worker's side: looks for WebGPU, says it is ready, then answers each posted job.
 #[wasm_bindgen]
 pub fn worker_entry() {
-    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-    let replies = scope.clone();
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-        let data: js_sys::Array = event.data().unchecked_into();
-        let json = data.get(0).as_string().unwrap_or_default();
-        let bytes: Vec<Vec<u8>> = (1..data.length()).map(|i| js_sys::Uint8Array::new(&data.get(i)).to_vec()).collect();
-        let reply = match decode(&json, &bytes) {
-            Err(e) => FromWorker::Failed { job: 0, message: e.to_string() },
-            Ok((request, job)) => {
-                let started = js_sys::Date::now();
-                let mut observer = PostEpochs { scope: replies.clone(), job: request.job };
-                match tune(&job, &mut observer) {
-                    Ok(mut result) => {
-                        result.report.seconds = (js_sys::Date::now() - started) / 1000.0;
-                        FromWorker::Done { job: request.job, result: Box::new(result) }
-                    }
-                    Err(e) => FromWorker::Failed { job: request.job, message: e.to_string() },
-                }
-            }
-        };
-        post(&replies, &reply);
+    spawn_local(async {
+        let webgpu = probe_webgpu().await;
+        let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+        let replies = scope.clone();
+        let offered = webgpu.clone();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let data: js_sys::Array = event.data().unchecked_into();
+            let json = data.get(0).as_string().unwrap_or_default();
+            let bytes: Vec<Vec<u8>> = (1..data.length()).map(|i| js_sys::Uint8Array::new(&data.get(i)).to_vec()).collect();
+            let scope = replies.clone();
+            let offered = offered.clone();
+            spawn_local(async move {
+                let reply = answer(scope.clone(), json, bytes, offered).await;
+                post(&scope, &reply);
+            });
+        });
+        scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        on_message.forget();
+        post(&scope, &FromWorker::Ready { webgpu });
     });
-    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    on_message.forget();
-    post(&scope, &FromWorker::Ready { backend: device().description });
 }
 
 /// The page's side: a running worker and the handler of its replies.

@@ -4,24 +4,47 @@
 mod parity;
 
 use nml_core::data::FeatureSet;
-use nml_web::analysis::{Picked, check_size, feature_set, spectrum};
+use nml_core::device::BackendChoice;
+use nml_web::analysis::{Picked, check_size, device, feature_set, spectrum};
+use nml_web::backend::{WebGpuAdapter, select};
 use nml_web::protocol::{TuneRequest, decode, encode};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 #[wasm_bindgen_test]
-fn tuning_in_wasm_matches_native() {
-    parity::run_parity();
+async fn tuning_in_wasm_matches_native() {
+    parity::run_parity(&device()).await;
+}
+
+/// `auto` keeps to the CPU without a hardware adapter; asking for WebGPU where there is none
+/// says so.
+#[wasm_bindgen_test]
+async fn backend_choice_follows_the_adapter() {
+    let software = WebGpuAdapter { description: "google swiftshader".into(), software: true };
+    let auto = select(BackendChoice::Auto, Some(&software)).await.unwrap();
+    assert_eq!(auto.kind, "cpu");
+    assert!(auto.description.contains("swiftshader") && auto.description.contains("software"), "{}", auto.description);
+    assert_eq!(select(BackendChoice::Auto, None).await.unwrap().kind, "cpu");
+    assert_eq!(select(BackendChoice::Cpu, Some(&software)).await.unwrap().kind, "cpu");
+    let err = select(BackendChoice::Wgpu, None).await.err().unwrap().to_string();
+    assert!(err.contains("no WebGPU"), "{err}");
 }
 
 /// What a job looks like after the trip to the worker and back.
 #[wasm_bindgen_test]
 fn jobs_survive_the_trip_to_the_worker() {
     let job = parity::parity_job();
-    let request = TuneRequest { job: 7, config: job.config.clone(), train_name: "tr".into(), test_name: "te".into(), ood_names: vec!["rotated-30".into()] };
+    let request = TuneRequest {
+        job: 7,
+        config: job.config.clone(),
+        train_name: "tr".into(),
+        test_name: "te".into(),
+        ood_names: vec!["rotated-30".into()],
+        backend: BackendChoice::Cpu,
+    };
     let sets: Vec<&FeatureSet> = vec![&job.train, &job.test, &job.ood[0].1];
     let (json, bytes) = encode(&request, &sets).unwrap();
     let (back, decoded) = decode(&json, &bytes).unwrap();
-    assert_eq!(back.job, 7);
+    assert_eq!((back.job, back.backend), (7, BackendChoice::Cpu));
     assert_eq!(decoded.train.features, job.train.features);
     assert_eq!(decoded.ood[0].1.labels, job.ood[0].1.labels);
     let err = decode(&json, &bytes[..2]).err().unwrap().to_string();
@@ -48,10 +71,10 @@ fn bad_files_are_refused_by_name() {
 
 /// A finished run's reply parses back on the page's side (spectra carry integer-keyed maps).
 #[wasm_bindgen_test]
-fn worker_replies_parse_back() {
+async fn worker_replies_parse_back() {
     let mut job = parity::parity_job();
     job.config.epochs = 1;
-    let result = nml_web::analysis::tune(&job, &mut ()).unwrap();
+    let result = nml_web::analysis::tune(&job, &device(), &mut ()).await.unwrap();
     let json = serde_json::to_string(&nml_web::protocol::FromWorker::Done { job: 3, result: Box::new(result.clone()) }).unwrap();
     match serde_json::from_str(&json).unwrap() {
         nml_web::protocol::FromWorker::Done { job, result: back } => {

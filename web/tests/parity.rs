@@ -4,6 +4,7 @@
 
 use nml_core::data::safetensors_file::read_feature_set;
 use nml_core::tune::{Method, TuneConfig};
+use nml_core::device::ComputeDevice;
 use nml_web::analysis::{TuneJob, TuneResult, tune};
 use serde_json::Value;
 
@@ -38,7 +39,10 @@ pub fn check_against_native(result: &TuneResult) {
     assert_eq!(result.after.len(), 2, "spectra after the transform: test and OOD");
 }
 
-pub fn run_parity() {
-    let result = tune(&parity_job(), &mut ()).unwrap();
+/// Runs the parity job on `device` and checks it against the native numbers.
+pub async fn run_parity(device: &ComputeDevice) -> TuneResult {
+    let result = tune(&parity_job(), device, &mut ()).await.unwrap();
+    assert_eq!(result.report.backend, device.description);
     check_against_native(&result);
+    result
 }

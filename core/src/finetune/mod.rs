@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::ImageSet;
 use crate::error::{NmlError, Result};
 use crate::models::{Encoder, HostInit};
+use crate::readback::{blocking, ints};
 use crate::pretrain::image_batch;
 use crate::tune::regularizers::{covariance_penalty, top_k_singular_share};
 use crate::tune::{TrainObserver, cosine_lr};
@@ -256,8 +257,7 @@ pub fn accuracy(model: &Finetuner, images: &ImageSet, image_size: usize, device:
     let mut correct = 0usize;
     for chunk in indices.chunks(256) {
         let x = Tensor::<4>::from_data(TensorData::new(image_batch(&set, chunk, None), [chunk.len(), 1, image_size, image_size]), device);
-        let predicted = model.forward(x).1.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>()
-            .map_err(|e| NmlError::Backend(format!("reading predictions back: {e:?}")))?;
+        let predicted = blocking(ints(model.forward(x).1.argmax(1)))?;
         correct += chunk.iter().zip(&predicted).filter(|&(&i, &p)| p == i64::from(set.labels[i])).count();
     }
     Ok(correct as f64 / set.n as f64)

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{FeatureSet, ImageSet};
 use crate::error::{NmlError, Result};
 use crate::models::{Encoder, ResNetConfig, VitConfig, compute_copy};
+use crate::readback::{blocking, floats};
 use crate::tune::TrainObserver;
 use crate::tune::cosine_lr;
 use checkpoint::CheckpointMeta;
@@ -342,7 +343,7 @@ pub fn extract(model: &Encoder, images: &ImageSet, image_size: usize, name: &str
         let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), 1, image_size, image_size]), device);
         let f = model.embed(x);
         d = f.dims()[1];
-        features.extend(f.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| NmlError::Backend(format!("{e:?}")))?);
+        features.extend(blocking(floats(f))?);
     }
     let labels = set.labels.iter().map(|&l| i64::from(l)).collect();
     FeatureSet::new(name, features, d, labels, Some(set.num_classes))

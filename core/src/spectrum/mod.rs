@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::FeatureSet;
 use crate::error::{NmlError, Result};
+use crate::readback::{blocking, floats};
 
 /// How the Gram matrix is accumulated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,13 +128,13 @@ const TAU_FACTOR: f64 = 16.0;
 
 /// Singular values (descending) of a matrix taken as it is, with the method used.
 pub fn singular_values(x: Tensor<2>, precision: Precision) -> Result<(Vec<f64>, &'static str)> {
-    singular_values_of(x, Preprocess::Raw, precision)
+    blocking(singular_values_of(x, Preprocess::Raw, precision))
 }
 
 /// Singular values of `x` after `mode`'s preprocessing. In the paper mode every row sums to
 /// zero, so the all-ones direction is an exact null vector: the fast path projects it out of
 /// the Gram and reports its singular value as exactly zero instead of as rounding noise.
-fn singular_values_of(x: Tensor<2>, mode: Preprocess, precision: Precision) -> Result<(Vec<f64>, &'static str)> {
+async fn singular_values_of(x: Tensor<2>, mode: Preprocess, precision: Precision) -> Result<(Vec<f64>, &'static str)> {
     // On the CPU backend `auto` goes straight to the exact f64 Gram: the f32-blocks Gram is
     // accurate far beyond 1e-4 (measured: 7e-10 at 50000 x 2048), but the check's bound is
     // written for one f32 Gram of N rows and fails in the paper mode, so checking first would
@@ -142,14 +143,14 @@ fn singular_values_of(x: Tensor<2>, mode: Preprocess, precision: Precision) -> R
         Precision::Auto if crate::device::is_host(&x.device()) => Precision::Exact,
         other => other,
     };
-    by_precision(x, mode, precision)
+    by_precision(x, mode, precision).await
 }
 
 /// The spectrum by the path `precision` names, on whatever device `x` lives. The fast Gram is
 /// f32: on a GPU formed on the device (with nml's fused kernel where the device has it), on the
 /// CPU formed on the host from f32 blocks summed in f64 ([`linalg::gram_f32_blocks`]). `Auto`
 /// checks it and falls back to the exact path when the accuracy bound fails.
-fn by_precision(x: Tensor<2>, mode: Preprocess, precision: Precision) -> Result<(Vec<f64>, &'static str)> {
+async fn by_precision(x: Tensor<2>, mode: Preprocess, precision: Precision) -> Result<(Vec<f64>, &'static str)> {
     let [n, d] = x.dims();
     if n == 0 || d == 0 {
         return Err(NmlError::Invalid("spectrum of an empty matrix".into()));
@@ -161,11 +162,11 @@ fn by_precision(x: Tensor<2>, mode: Preprocess, precision: Precision) -> Result<
     };
     let on_host = crate::device::is_host(&x.device());
     if precision == Precision::Exact {
-        return Ok(exact(&read_f32(mode.apply(x))?));
+        return Ok(exact(&floats(mode.apply(x)).await?));
     }
     let m = n.min(d);
     let (mut gram_host, host_values, method) = if on_host {
-        let values = read_f32(mode.apply(x.clone()))?;
+        let values = floats(mode.apply(x.clone())).await?;
         (linalg::gram_f32_blocks(&values, n, d), Some(values), "gram-f32-blocks-host")
     } else {
         let gram = if d <= n {
@@ -174,7 +175,7 @@ fn by_precision(x: Tensor<2>, mode: Preprocess, precision: Precision) -> Result<
             let v = mode.apply(x.clone());
             v.clone().matmul(v.transpose())
         };
-        (linalg::square_from_f32(&read_f32(gram)?, m), None, "gram-f32-device")
+        (linalg::square_from_f32(&floats(gram).await?, m), None, "gram-f32-device")
     };
     let max_diag = (0..m).map(|i| gram_host[(i, i)]).fold(0.0, f64::max);
     let deflate = mode == Preprocess::Paper && d <= n && d > 1;
@@ -195,7 +196,7 @@ fn by_precision(x: Tensor<2>, mode: Preprocess, precision: Precision) -> Result<
         if perturbation_bound(&eig, tau) > AUTO_TOLERANCE {
             return Ok(match host_values {
                 Some(values) => exact(&values),
-                None => exact(&read_f32(mode.apply(x))?),
+                None => exact(&floats(mode.apply(x)).await?),
             });
         }
     }
@@ -206,32 +207,26 @@ fn by_precision(x: Tensor<2>, mode: Preprocess, precision: Precision) -> Result<
     Ok((values, method))
 }
 
-/// The values of `x` on the host; a device failure (e.g. a matrix larger than the device can
-/// allocate) is an error, not a panic.
-fn read_f32(x: Tensor<2>) -> Result<Vec<f32>> {
-    let [n, d] = x.dims();
-    x.try_into_data()
-        .map_err(|e| NmlError::Backend(format!("reading a {n} x {d} matrix back from the device failed: {e}")))?
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| NmlError::Backend(format!("reading a tensor back: {e:?}")))
+/// Preprocesses a feature tensor and measures its spectrum.
+pub fn measure_tensor(x: Tensor<2>, name: &str, mode: Preprocess, precision: Precision) -> Result<SpectrumReport> {
+    blocking(measure_tensor_async(x, name, mode, precision))
 }
 
-/// Preprocesses a feature tensor and measures its spectrum.
-pub fn measure_tensor(
-    x: Tensor<2>,
-    name: &str,
-    mode: Preprocess,
-    precision: Precision,
-) -> Result<SpectrumReport> {
+/// [`measure_tensor`] for devices that can only be read asynchronously (WebGPU in a browser).
+pub async fn measure_tensor_async(x: Tensor<2>, name: &str, mode: Preprocess, precision: Precision) -> Result<SpectrumReport> {
     let [n, d] = x.dims();
-    let (values, method) = singular_values_of(x, mode, precision)?;
+    let (values, method) = singular_values_of(x, mode, precision).await?;
     Ok(SpectrumReport::from_singular_values(name, mode, n, d, values, method))
 }
 
 /// Measures the spectrum of a feature set on `device`.
 pub fn measure(set: &FeatureSet, mode: Preprocess, precision: Precision, device: &Device) -> Result<SpectrumReport> {
-    measure_tensor(set.features_tensor(device), &set.name, mode, precision)
+    blocking(measure_async(set, mode, precision, device))
+}
+
+/// [`measure`] for devices that can only be read asynchronously (WebGPU in a browser).
+pub async fn measure_async(set: &FeatureSet, mode: Preprocess, precision: Precision, device: &Device) -> Result<SpectrumReport> {
+    measure_tensor_async(set.features_tensor(device), &set.name, mode, precision).await
 }
 
 #[cfg(test)]

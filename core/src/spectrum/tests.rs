@@ -48,7 +48,7 @@ fn rel(a: f64, b: f64) -> f64 {
 /// the f64 reference.
 fn assert_close_to_reference(x: &[f32], n: usize, d: usize, precision: Precision) -> &'static str {
     let device = Device::flex();
-    let (s, method) = by_precision(tensor(x, n, d, &device), Preprocess::Raw, precision).unwrap();
+    let (s, method) = blocking(by_precision(tensor(x, n, d, &device), Preprocess::Raw, precision)).unwrap();
     let r = reference(x, n, d);
     assert_eq!(s.len(), n.min(d));
     let (sve, sve_ref) = (metrics::sve(&s), metrics::sve(&r));
@@ -118,7 +118,7 @@ fn paper_mode_matches_an_f64_reference() {
     assert_eq!(report.method, "gram-f64-host");
     // On the checked f32 path the ones direction is known to be null, so it does not force the
     // exact path, and its singular value is reported as exactly zero.
-    let (fast_values, method) = by_precision(tensor(&x, n, d, &device), Preprocess::Paper, Precision::Auto).unwrap();
+    let (fast_values, method) = blocking(by_precision(tensor(&x, n, d, &device), Preprocess::Paper, Precision::Auto)).unwrap();
     assert_eq!(method, "gram-f32-blocks-host");
     assert_eq!(*fast_values.last().unwrap(), 0.0);
     assert!(rel(metrics::sve(&fast_values), metrics::sve(&r)) < 1e-4);

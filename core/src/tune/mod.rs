@@ -13,7 +13,10 @@ pub use head::{FeatureHead, FeatureHeadConfig, ResidualMlp};
 pub use persist::{head_from_bytes, head_to_bytes};
 pub use schedule::cosine_lr;
 pub use select::{SelectionTrial, grid};
-pub use trainer::{EpochStats, FitResult, TrainObserver, accuracy, fit, predict, transform_features};
+pub use trainer::{
+    EpochStats, FitResult, TrainObserver, accuracy, accuracy_async, fit, fit_async, predict, predict_async, transform_features,
+    transform_features_async,
+};
 
 use std::collections::BTreeMap;
 
@@ -22,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::FeatureSet;
 use crate::error::{NmlError, Result};
+use crate::readback::blocking;
 use crate::spectrum::{self, Precision, Preprocess, SpectrumReport};
 
 /// The spectrum metrics of one evaluation set, before and after the head's transform.
@@ -114,6 +118,18 @@ pub fn run(
     device: &Device,
     observer: &mut dyn TrainObserver,
 ) -> Result<TuneOutcome> {
+    blocking(run_async(train, test, ood, config, device, observer))
+}
+
+/// [`run`] for devices that can only be read asynchronously (WebGPU in a browser).
+pub async fn run_async(
+    train: &FeatureSet,
+    test: &FeatureSet,
+    ood: &[(String, FeatureSet)],
+    config: &TuneConfig,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<TuneOutcome> {
     config.validate()?;
     check_compatible(train, test)?;
     for (_, set) in ood {
@@ -130,22 +146,23 @@ pub fn run(
     };
     let (result, final_config, selection) = if config.select {
         let val = val_set.as_ref().expect("validated: select needs a validation split");
-        select::select(&fit_set, val, config, device, observer)?
+        select::select(&fit_set, val, config, device, observer).await?
     } else {
-        (fit(&fit_set, val_set.as_ref(), config, device, observer)?, config.clone(), Vec::new())
+        (fit_async(&fit_set, val_set.as_ref(), config, device, observer).await?, config.clone(), Vec::new())
     };
     let head = result.head;
-    let accuracy_id = accuracy(&head, test, device)?;
+    let accuracy_id = accuracy_async(&head, test, device).await?;
     let mut ood_accuracy = BTreeMap::new();
     let mut spectra = Vec::new();
     let evaluated = std::iter::once(("test".to_string(), test, "id")).chain(ood.iter().map(|(n, s)| (n.clone(), s, "ood")));
     for (name, set, role) in evaluated {
         if role == "ood" {
-            ood_accuracy.insert(name.clone(), accuracy(&head, set, device)?);
+            ood_accuracy.insert(name.clone(), accuracy_async(&head, set, device).await?);
         }
-        let before = spectrum::measure(set, Preprocess::Paper, Precision::Auto, device)?;
+        let before = spectrum::measure_async(set, Preprocess::Paper, Precision::Auto, device).await?;
         let after = if head.transform.is_some() {
-            spectrum::measure(&transform_features(&head, set, device)?, Preprocess::Paper, Precision::Auto, device)?
+            let transformed = transform_features_async(&head, set, device).await?;
+            spectrum::measure_async(&transformed, Preprocess::Paper, Precision::Auto, device).await?
         } else {
             before.clone()
         };

@@ -3,8 +3,9 @@
 
 use burn::tensor::{Tensor, TensorData};
 
-use crate::error::{NmlError, Result};
+use crate::error::Result;
 use crate::ops::l2_normalize_rows;
+use crate::readback::{blocking, floats};
 use crate::spectrum::thin_svd;
 
 /// Consistency: MSE between the row-normalised Z and row-normalised F (mean over all entries).
@@ -29,15 +30,14 @@ pub fn covariance_penalty(z: Tensor<2>) -> Tensor<1> {
 /// `s_i = u_i^T Z v_i` is exact in value and its autodiff gradient is `u_i v_i^T`, the derivative
 /// of a simple singular value.
 pub fn top_k_singular_share(z: Tensor<2>, k: usize) -> Result<Tensor<1>> {
+    blocking(top_k_singular_share_async(z, k))
+}
+
+/// [`top_k_singular_share`] for devices that can only be read asynchronously (WebGPU in a browser).
+pub async fn top_k_singular_share_async(z: Tensor<2>, k: usize) -> Result<Tensor<1>> {
     let [b, d] = z.dims();
     let device = z.device();
-    let host = z
-        .clone()
-        .detach()
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| NmlError::Backend(format!("reading a batch back: {e:?}")))?;
+    let host = floats(z.clone().detach()).await?;
     let svd = thin_svd(&host, b, d, 1e-7);
     let r = svd.rank;
     if r == 0 {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::TuneConfig;
-use super::trainer::{FitResult, TrainObserver, accuracy, fit};
+use super::trainer::{FitResult, TrainObserver, accuracy_async, fit_async};
 use crate::data::FeatureSet;
 use crate::error::Result;
 use burn::tensor::Device;
@@ -43,7 +43,7 @@ pub fn grid(base: &TuneConfig) -> Vec<TuneConfig> {
 
 /// Trains every grid point on `train`, scores it on `val`, and returns the best fit with its
 /// config and all trials.
-pub fn select(
+pub async fn select(
     train: &FeatureSet,
     val: &FeatureSet,
     base: &TuneConfig,
@@ -53,8 +53,8 @@ pub fn select(
     let mut trials = Vec::new();
     let mut best: Option<(f64, FitResult, TuneConfig)> = None;
     for config in grid(base) {
-        let result = fit(train, Some(val), &config, device, observer)?;
-        let val_accuracy = accuracy(&result.head, val, device)?;
+        let result = fit_async(train, Some(val), &config, device, observer).await?;
+        let val_accuracy = accuracy_async(&result.head, val, device).await?;
         trials.push(SelectionTrial {
             w_mse: config.w_mse,
             w_cov: config.w_cov,

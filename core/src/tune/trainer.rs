@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use super::config::TuneConfig;
 use super::head::{FeatureHead, FeatureHeadConfig};
-use super::regularizers::{consistency_mse, covariance_penalty, top_k_singular_share};
+use super::regularizers::{consistency_mse, covariance_penalty, top_k_singular_share_async};
 use super::schedule::cosine_lr;
 use crate::data::FeatureSet;
 use crate::error::{NmlError, Result};
 use crate::optim::FusedAdamWConfig;
+use crate::readback::{blocking, floats, ints};
 
 /// What one epoch did: mean loss terms over its batches, the learning rate it ended on, and the
 /// validation accuracy when there is a validation split.
@@ -52,12 +53,19 @@ pub struct FitResult {
     pub stopped_by_observer: bool,
 }
 
-fn scalar(t: Tensor<1>) -> f64 {
-    f64::from(t.into_scalar::<f32>())
-}
-
 /// Trains a head on `train` as `config` says; `val` drives early stopping when `patience > 0`.
 pub fn fit(
+    train: &FeatureSet,
+    val: Option<&FeatureSet>,
+    config: &TuneConfig,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<FitResult> {
+    blocking(fit_async(train, val, config, device, observer))
+}
+
+/// [`fit`] for devices that can only be read asynchronously (WebGPU in a browser).
+pub async fn fit_async(
     train: &FeatureSet,
     val: Option<&FeatureSet>,
     config: &TuneConfig,
@@ -124,7 +132,7 @@ pub fn fit(
                 loss = loss + term.mul_scalar(config.w_cov);
             }
             if config.w_svd > 0.0 {
-                let term = top_k_singular_share(z, config.top_k)?;
+                let term = top_k_singular_share_async(z, config.top_k).await?;
                 sum_svd = sum_svd + term.clone().detach();
                 loss = loss - term.mul_scalar(config.w_svd);
             }
@@ -136,18 +144,20 @@ pub fn fit(
             step += 1;
             batches += 1;
         }
-        let per = |t: Tensor<1>| scalar(t) / batches.max(1) as f64;
+        // One read per epoch: the device need not wait for the host between batches.
+        let sums = floats(Tensor::cat(vec![sum_loss, sum_ce, sum_mse, sum_cov, sum_svd], 0)).await?;
+        let per = |i: usize| f64::from(sums[i]) / batches.max(1) as f64;
         let val_accuracy = match val {
-            Some(v) => Some(accuracy(&head.valid(), v, device)?),
+            Some(v) => Some(accuracy_async(&head.valid(), v, device).await?),
             None => None,
         };
         let stats = EpochStats {
             epoch,
-            loss: per(sum_loss),
-            ce: per(sum_ce),
-            mse: per(sum_mse),
-            cov: per(sum_cov),
-            svd: per(sum_svd),
+            loss: per(0),
+            ce: per(1),
+            mse: per(2),
+            cov: per(3),
+            svd: per(4),
             lr,
             val_accuracy,
         };
@@ -187,17 +197,17 @@ const EVAL_ROWS: usize = 8192;
 
 /// The head's transformed features (Z) of a set, computed in chunks.
 pub fn transform_features(head: &FeatureHead, set: &FeatureSet, device: &Device) -> Result<FeatureSet> {
+    blocking(transform_features_async(head, set, device))
+}
+
+/// [`transform_features`] for devices that can only be read asynchronously (WebGPU in a browser).
+pub async fn transform_features_async(head: &FeatureHead, set: &FeatureSet, device: &Device) -> Result<FeatureSet> {
     let mut features = Vec::with_capacity(set.n * set.d);
     for start in (0..set.n).step_by(EVAL_ROWS) {
         let rows = EVAL_ROWS.min(set.n - start);
         let chunk = set.features[start * set.d..(start + rows) * set.d].to_vec();
         let z = head.transform(Tensor::from_data(TensorData::new(chunk, [rows, set.d]), device));
-        features.extend(
-            z.into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .map_err(|e| NmlError::Backend(format!("{e:?}")))?,
-        );
+        features.extend(floats(z).await?);
     }
     let mut out = set.clone();
     out.features = features;
@@ -207,26 +217,30 @@ pub fn transform_features(head: &FeatureHead, set: &FeatureSet, device: &Device)
 
 /// Predicted class of every row of a feature matrix (row-major, `d` columns).
 pub fn predict(head: &FeatureHead, features: &[f32], d: usize, device: &Device) -> Result<Vec<u32>> {
+    blocking(predict_async(head, features, d, device))
+}
+
+/// [`predict`] for devices that can only be read asynchronously (WebGPU in a browser).
+pub async fn predict_async(head: &FeatureHead, features: &[f32], d: usize, device: &Device) -> Result<Vec<u32>> {
     let n = features.len() / d;
     let mut out = Vec::with_capacity(n);
     for start in (0..n).step_by(EVAL_ROWS) {
         let rows = EVAL_ROWS.min(n - start);
         let chunk = features[start * d..(start + rows) * d].to_vec();
         let (_, logits) = head.forward(Tensor::from_data(TensorData::new(chunk, [rows, d]), device));
-        let classes = logits
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .map_err(|e| NmlError::Backend(format!("{e:?}")))?;
-        out.extend(classes.into_iter().map(|c| c as u32));
+        out.extend(ints(logits.argmax(1)).await?.into_iter().map(|c| c as u32));
     }
     Ok(out)
 }
 
 /// Share of rows whose predicted class is their label.
 pub fn accuracy(head: &FeatureHead, set: &FeatureSet, device: &Device) -> Result<f64> {
-    let predicted = predict(head, &set.features, set.d, device)?;
+    blocking(accuracy_async(head, set, device))
+}
+
+/// [`accuracy`] for devices that can only be read asynchronously (WebGPU in a browser).
+pub async fn accuracy_async(head: &FeatureHead, set: &FeatureSet, device: &Device) -> Result<f64> {
+    let predicted = predict_async(head, &set.features, set.d, device).await?;
     let correct = predicted.iter().zip(&set.labels).filter(|(p, l)| p == l).count();
     Ok(correct as f64 / set.n as f64)
 }
