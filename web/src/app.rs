@@ -14,10 +14,10 @@ use web_sys::{DragEvent, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::analysis::{Picked, TuneResult, check_size, feature_set, spectrum};
-use crate::backend::WebGpuAdapter;
+use crate::backend::{WebGpuAdapter, probe_webgpu, wants_webgpu};
 use crate::chart::{COLOURS, Line, line_chart};
 use crate::protocol::{FromWorker, TuneRequest, encode};
-use crate::worker::TunerWorker;
+use crate::worker::{TunerWorker, WorkerBuild};
 
 /// A loaded feature set and its spectrum (measured once, on load).
 #[derive(Clone)]
@@ -84,9 +84,11 @@ pub struct State {
     pub models: Vec<Model>,
     pub runs: Vec<Run>,
     pub error: Option<String>,
-    /// Whether the worker is up and answering jobs.
+    /// Whether the CPU worker is up and answering jobs.
     pub worker_ready: bool,
-    /// The WebGPU adapter the worker was offered, if any.
+    /// Whether the page has asked the browser for a WebGPU adapter yet.
+    pub webgpu_probed: bool,
+    /// The WebGPU adapter the browser offers, if any.
     pub webgpu: Option<WebGpuAdapter>,
     /// Where the next run trains.
     pub backend: BackendChoice,
@@ -105,6 +107,7 @@ impl Default for State {
             runs: Vec::new(),
             error: None,
             worker_ready: false,
+            webgpu_probed: false,
             webgpu: None,
             backend: BackendChoice::Auto,
             config,
@@ -123,6 +126,7 @@ pub enum Action {
     Stop,
     Config(TuneConfig),
     Backend(BackendChoice),
+    WebGpu(Option<WebGpuAdapter>),
     Model(usize),
     View(String),
 }
@@ -152,10 +156,7 @@ impl Reducible for State {
                 s.error = None;
             }
             Action::Worker(message) => match message {
-                FromWorker::Ready { webgpu } => {
-                    s.worker_ready = true;
-                    s.webgpu = webgpu;
-                }
+                FromWorker::Ready => s.worker_ready = true,
                 FromWorker::Epoch { job, stats } => {
                     if let Some(run) = s.runs.iter_mut().find(|r| r.id == job && r.status == RunStatus::Running) {
                         run.epochs.push(stats);
@@ -168,7 +169,14 @@ impl Reducible for State {
                 }
                 FromWorker::Failed { job, message } => match s.runs.iter_mut().find(|r| r.id == job && r.status == RunStatus::Running) {
                     Some(run) => run.status = RunStatus::Failed(message),
-                    None => s.error = Some(message),
+                    // Not about one job (a worker that could not load or read a job): whatever
+                    // was running there will not finish.
+                    None => {
+                        for run in s.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
+                            run.status = RunStatus::Failed(message.clone());
+                        }
+                        s.error = Some(message);
+                    }
                 },
             },
             Action::Stop => {
@@ -179,6 +187,10 @@ impl Reducible for State {
             }
             Action::Config(config) => s.config = config,
             Action::Backend(choice) => s.backend = choice,
+            Action::WebGpu(adapter) => {
+                s.webgpu_probed = true;
+                s.webgpu = adapter;
+            }
             Action::Model(i) => s.model = i,
             Action::View(v) => s.view = v,
         }
@@ -188,9 +200,17 @@ impl Reducible for State {
 
 type Dispatch = UseReducerDispatcher<State>;
 
-fn spawn_worker(dispatch: &Dispatch) -> Option<TunerWorker> {
+/// The page's workers: one on its own build for CPU runs, and one on the WebGPU build, started
+/// when a run first wants WebGPU.
+#[derive(Default)]
+struct Workers {
+    page: Option<TunerWorker>,
+    webgpu: Option<TunerWorker>,
+}
+
+fn spawn_worker(build: WorkerBuild, dispatch: &Dispatch) -> Option<TunerWorker> {
     let replies = dispatch.clone();
-    match TunerWorker::spawn(Callback::from(move |m| replies.dispatch(Action::Worker(m)))) {
+    match TunerWorker::spawn(build, Callback::from(move |m| replies.dispatch(Action::Worker(m)))) {
         Ok(worker) => Some(worker),
         Err(e) => {
             dispatch.dispatch(Action::Error(e));
@@ -462,12 +482,14 @@ fn results_table(state: &State) -> Html {
 #[function_component(App)]
 pub fn app() -> Html {
     let state = use_reducer(State::default);
-    let worker = use_mut_ref(|| None::<TunerWorker>);
+    let workers = use_mut_ref(Workers::default);
     {
         let dispatch = state.dispatcher();
-        let worker = worker.clone();
+        let workers = workers.clone();
         use_effect_with((), move |_| {
-            *worker.borrow_mut() = spawn_worker(&dispatch);
+            workers.borrow_mut().page = spawn_worker(WorkerBuild::Page, &dispatch);
+            let probed = dispatch.clone();
+            spawn_local(async move { probed.dispatch(Action::WebGpu(probe_webgpu().await)) });
             spawn_local(load_demo(dispatch));
         });
     }
@@ -475,7 +497,7 @@ pub fn app() -> Html {
     let running = state.runs.iter().any(|r| r.status == RunStatus::Running);
     let on_run = {
         let state = state.clone();
-        let worker = worker.clone();
+        let workers = workers.clone();
         Callback::from(move |_: MouseEvent| {
             let model = &state.models[state.model];
             let (Some(train), Some(test)) = (&model.train, &model.test) else {
@@ -490,9 +512,19 @@ pub fn app() -> Html {
                 test_name: test.set.name.clone(),
                 ood_names: ood_names.clone(),
                 backend: state.backend,
+                webgpu: state.webgpu.clone(),
             };
             let sets: Vec<&FeatureSet> = [&*train.set, &*test.set].into_iter().chain(model.ood.iter().map(|(_, l)| &*l.set)).collect();
-            let sent = encode(&request, &sets).map_err(|e| e.to_string()).and_then(|(json, bytes)| match worker.borrow().as_ref() {
+            let mut workers = workers.borrow_mut();
+            let worker = if wants_webgpu(state.backend, state.webgpu.as_ref()) {
+                if workers.webgpu.is_none() {
+                    workers.webgpu = spawn_worker(WorkerBuild::WebGpu, &state.dispatcher());
+                }
+                workers.webgpu.as_ref()
+            } else {
+                workers.page.as_ref()
+            };
+            let sent = encode(&request, &sets).map_err(|e| e.to_string()).and_then(|(json, bytes)| match worker {
                 Some(w) => w.send(json, bytes),
                 None => Err("the Web Worker is not running".to_string()),
             });
@@ -513,10 +545,10 @@ pub fn app() -> Html {
     };
     let on_stop = {
         let dispatch = dispatch.clone();
-        let worker = worker.clone();
+        let workers = workers.clone();
         Callback::from(move |_: MouseEvent| {
-            // A worker busy in a training loop reads no messages: end it and start another.
-            *worker.borrow_mut() = spawn_worker(&dispatch);
+            // A worker busy in a training loop reads no messages: end them and start another.
+            *workers.borrow_mut() = Workers { page: spawn_worker(WorkerBuild::Page, &dispatch), webgpu: None };
             dispatch.dispatch(Action::Stop);
         })
     };
@@ -549,16 +581,13 @@ pub fn app() -> Html {
         })
     };
     let method = state.config.method;
-    let backend_line = match (state.worker_ready, &state.webgpu) {
+    let backend_line = match (state.worker_ready && state.webgpu_probed, &state.webgpu) {
         (false, _) => "Starting the Web Worker…".to_string(),
         (true, Some(adapter)) => format!(
             "Backend: tuning runs in a Web Worker, on WebGPU ({}) or Burn's CPU backend; auto takes WebGPU only on a hardware adapter. Nothing leaves this page.",
             adapter.summary()
         ),
-        (true, None) => format!(
-            "Backend: tuning runs in a Web Worker on Burn's CPU backend ({}). Nothing leaves this page.",
-            if cfg!(feature = "webgpu") { "this browser offers no WebGPU" } else { "this page was built without WebGPU" }
-        ),
+        (true, None) => "Backend: tuning runs in a Web Worker on Burn's CPU backend (this browser offers no WebGPU). Nothing leaves this page.".to_string(),
     };
     html! {
         <main>
@@ -603,7 +632,7 @@ pub fn app() -> Html {
                         { field!(&state, "k", "how many top singular values the svd term covers", top_k) }
                     }
                 </div>
-                <button id="run" onclick={on_run} disabled={running || !state.worker_ready}>{ "Run" }</button>
+                <button id="run" onclick={on_run} disabled={running || !state.worker_ready || !state.webgpu_probed}>{ "Run" }</button>
                 <button id="stop" onclick={on_stop} disabled={!running}>{ "Stop" }</button>
             </section>
             { curves_panel(&state) }

@@ -30,11 +30,8 @@ fn property(object: &JsValue, name: &str) -> Option<JsValue> {
 }
 
 /// Asks the browser for a WebGPU adapter (`navigator.gpu.requestAdapter()`), in a page or a
-/// worker; `None` where it offers none, or where the page was built without WebGPU.
+/// worker; `None` where it offers none.
 pub async fn probe_webgpu() -> Option<WebGpuAdapter> {
-    if !cfg!(feature = "webgpu") {
-        return None;
-    }
     let navigator = property(&js_sys::global(), "navigator")?;
     let gpu = property(&navigator, "gpu")?;
     let request: Function = property(&gpu, "requestAdapter")?.dyn_into().ok()?;
@@ -81,23 +78,31 @@ async fn webgpu_device(adapter: &WebGpuAdapter) -> Result<ComputeDevice> {
 
 #[cfg(not(feature = "webgpu"))]
 async fn webgpu_device(_adapter: &WebGpuAdapter) -> Result<ComputeDevice> {
-    Err(NmlError::Backend("this page was built without WebGPU (scripts/build-web --cpu-only)".into()))
+    Err(NmlError::Backend("this build has no WebGPU: WebGPU runs go to the worker built with it (pkg-webgpu/)".into()))
+}
+
+/// Whether [`select`] would start WebGPU: the page sends such runs to the worker built with it.
+pub fn wants_webgpu(choice: BackendChoice, offered: Option<&WebGpuAdapter>) -> bool {
+    match (choice, offered) {
+        (BackendChoice::Wgpu, Some(_)) => true,
+        (BackendChoice::Auto, Some(adapter)) => !adapter.software,
+        _ => false,
+    }
 }
 
 /// The device for `choice`, given what [`probe_webgpu`] found. `auto` never fails: it falls back
 /// to the CPU and says why in the description.
 pub async fn select(choice: BackendChoice, offered: Option<&WebGpuAdapter>) -> Result<ComputeDevice> {
     match (choice, offered) {
-        (BackendChoice::Cpu, _) => Ok(ComputeDevice::cpu("chosen")),
-        (BackendChoice::Wgpu, Some(adapter)) => webgpu_device(adapter).await,
-        (BackendChoice::Wgpu, None) => Err(NmlError::Backend("this browser offers no WebGPU adapter; choose auto or cpu".into())),
-        (BackendChoice::Auto, None) => Ok(ComputeDevice::cpu("this browser offers no WebGPU")),
-        (BackendChoice::Auto, Some(adapter)) if adapter.software => {
+        (_, Some(adapter)) if wants_webgpu(choice, offered) => match webgpu_device(adapter).await {
+            Err(why) if choice == BackendChoice::Auto => Ok(ComputeDevice::cpu(&why.to_string())),
+            started => started,
+        },
+        (BackendChoice::Wgpu, _) => Err(NmlError::Backend("this browser offers no WebGPU adapter; choose auto or cpu".into())),
+        (BackendChoice::Auto, Some(adapter)) => {
             Ok(ComputeDevice::cpu(&format!("WebGPU here is {}; choose webgpu to run on it", adapter.summary())))
         }
-        (BackendChoice::Auto, Some(adapter)) => match webgpu_device(adapter).await {
-            Ok(device) => Ok(device),
-            Err(why) => Ok(ComputeDevice::cpu(&why.to_string())),
-        },
+        (BackendChoice::Auto, None) => Ok(ComputeDevice::cpu("this browser offers no WebGPU")),
+        (BackendChoice::Cpu, _) => Ok(ComputeDevice::cpu("chosen")),
     }
 }

@@ -22,14 +22,17 @@ pub struct TuneRequest {
     /// Where the worker runs it: `auto` (WebGPU on a hardware adapter, else the CPU), `wgpu`, `cpu`.
     #[serde(default)]
     pub backend: BackendChoice,
+    /// The WebGPU adapter the page was offered (workers do not look again).
+    #[serde(default)]
+    pub webgpu: Option<WebGpuAdapter>,
 }
 
 /// Externally tagged: an internally tagged enum cannot read back the spectra's integer-keyed
 /// maps (serde buffers them with string keys).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum FromWorker {
-    /// The worker is up; the WebGPU adapter the browser offers it, if any.
-    Ready { webgpu: Option<WebGpuAdapter> },
+    /// The worker is up and takes jobs.
+    Ready,
     Epoch { job: u32, stats: EpochStats },
     Done { job: u32, result: Box<TuneResult> },
     Failed { job: u32, message: String },

@@ -1,7 +1,7 @@
-//! Both ends of the Web Worker that trains heads off the UI thread. The worker runs the same
-//! WASM module (started by `worker.js`) and trains on WebGPU or the CPU backend as each job asks
-//! (`backend.rs`); the page owns a [`TunerWorker`], and stopping a run terminates the worker and
-//! starts a fresh one.
+//! Both ends of the Web Workers that train heads off the UI thread. A worker runs a build of this
+//! crate (started by `worker.js`): the page's own for CPU runs, or the one with WebGPU for WebGPU
+//! runs (`backend.rs`). The page owns a [`TunerWorker`] per build; stopping a run terminates the
+//! workers and starts a fresh one.
 
 use nml_core::tune::{EpochStats, TrainObserver};
 use wasm_bindgen::JsCast;
@@ -11,7 +11,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Worker, WorkerOptions, W
 use yew::Callback;
 
 use crate::analysis::tune;
-use crate::backend::{WebGpuAdapter, probe_webgpu, select};
+use crate::backend::select;
 use crate::protocol::{FromWorker, decode};
 
 fn post(scope: &DedicatedWorkerGlobalScope, message: &FromWorker) {
@@ -32,12 +32,12 @@ impl TrainObserver<EpochStats> for PostEpochs {
 }
 
 /// Runs one posted job to its reply: its epochs go out as they finish.
-async fn answer(scope: DedicatedWorkerGlobalScope, json: String, bytes: Vec<Vec<u8>>, webgpu: Option<WebGpuAdapter>) -> FromWorker {
+async fn answer(scope: DedicatedWorkerGlobalScope, json: String, bytes: Vec<Vec<u8>>) -> FromWorker {
     let (request, job) = match decode(&json, &bytes) {
         Ok(decoded) => decoded,
         Err(e) => return FromWorker::Failed { job: 0, message: e.to_string() },
     };
-    let device = match select(request.backend, webgpu.as_ref()).await {
+    let device = match select(request.backend, request.webgpu.as_ref()).await {
         Ok(device) => device,
         Err(e) => return FromWorker::Failed { job: request.job, message: e.to_string() },
     };
@@ -52,29 +52,33 @@ async fn answer(scope: DedicatedWorkerGlobalScope, json: String, bytes: Vec<Vec<
     }
 }
 
-/// The worker's side: looks for WebGPU, says it is ready, then answers each posted job.
+/// The worker's side: answers each posted job (called by worker.js once the build is loaded).
 #[wasm_bindgen]
 pub fn worker_entry() {
-    spawn_local(async {
-        let webgpu = probe_webgpu().await;
-        let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-        let replies = scope.clone();
-        let offered = webgpu.clone();
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let data: js_sys::Array = event.data().unchecked_into();
-            let json = data.get(0).as_string().unwrap_or_default();
-            let bytes: Vec<Vec<u8>> = (1..data.length()).map(|i| js_sys::Uint8Array::new(&data.get(i)).to_vec()).collect();
-            let scope = replies.clone();
-            let offered = offered.clone();
-            spawn_local(async move {
-                let reply = answer(scope.clone(), json, bytes, offered).await;
-                post(&scope, &reply);
-            });
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let replies = scope.clone();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        let data: js_sys::Array = event.data().unchecked_into();
+        let json = data.get(0).as_string().unwrap_or_default();
+        let bytes: Vec<Vec<u8>> = (1..data.length()).map(|i| js_sys::Uint8Array::new(&data.get(i)).to_vec()).collect();
+        let scope = replies.clone();
+        spawn_local(async move {
+            let reply = answer(scope.clone(), json, bytes).await;
+            post(&scope, &reply);
         });
-        scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        on_message.forget();
-        post(&scope, &FromWorker::Ready { webgpu });
     });
+    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    post(&scope, &FromWorker::Ready);
+}
+
+/// Which build of this crate a worker runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WorkerBuild {
+    /// The page's own build (CPU backend), handed over already compiled.
+    Page,
+    /// The build with WebGPU (`pkg-webgpu/`), fetched when a run first asks for WebGPU.
+    WebGpu,
 }
 
 /// The page's side: a running worker and the handler of its replies.
@@ -84,7 +88,7 @@ pub struct TunerWorker {
 }
 
 impl TunerWorker {
-    pub fn spawn(on_reply: Callback<FromWorker>) -> Result<Self, String> {
+    pub fn spawn(build: WorkerBuild, on_reply: Callback<FromWorker>) -> Result<Self, String> {
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);
         let worker = Worker::new_with_options("worker.js", &options).map_err(|e| format!("cannot start the Web Worker: {e:?}"))?;
@@ -96,6 +100,15 @@ impl TunerWorker {
             }
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        let start = js_sys::Object::new();
+        let set = |key: &str, value: &JsValue| js_sys::Reflect::set(&start, &JsValue::from_str(key), value).map(|_| ());
+        let named = match build {
+            WorkerBuild::Page => set("script", &"./pkg/nml_web.js".into()).and_then(|()| set("module", &wasm_bindgen::module())),
+            WorkerBuild::WebGpu => set("script", &"./pkg-webgpu/nml_web.js".into()),
+        };
+        named
+            .and_then(|()| worker.post_message(&start))
+            .map_err(|e| format!("cannot start the worker's build: {e:?}"))?;
         Ok(Self { worker, _on_message: on_message })
     }
 

@@ -4,7 +4,8 @@
 mod parity;
 
 use nml_core::device::BackendChoice;
-use nml_web::analysis::device;
+use nml_core::spectrum::{Precision, Preprocess, measure_async};
+use nml_web::analysis::{device, spectrum};
 use nml_web::backend::{probe_webgpu, select};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -24,4 +25,11 @@ async fn tuning_on_webgpu_matches_native() {
     assert_eq!(device.kind, "wgpu", "{}", device.description);
     let result = parity::run_parity(&device).await;
     assert!(result.report.backend.starts_with("wgpu: WebGPU"), "{}", result.report.backend);
+    // The spectrum on WebGPU (nml's WGSL Gram kernel) against the CPU backend's exact one.
+    let set = parity::parity_job().test;
+    let on_gpu = measure_async(&set, Preprocess::Paper, Precision::Auto, &device.device).await.unwrap();
+    let on_cpu = spectrum(&set).unwrap();
+    assert_eq!(on_cpu.method, "gram-f64-host");
+    let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
+    assert!(rel(on_gpu.sve, on_cpu.sve) < 1e-4 && rel(on_gpu.lsvr_ratio, on_cpu.lsvr_ratio) < 1e-4, "{} vs {}: SVE {} vs {}, LSVR {} vs {}", on_gpu.method, on_cpu.method, on_gpu.sve, on_cpu.sve, on_gpu.lsvr_ratio, on_cpu.lsvr_ratio);
 }

@@ -6,7 +6,7 @@ mod parity;
 use nml_core::data::FeatureSet;
 use nml_core::device::BackendChoice;
 use nml_web::analysis::{Picked, check_size, device, feature_set, spectrum};
-use nml_web::backend::{WebGpuAdapter, select};
+use nml_web::backend::{WebGpuAdapter, select, wants_webgpu};
 use nml_web::protocol::{TuneRequest, decode, encode};
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -27,6 +27,16 @@ async fn backend_choice_follows_the_adapter() {
     assert_eq!(select(BackendChoice::Cpu, Some(&software)).await.unwrap().kind, "cpu");
     let err = select(BackendChoice::Wgpu, None).await.err().unwrap().to_string();
     assert!(err.contains("no WebGPU"), "{err}");
+    // The page sends a run to the WebGPU build exactly when select would start WebGPU.
+    let hardware = WebGpuAdapter { description: "nvidia ampere".into(), software: false };
+    assert!(wants_webgpu(BackendChoice::Auto, Some(&hardware)));
+    assert!(wants_webgpu(BackendChoice::Wgpu, Some(&software)));
+    assert!(!wants_webgpu(BackendChoice::Auto, Some(&software)));
+    assert!(!wants_webgpu(BackendChoice::Wgpu, None));
+    assert!(!wants_webgpu(BackendChoice::Cpu, Some(&hardware)));
+    // This build (the page's) has no WebGPU: a run routed here by mistake says so.
+    let err = select(BackendChoice::Wgpu, Some(&hardware)).await.err().unwrap().to_string();
+    assert!(err.contains("pkg-webgpu"), "{err}");
 }
 
 /// What a job looks like after the trip to the worker and back.
@@ -40,6 +50,7 @@ fn jobs_survive_the_trip_to_the_worker() {
         test_name: "te".into(),
         ood_names: vec!["rotated-30".into()],
         backend: BackendChoice::Cpu,
+        webgpu: None,
     };
     let sets: Vec<&FeatureSet> = vec![&job.train, &job.test, &job.ood[0].1];
     let (json, bytes) = encode(&request, &sets).unwrap();
