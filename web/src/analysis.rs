@@ -3,8 +3,8 @@
 
 use nml_core::data::{FeatureSet, feature_set_from_npy, safetensors_file};
 use nml_core::device::ComputeDevice;
-use nml_core::spectrum::{Precision, Preprocess, SpectrumReport, measure, measure_async};
-use nml_core::tune::{EpochStats, TrainObserver, TuneConfig, TuneReport, run_async, transform_features_async};
+use nml_core::spectrum::{Precision, Preprocess, SpectrumReport, measure};
+use nml_core::tune::{EpochStats, TrainObserver, TuneConfig, TuneReport, run_async};
 use nml_core::{NmlError, Result};
 use serde::{Deserialize, Serialize};
 
@@ -71,12 +71,5 @@ pub struct TuneResult {
 pub async fn tune(job: &TuneJob, device: &ComputeDevice, observer: &mut dyn TrainObserver<EpochStats>) -> Result<TuneResult> {
     let mut outcome = run_async(&job.train, &job.test, &job.ood, &job.config, &device.device, observer).await?;
     outcome.report.backend = device.description.clone();
-    let mut after = Vec::new();
-    if job.config.method.has_transform() {
-        for set in std::iter::once(&job.test).chain(job.ood.iter().map(|(_, s)| s)) {
-            let transformed = transform_features_async(&outcome.head, set, &device.device).await?;
-            after.push(measure_async(&transformed, Preprocess::Paper, Precision::Auto, &device.device).await?);
-        }
-    }
-    Ok(TuneResult { report: outcome.report, after })
+    Ok(TuneResult { report: outcome.report, after: outcome.transformed_spectra })
 }

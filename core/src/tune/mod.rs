@@ -88,6 +88,9 @@ pub struct TuneOutcome {
     pub report: TuneReport,
     pub head: FeatureHead,
     pub head_config: FeatureHeadConfig,
+    /// The full spectra behind `report.spectra`'s `after`: the test set's, then each OOD set's,
+    /// after the head's transform (empty for a linear probe, which has none).
+    pub transformed_spectra: Vec<SpectrumReport>,
 }
 
 fn check_compatible(train: &FeatureSet, other: &FeatureSet) -> Result<()> {
@@ -154,6 +157,7 @@ pub async fn run_async(
     let accuracy_id = accuracy_async(&head, test, device).await?;
     let mut ood_accuracy = BTreeMap::new();
     let mut spectra = Vec::new();
+    let mut transformed_spectra = Vec::new();
     let evaluated = std::iter::once(("test".to_string(), test, "id")).chain(ood.iter().map(|(n, s)| (n.clone(), s, "ood")));
     for (name, set, role) in evaluated {
         if role == "ood" {
@@ -162,7 +166,9 @@ pub async fn run_async(
         let before = spectrum::measure_async(set, Preprocess::Paper, Precision::Auto, device).await?;
         let after = if head.transform.is_some() {
             let transformed = transform_features_async(&head, set, device).await?;
-            spectrum::measure_async(&transformed, Preprocess::Paper, Precision::Auto, device).await?
+            let after = spectrum::measure_async(&transformed, Preprocess::Paper, Precision::Auto, device).await?;
+            transformed_spectra.push(after.clone());
+            after
         } else {
             before.clone()
         };
@@ -191,7 +197,7 @@ pub async fn run_async(
         spectra,
         history: result.history,
     };
-    Ok(TuneOutcome { report, head, head_config })
+    Ok(TuneOutcome { report, head, head_config, transformed_spectra })
 }
 
 #[cfg(test)]
