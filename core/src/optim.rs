@@ -86,19 +86,23 @@ impl Optimizer for FusedAdamW {
         let correction_2 = 1f32 - c.beta_2.powi(time as i32);
         let decay = (1.0 - lr * f64::from(c.weight_decay)) as f32;
         let lr = lr as f32;
-        let (factor_1, factor_2) = (1.0 - c.beta_1, 1.0 - c.beta_2);
-        {
-            let g = grad.as_slice::<f32>().expect("dtype checked above");
-            let p = param.as_mut_slice::<f32>().expect("dtype checked above");
-            let m = m.as_mut_slice::<f32>().expect("dtype checked above");
-            let v = v.as_mut_slice::<f32>().expect("dtype checked above");
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                *m = *m * c.beta_1 + g * factor_1;
-                *v = *v * c.beta_2 + g * g * factor_2;
-                let delta = (*m / correction_1) / ((*v / correction_2).sqrt() + c.epsilon);
-                *p = *p * decay - delta * lr;
-            }
-        }
+        let update = AdamWUpdate {
+            beta_1: c.beta_1,
+            beta_2: c.beta_2,
+            factor_1: 1.0 - c.beta_1,
+            factor_2: 1.0 - c.beta_2,
+            correction_1,
+            correction_2,
+            epsilon: c.epsilon,
+            decay,
+            lr,
+        };
+        update.apply(
+            param.as_mut_slice::<f32>().expect("dtype checked above"),
+            grad.as_slice::<f32>().expect("dtype checked above"),
+            m.as_mut_slice::<f32>().expect("dtype checked above"),
+            v.as_mut_slice::<f32>().expect("dtype checked above"),
+        );
         let back = |data: TensorData| Tensor::<D>::from_data(data, &device);
         let state = AdamWState::new(AdaptiveMomentumState::new(time, back(m), back(v)));
         (back(param), Some(state))
@@ -106,6 +110,50 @@ impl Optimizer for FusedAdamW {
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
         <AdamW as Optimizer>::to_device(state, device)
+    }
+}
+
+/// One AdamW step's scalars, applied element by element.
+struct AdamWUpdate {
+    beta_1: f32,
+    beta_2: f32,
+    factor_1: f32,
+    factor_2: f32,
+    correction_1: f32,
+    correction_2: f32,
+    epsilon: f32,
+    decay: f32,
+    lr: f32,
+}
+
+/// Elements per parallel chunk: below this a parameter is updated on the calling thread, where
+/// handing work to other threads would cost more than the update.
+const PARALLEL_CHUNK: usize = 1 << 16;
+
+impl AdamWUpdate {
+    fn apply_serial(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            *m = *m * self.beta_1 + g * self.factor_1;
+            *v = *v * self.beta_2 + g * g * self.factor_2;
+            let delta = (*m / self.correction_1) / ((*v / self.correction_2).sqrt() + self.epsilon);
+            *p = *p * self.decay - delta * self.lr;
+        }
+    }
+
+    /// The update over whole slices; large parameters are split across the thread pool (the
+    /// update is memory-bound, and a 512 x 2048 weight with its moments is 16 MB).
+    fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if p.len() > PARALLEL_CHUNK {
+            use rayon::prelude::*;
+            p.par_chunks_mut(PARALLEL_CHUNK)
+                .zip(g.par_chunks(PARALLEL_CHUNK))
+                .zip(m.par_chunks_mut(PARALLEL_CHUNK))
+                .zip(v.par_chunks_mut(PARALLEL_CHUNK))
+                .for_each(|(((p, g), m), v)| self.apply_serial(p, g, m, v));
+            return;
+        }
+        self.apply_serial(p, g, m, v);
     }
 }
 
@@ -125,19 +173,27 @@ mod tests {
     }
 
     /// Five steps with changing inputs and learning rates: the fused update and Burn's AdamW
-    /// (run on the same host device through `AdamWConfig`) end on the same parameters.
+    /// (run on the same host device through `AdamWConfig`) end on the same parameters, both for
+    /// a small layer (updated serially) and one whose weight is split across threads.
     #[test]
     fn fused_steps_match_burns_adamw() {
+        for (inputs, outputs) in [(7, 5), (300, 301)] {
+            assert_eq!(outputs * inputs > PARALLEL_CHUNK, inputs == 300);
+            fused_steps_match_burns_adamw_for(inputs, outputs);
+        }
+    }
+
+    fn fused_steps_match_burns_adamw_for(inputs: usize, outputs: usize) {
         let device = Device::flex().autodiff();
         let config = FusedAdamWConfig::new().with_weight_decay(0.05).with_epsilon(1e-8);
-        let start = LinearConfig::new(7, 5).init(&device);
+        let start = LinearConfig::new(inputs, outputs).init(&device);
         let initial = params(&start);
         let mut fused_layer = start.clone();
         let mut burn_layer = start;
         let mut fused = config.init();
         let mut reference = AdamWConfig::new().with_weight_decay(0.05).with_epsilon(1e-8).init();
         for step in 0..5 {
-            let x = Tensor::<2>::random([9, 7], Distribution::Normal(0.0, 1.0), &device);
+            let x = Tensor::<2>::random([9, inputs], Distribution::Normal(0.0, 1.0), &device);
             let lr = 1e-2 / (1.0 + step as f64);
             let loss = |layer: &Linear| layer.forward(x.clone()).square().mean();
             let grads = GradientsParams::from_grads(loss(&fused_layer).backward(), &fused_layer);
