@@ -111,6 +111,71 @@ pub fn gram_f32_blocks(x: &[f32], n: usize, d: usize) -> Mat<f64> {
     gram
 }
 
+/// Inner-dimension rows per step of [`gram_times`]: small enough that a block in f64 stays in
+/// a core's cache while both of its products read it.
+const PROBE_CHUNK: usize = 64;
+
+/// `G X` for the exact Gram G of a row-major `n x d` f32 matrix (oriented as in [`gram_f64`])
+/// without forming G: one pass over the matrix, `G X = sum_b B^T (B X)` over blocks B of rows
+/// (of columns when `d > n`) converted to f64, the blocks shared among threads.
+pub fn gram_times(x: &[f32], n: usize, d: usize, rhs: MatRef<'_, f64>) -> Mat<f64> {
+    assert_eq!(x.len(), n * d);
+    let (m, inner) = if d <= n { (d, n) } else { (n, d) };
+    assert_eq!(rhs.nrows(), m);
+    let chunks = inner.div_ceil(PROBE_CHUNK);
+    let part = |range: std::ops::Range<usize>| gram_times_part(x, d, d <= n, m, range, rhs);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        let threads = rayon::current_num_threads().max(1);
+        let per_thread = chunks.div_ceil(threads) * PROBE_CHUNK;
+        (0..threads)
+            .into_par_iter()
+            .map(|t| part((t * per_thread).min(inner)..((t + 1) * per_thread).min(inner)))
+            .reduce(|| Mat::<f64>::zeros(m, rhs.ncols()), |a, b| a + b)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = chunks;
+        part(0..inner)
+    }
+}
+
+/// [`gram_times`] over the inner indices in `range`, on the calling thread.
+fn gram_times_part(x: &[f32], d: usize, tall: bool, m: usize, range: std::ops::Range<usize>, rhs: MatRef<'_, f64>) -> Mat<f64> {
+    use faer::linalg::matmul::matmul;
+    let k = rhs.ncols();
+    let mut out = Mat::<f64>::zeros(m, k);
+    // Held so that every column is a contiguous run of x: B^T (m x len) when tall, a column
+    // being one row of x; B (len x m) otherwise, a column being part of one row of x.
+    let mut block = if tall { Mat::<f64>::zeros(m, PROBE_CHUNK) } else { Mat::<f64>::zeros(PROBE_CHUNK, m) };
+    let mut partial = Mat::<f64>::zeros(PROBE_CHUNK, k);
+    for start in range.clone().step_by(PROBE_CHUNK) {
+        let len = PROBE_CHUNK.min(range.end - start);
+        let mut partial = partial.as_mut().subrows_mut(0, len);
+        let bt = if tall {
+            for r in 0..len {
+                let row = &x[(start + r) * d..(start + r + 1) * d];
+                for (dst, &src) in block.col_as_slice_mut(r).iter_mut().zip(row) {
+                    *dst = f64::from(src);
+                }
+            }
+            block.as_ref().subcols(0, len)
+        } else {
+            for c in 0..m {
+                let run = &x[c * d + start..c * d + start + len];
+                for (dst, &src) in block.col_as_slice_mut(c)[..len].iter_mut().zip(run) {
+                    *dst = f64::from(src);
+                }
+            }
+            block.as_ref().subrows(0, len).transpose()
+        };
+        matmul(partial.as_mut(), Accum::Replace, bt.transpose(), rhs, 1.0, Par::Seq);
+        matmul(out.as_mut(), Accum::Add, bt, partial.as_ref(), 1.0, Par::Seq);
+    }
+    out
+}
+
 fn mirror_lower(m: &mut Mat<f64>) {
     for c in 0..m.ncols() {
         for r in 0..c {
@@ -246,6 +311,19 @@ mod tests {
                     assert!(err < 1e-6 * scale, "({a},{b}) off by {err} of {scale}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn gram_times_matches_the_formed_gram() {
+        for (n, d) in [(4 * PROBE_CHUNK + 37, 17usize), (13, 4 * PROBE_CHUNK + 37)] {
+            let x: Vec<f32> = (0..n * d).map(|i| (i * 7919 % 1009) as f32 / 1009.0 - 0.5).collect();
+            let m = n.min(d);
+            let rhs = Mat::<f64>::from_fn(m, 3, |r, c| ((r * 3 + c) % 7) as f64 - 3.0);
+            let expected = gram_f64(&x, n, d) * &rhs;
+            let got = gram_times(&x, n, d, rhs.as_ref());
+            let err = (&got - &expected).norm_max();
+            assert!(err < 1e-10 * expected.norm_max(), "{n} x {d}: off by {err}");
         }
     }
 
