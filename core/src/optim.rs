@@ -128,6 +128,7 @@ struct AdamWUpdate {
 
 /// Elements per parallel chunk: below this a parameter is updated on the calling thread, where
 /// handing work to other threads would cost more than the update.
+#[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_CHUNK: usize = 1 << 16;
 
 impl AdamWUpdate {
