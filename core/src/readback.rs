@@ -16,8 +16,8 @@ pub async fn values<E: Element, const D: usize, K: Basic>(x: Tensor<D, K>) -> Re
     x.into_data_async()
         .await
         .map_err(|e| NmlError::Backend(format!("reading a {dims:?} tensor back from the device failed: {e}")))?
-        .convert::<E>()
-        .try_to_vec::<E>()
+        // Takes the buffer over where the backend hands back sole ownership, instead of copying.
+        .try_into_vec_as::<E>()
         .map_err(|e| NmlError::Backend(format!("reading a tensor back: {e:?}")))
 }
 

@@ -29,7 +29,7 @@ async fn tuning_on_webgpu_matches_native() {
     // is what is measured) against the CPU backend's exact one.
     let set = parity::parity_job().test;
     let on_gpu = measure_async(&set, Preprocess::Paper, Precision::Fast, &device.device).await.unwrap();
-    let on_cpu = measure_async(&set, Preprocess::Paper, Precision::Exact, &device().device).await.unwrap();
+    let on_cpu = measure_async(&set, Preprocess::Paper, Precision::Exact, &nml_web::analysis::device().device).await.unwrap();
     assert_eq!((on_gpu.method.as_str(), on_cpu.method.as_str()), ("gram-f32-device", "gram-f64-host"));
     let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
     assert!(rel(on_gpu.sve, on_cpu.sve) < 1e-4 && rel(on_gpu.lsvr_ratio, on_cpu.lsvr_ratio) < 1e-4, "{} vs {}: SVE {} vs {}, LSVR {} vs {}", on_gpu.method, on_cpu.method, on_gpu.sve, on_cpu.sve, on_gpu.lsvr_ratio, on_cpu.lsvr_ratio);

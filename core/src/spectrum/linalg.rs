@@ -187,12 +187,14 @@ fn mirror_lower(m: &mut Mat<f64>) {
 /// `P G P` with `P = I - 11^T / m`: removes the all-ones direction from a symmetric matrix.
 pub fn project_out_ones(g: &mut Mat<f64>) {
     let m = g.nrows();
-    let row_sums: Vec<f64> = (0..m).map(|r| (0..m).map(|c| g[(r, c)]).sum()).collect();
-    let total: f64 = row_sums.iter().sum();
+    // Symmetric, so its row sums are its column sums, read down contiguous columns.
+    let sums: Vec<f64> = (0..m).map(|c| g.col_as_slice(c).iter().sum()).collect();
+    let total: f64 = sums.iter().sum();
     let inv = 1.0 / m as f64;
-    for r in 0..m {
-        for c in 0..m {
-            g[(r, c)] += -(row_sums[r] + row_sums[c]) * inv + total * inv * inv;
+    let shift = total * inv * inv;
+    for (c, &column_sum) in sums.iter().enumerate() {
+        for (v, &row_sum) in g.col_as_slice_mut(c).iter_mut().zip(&sums) {
+            *v += -(row_sum + column_sum) * inv + shift;
         }
     }
 }

@@ -190,21 +190,58 @@ async fn by_precision(x: Tensor<2>, mode: Preprocess, precision: Precision) -> R
         (linalg::singular_from_eigen(&eig), "gram-f64-host")
     };
     let on_host = crate::device::is_host(&x.device());
-    if precision == Precision::Exact {
-        return Ok(exact(&floats(mode.apply(x)).await?));
+    if precision == Precision::Exact || on_host {
+        let values = preprocessed_values(x, mode).await?;
+        if precision == Precision::Exact {
+            return Ok(exact(&values));
+        }
+        return checked_fast(Features::Host(values), mode, precision, n, d, exact).await;
     }
-    let m = n.min(d);
-    let (mut gram_host, host_values, method) = if on_host {
-        let values = floats(mode.apply(x.clone())).await?;
-        (linalg::gram_f32_blocks(&values, n, d), Some(values), "gram-f32-blocks-host")
+    checked_fast(Features::Device(x), mode, precision, n, d, exact).await
+}
+
+/// Where the fast Gram is formed from.
+enum Features {
+    /// Preprocessed values on the host (the CPU backend).
+    Host(Vec<f32>),
+    /// The raw features on a GPU.
+    Device(Tensor<2>),
+}
+
+/// The preprocessed features on the host: on a host device one fused pass over the values,
+/// on a GPU the device's own ops before the read.
+async fn preprocessed_values(x: Tensor<2>, mode: Preprocess) -> Result<Vec<f32>> {
+    let [n, d] = x.dims();
+    if crate::device::is_host(&x.device()) {
+        let mut values = floats(x).await?;
+        mode.apply_host(&mut values, n, d);
+        Ok(values)
     } else {
-        let gram = if d <= n {
-            crate::kernels::preprocessed_gram(x.clone(), mode)
-        } else {
-            let v = mode.apply(x.clone());
-            v.clone().matmul(v.transpose())
-        };
-        (linalg::square_from_f32(&floats(gram).await?, m), None, "gram-f32-device")
+        floats(mode.apply(x)).await
+    }
+}
+
+/// The f32 Gram's spectrum, checked under `Auto`.
+async fn checked_fast(
+    features: Features,
+    mode: Preprocess,
+    precision: Precision,
+    n: usize,
+    d: usize,
+    exact: impl Fn(&[f32]) -> (Vec<f64>, &'static str),
+) -> Result<(Vec<f64>, &'static str)> {
+    let m = n.min(d);
+    let (mut gram_host, method) = match &features {
+        Features::Host(values) => (linalg::gram_f32_blocks(values, n, d), "gram-f32-blocks-host"),
+        Features::Device(x) => {
+            let gram = if d <= n {
+                crate::kernels::preprocessed_gram(x.clone(), mode)
+            } else {
+                let v = mode.apply(x.clone());
+                v.clone().matmul(v.transpose())
+            };
+            (linalg::square_from_f32(&floats(gram).await?, m), "gram-f32-device")
+        }
     };
     let max_diag = (0..m).map(|i| gram_host[(i, i)]).fold(0.0, f64::max);
     let deflate = mode == Preprocess::Paper && d <= n && d > 1;
@@ -226,9 +263,9 @@ async fn by_precision(x: Tensor<2>, mode: Preprocess, precision: Precision) -> R
     if precision == Precision::Auto {
         let modelled = TAU_FACTOR * f64::from(f32::EPSILON) * max_diag;
         if perturbation_bound(&eig, modelled) > AUTO_TOLERANCE {
-            let values = match host_values {
-                Some(values) => values,
-                None => floats(mode.apply(x)).await?,
+            let values = match features {
+                Features::Host(values) => values,
+                Features::Device(x) => preprocessed_values(x, mode).await?,
             };
             let fast_gram = undeflated.as_ref().unwrap_or(&gram_host);
             let measured = gram_error_bound(&values, n, d, fast_gram);
