@@ -122,23 +122,19 @@ pub fn gram_times(x: &[f32], n: usize, d: usize, rhs: MatRef<'_, f64>) -> Mat<f6
     assert_eq!(x.len(), n * d);
     let (m, inner) = if d <= n { (d, n) } else { (n, d) };
     assert_eq!(rhs.nrows(), m);
-    let chunks = inner.div_ceil(PROBE_CHUNK);
     let part = |range: std::ops::Range<usize>| gram_times_part(x, d, d <= n, m, range, rhs);
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
         let threads = rayon::current_num_threads().max(1);
-        let per_thread = chunks.div_ceil(threads) * PROBE_CHUNK;
+        let per_thread = inner.div_ceil(PROBE_CHUNK).div_ceil(threads) * PROBE_CHUNK;
         (0..threads)
             .into_par_iter()
             .map(|t| part((t * per_thread).min(inner)..((t + 1) * per_thread).min(inner)))
             .reduce(|| Mat::<f64>::zeros(m, rhs.ncols()), |a, b| a + b)
     }
     #[cfg(target_arch = "wasm32")]
-    {
-        let _ = chunks;
-        part(0..inner)
-    }
+    part(0..inner)
 }
 
 /// [`gram_times`] over the inner indices in `range`, on the calling thread.

@@ -12,9 +12,9 @@
 //! guarantee since it is a model), and where that is too coarse with `tau` measured
 //! ([`gram_error_bound`]: a few Gaussian probes through `G_fast - G`, one f64 pass over the
 //! features each, an upper bound with probability 1 - 1e-6; accepted under 1e-4). Otherwise it
-//! recomputes the Gram exactly in f64 on the host (blocked, only the lower triangle). The guarantee: SVE and LSVR within 1e-4
-//! relative of an f64 SVD of the same (preprocessed) matrix; tested on spectra decaying over
-//! seven orders of magnitude.
+//! recomputes the Gram exactly in f64 on the host (blocked, only the lower triangle). The
+//! guarantee: SVE and LSVR within 1e-4 relative of an f64 SVD of the same (preprocessed)
+//! matrix; tested on spectra decaying over seven orders of magnitude.
 
 mod error_bound;
 mod linalg;
@@ -164,21 +164,16 @@ const TAU_FACTOR: f64 = 16.0;
 
 /// Singular values (descending) of a matrix taken as it is, with the method used.
 pub fn singular_values(x: Tensor<2>, precision: Precision) -> Result<(Vec<f64>, &'static str)> {
-    blocking(singular_values_of(x, Preprocess::Raw, precision))
-}
-
-/// Singular values of `x` after `mode`'s preprocessing. In the paper mode every row sums to
-/// zero, so the all-ones direction is an exact null vector: the fast path projects it out of
-/// the Gram and reports its singular value as exactly zero instead of as rounding noise.
-async fn singular_values_of(x: Tensor<2>, mode: Preprocess, precision: Precision) -> Result<(Vec<f64>, &'static str)> {
-    by_precision(x, mode, precision).await
+    blocking(by_precision(x, Preprocess::Raw, precision))
 }
 
 /// The spectrum by the path `precision` names, on whatever device `x` lives. The fast Gram is
 /// f32: on a GPU formed on the device (with nml's fused kernel where the device has it), on the
 /// CPU formed on the host from f32 blocks summed in f64 ([`linalg::gram_f32_blocks`]). `Auto`
 /// checks it (the model bound, then the measured one) and falls back to the exact path when
-/// neither shows the 1e-4 guarantee holds.
+/// neither shows the 1e-4 guarantee holds. In the paper mode every row sums to zero, so the
+/// all-ones direction is an exact null vector: the fast path projects it out of the Gram and
+/// reports its singular value as exactly zero instead of as rounding noise.
 async fn by_precision(x: Tensor<2>, mode: Preprocess, precision: Precision) -> Result<(Vec<f64>, &'static str)> {
     let [n, d] = x.dims();
     if n == 0 || d == 0 {
@@ -289,7 +284,7 @@ pub fn measure_tensor(x: Tensor<2>, name: &str, mode: Preprocess, precision: Pre
 /// [`measure_tensor`] for devices that can only be read asynchronously (WebGPU in a browser).
 pub async fn measure_tensor_async(x: Tensor<2>, name: &str, mode: Preprocess, precision: Precision) -> Result<SpectrumReport> {
     let [n, d] = x.dims();
-    let (values, method) = singular_values_of(x, mode, precision).await?;
+    let (values, method) = by_precision(x, mode, precision).await?;
     Ok(SpectrumReport::from_singular_values(name, mode, n, d, values, method))
 }
 

@@ -43,9 +43,8 @@ fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs()
 }
 
-/// Checks the path `precision` names on the CPU backend (`by_precision`'s `Auto` is the f32-blocks
-/// Gram with its accuracy check and fallback, which the public entry points skip there) against
-/// the f64 reference.
+/// Checks the path `precision` names on the CPU backend (`Auto` there is the f32-blocks Gram
+/// with its accuracy checks and fallback) against the f64 reference.
 fn assert_close_to_reference(x: &[f32], n: usize, d: usize, precision: Precision) -> &'static str {
     let device = Device::flex();
     let (s, method) = blocking(by_precision(tensor(x, n, d, &device), Preprocess::Raw, precision)).unwrap();
