@@ -134,7 +134,9 @@ pub fn gram_times(x: &[f32], n: usize, d: usize, rhs: MatRef<'_, f64>) -> Mat<f6
             .reduce(|| Mat::<f64>::zeros(m, rhs.ncols()), |a, b| a + b)
     }
     #[cfg(target_arch = "wasm32")]
-    part(0..inner)
+    {
+        part(0..inner)
+    }
 }
 
 /// [`gram_times`] over the inner indices in `range`, on the calling thread.
