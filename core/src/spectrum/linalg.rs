@@ -68,6 +68,10 @@ pub fn gram_f64(x: &[f32], n: usize, d: usize) -> Mat<f64> {
 
 /// Inner-dimension rows (or columns) per f32 block of [`gram_f32_blocks`].
 const F32_BLOCK: usize = 1024;
+/// Memory for f32 blocks held at once, so that several are summed into the f64 Gram in one pass.
+const GROUP_BYTES: usize = 128 << 20;
+/// Most f32 blocks summed in one pass: past four the f64 Gram's own traffic no longer dominates.
+const MAX_GROUP: usize = 4;
 
 /// The same Gram as [`gram_f64`], from f32 products over blocks of 1024 rows (columns when
 /// `d > n`) whose results are summed in f64. Each block rounds like an f32 Gram of 1024 rows,
@@ -79,36 +83,56 @@ pub fn gram_f32_blocks(x: &[f32], n: usize, d: usize) -> Mat<f64> {
     let full = MatRef::from_row_major_slice(x, n, d);
     let (m, inner) = if d <= n { (d, n) } else { (n, d) };
     let mut gram = Mat::<f64>::zeros(m, m);
-    let mut block = Mat::<f32>::zeros(m, m);
-    for start in (0..inner).step_by(F32_BLOCK) {
-        let len = F32_BLOCK.min(inner - start);
-        let (lhs, rhs) = if d <= n {
-            let rows = full.subrows(start, len);
-            (rows.transpose(), rows)
-        } else {
-            let cols = full.subcols(start, len);
-            (cols, cols.transpose())
-        };
-        matmul(
-            block.as_mut(),
-            BlockStructure::TriangularLower,
-            Accum::Replace,
-            lhs,
-            BlockStructure::Rectangular,
-            rhs,
-            BlockStructure::Rectangular,
-            1.0f32,
-            par,
-        );
-        for c in 0..m {
-            let (sum, part) = (&mut gram.col_as_slice_mut(c)[c..], &block.col_as_slice(c)[c..]);
-            for (g, &b) in sum.iter_mut().zip(part) {
-                *g += f64::from(b);
-            }
+    let starts: Vec<usize> = (0..inner).step_by(F32_BLOCK).collect();
+    let group = (GROUP_BYTES / (m * m * size_of::<f32>()).max(1)).clamp(1, MAX_GROUP).min(starts.len());
+    let mut blocks: Vec<Mat<f32>> = (0..group).map(|_| Mat::<f32>::zeros(m, m)).collect();
+    for chunk in starts.chunks(group) {
+        for (block, &start) in blocks.iter_mut().zip(chunk) {
+            let len = F32_BLOCK.min(inner - start);
+            let (lhs, rhs) = if d <= n {
+                let rows = full.subrows(start, len);
+                (rows.transpose(), rows)
+            } else {
+                let cols = full.subcols(start, len);
+                (cols, cols.transpose())
+            };
+            matmul(
+                block.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                lhs,
+                BlockStructure::Rectangular,
+                rhs,
+                BlockStructure::Rectangular,
+                1.0f32,
+                par,
+            );
         }
+        add_lower(&mut gram, &blocks[..chunk.len()]);
     }
     mirror_lower(&mut gram);
     gram
+}
+
+/// Adds the lower triangles of `parts` into that of `sum`, columns shared among threads.
+fn add_lower(sum: &mut Mat<f64>, parts: &[Mat<f32>]) {
+    let add = |c: usize, column: faer::ColMut<'_, f64>| {
+        let column = &mut column.try_as_col_major_mut().expect("faer columns are contiguous").as_slice_mut()[c..];
+        for part in parts {
+            for (g, &b) in column.iter_mut().zip(&part.col_as_slice(c)[c..]) {
+                *g += f64::from(b);
+            }
+        }
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        sum.par_col_iter_mut().enumerate().with_min_len(16).for_each(|(c, column)| add(c, column));
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        sum.col_iter_mut().enumerate().for_each(|(c, column)| add(c, column));
+    }
 }
 
 /// Inner-dimension rows per step of [`gram_times`]: small enough that a block in f64 stays in

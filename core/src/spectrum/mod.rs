@@ -176,23 +176,34 @@ pub fn singular_values(x: Tensor<2>, precision: Precision) -> Result<(Vec<f64>, 
 /// reports its singular value as exactly zero instead of as rounding noise.
 async fn by_precision(x: Tensor<2>, mode: Preprocess, precision: Precision) -> Result<(Vec<f64>, &'static str)> {
     let [n, d] = x.dims();
+    check_not_empty(n, d)?;
+    if precision == Precision::Exact || crate::device::is_host(&x.device()) {
+        let values = preprocessed_values(x, mode).await?;
+        return host_spectrum(values, n, d, mode, precision).await;
+    }
+    checked_fast(Features::Device(x), mode, precision, n, d).await
+}
+
+fn check_not_empty(n: usize, d: usize) -> Result<()> {
     if n == 0 || d == 0 {
         return Err(NmlError::Invalid("spectrum of an empty matrix".into()));
     }
-    let exact = |values: &[f32]| {
-        let gram = linalg::gram_f64(values, n, d);
-        let eig = linalg::eigenvalues_desc(gram.as_ref());
-        (linalg::singular_from_eigen(&eig), "gram-f64-host")
-    };
-    let on_host = crate::device::is_host(&x.device());
-    if precision == Precision::Exact || on_host {
-        let values = preprocessed_values(x, mode).await?;
-        if precision == Precision::Exact {
-            return Ok(exact(&values));
-        }
-        return checked_fast(Features::Host(values), mode, precision, n, d, exact).await;
+    Ok(())
+}
+
+/// The spectrum of preprocessed values on the host, by the path `precision` names.
+async fn host_spectrum(values: Vec<f32>, n: usize, d: usize, mode: Preprocess, precision: Precision) -> Result<(Vec<f64>, &'static str)> {
+    if precision == Precision::Exact {
+        return Ok(exact_spectrum(&values, n, d));
     }
-    checked_fast(Features::Device(x), mode, precision, n, d, exact).await
+    checked_fast(Features::Host(values), mode, precision, n, d).await
+}
+
+/// Singular values from the Gram accumulated in f64.
+fn exact_spectrum(values: &[f32], n: usize, d: usize) -> (Vec<f64>, &'static str) {
+    let gram = linalg::gram_f64(values, n, d);
+    let eig = linalg::eigenvalues_desc(gram.as_ref());
+    (linalg::singular_from_eigen(&eig), "gram-f64-host")
 }
 
 /// Where the fast Gram is formed from.
@@ -223,7 +234,6 @@ async fn checked_fast(
     precision: Precision,
     n: usize,
     d: usize,
-    exact: impl Fn(&[f32]) -> (Vec<f64>, &'static str),
 ) -> Result<(Vec<f64>, &'static str)> {
     let m = n.min(d);
     let (mut gram_host, method) = match &features {
@@ -265,7 +275,7 @@ async fn checked_fast(
             let fast_gram = undeflated.as_ref().unwrap_or(&gram_host);
             let measured = gram_error_bound(&values, n, d, fast_gram);
             if perturbation_bound(&eig, measured) > MEASURED_TOLERANCE {
-                return Ok(exact(&values));
+                return Ok(exact_spectrum(&values, n, d));
             }
         }
     }
@@ -295,6 +305,14 @@ pub fn measure(set: &FeatureSet, mode: Preprocess, precision: Precision, device:
 
 /// [`measure`] for devices that can only be read asynchronously (WebGPU in a browser).
 pub async fn measure_async(set: &FeatureSet, mode: Preprocess, precision: Precision, device: &Device) -> Result<SpectrumReport> {
+    // Where the spectrum is taken on the host anyway, the features are read where they lie:
+    // a tensor of them would only be copied back out.
+    if precision == Precision::Exact || crate::device::is_host(device) {
+        check_not_empty(set.n, set.d)?;
+        let values = mode.applied_host(&set.features, set.n, set.d);
+        let (values, method) = host_spectrum(values, set.n, set.d, mode, precision).await?;
+        return Ok(SpectrumReport::from_singular_values(&set.name, mode, set.n, set.d, values, method));
+    }
     measure_tensor_async(set.features_tensor(device), &set.name, mode, precision).await
 }
 

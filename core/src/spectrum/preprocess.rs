@@ -48,30 +48,53 @@ impl Preprocess {
     /// instead of Burn's composed ops, each of which reads and writes the whole matrix.
     pub fn apply_host(self, x: &mut [f32], n: usize, d: usize) {
         assert_eq!(x.len(), n * d);
-        if d == 0 {
+        if d == 0 || self == Self::Raw {
             return;
         }
+        let means = self.column_means(x, n, d);
+        for_each_row(x, d, |row| self.prepare_row(row, &means));
+    }
+
+    /// [`Preprocess::apply_host`] into a new vector, for values the caller keeps: each row is
+    /// copied and prepared while it is in cache, instead of a copy followed by a second pass.
+    pub fn applied_host(self, x: &[f32], n: usize, d: usize) -> Vec<f32> {
+        assert_eq!(x.len(), n * d);
+        let mut out = vec![0f32; n * d];
+        if d == 0 {
+            return out;
+        }
+        let means = self.column_means(x, n, d);
+        for_each_row_copied(x, &mut out, d, |row| self.prepare_row(row, &means));
+        out
+    }
+
+    /// The column means `Centered` subtracts (empty for the other modes).
+    fn column_means(self, x: &[f32], n: usize, d: usize) -> Vec<f32> {
+        if self != Self::Centered {
+            return Vec::new();
+        }
+        let mut sums = vec![0f64; d];
+        for row in x.chunks(d) {
+            for (s, &v) in sums.iter_mut().zip(row) {
+                *s += f64::from(v);
+            }
+        }
+        sums.iter().map(|s| (s / n as f64) as f32).collect()
+    }
+
+    fn prepare_row(self, row: &mut [f32], column_means: &[f32]) {
         match self {
-            Self::Paper => for_each_row(x, d, |row| {
+            Self::Paper => {
                 let norm = (row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt() as f32).max(1e-12);
                 let mut sum = 0f64;
                 for v in row.iter_mut() {
                     *v /= norm;
                     sum += f64::from(*v);
                 }
-                let mean = (sum / d as f64) as f32;
+                let mean = (sum / row.len() as f64) as f32;
                 row.iter_mut().for_each(|v| *v -= mean);
-            }),
-            Self::Centered => {
-                let mut sums = vec![0f64; d];
-                for row in x.chunks(d) {
-                    for (s, &v) in sums.iter_mut().zip(row) {
-                        *s += f64::from(v);
-                    }
-                }
-                let means: Vec<f32> = sums.iter().map(|s| (s / n as f64) as f32).collect();
-                for_each_row(x, d, |row| row.iter_mut().zip(&means).for_each(|(v, m)| *v -= m));
             }
+            Self::Centered => row.iter_mut().zip(column_means).for_each(|(v, m)| *v -= m),
             Self::Raw => {}
         }
     }
@@ -87,6 +110,21 @@ fn for_each_row(x: &mut [f32], d: usize, work: impl Fn(&mut [f32]) + Send + Sync
     }
     #[cfg(target_arch = "wasm32")]
     x.chunks_mut(d).for_each(work);
+}
+
+/// Copies each row of `src` into `dst` and runs `work` on the copy, like [`for_each_row`].
+fn for_each_row_copied(src: &[f32], dst: &mut [f32], d: usize, work: impl Fn(&mut [f32]) + Send + Sync) {
+    let copy = |(to, from): (&mut [f32], &[f32])| {
+        to.copy_from_slice(from);
+        work(to);
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        dst.par_chunks_mut(d).zip(src.par_chunks(d)).with_min_len(64).for_each(copy);
+    }
+    #[cfg(target_arch = "wasm32")]
+    dst.chunks_mut(d).zip(src.chunks(d)).for_each(copy);
 }
 
 impl std::str::FromStr for Preprocess {
@@ -119,8 +157,10 @@ mod tests {
         for mode in [Preprocess::Paper, Preprocess::Centered, Preprocess::Raw] {
             let tensor = Tensor::<2>::from_data(TensorData::new(x.clone(), [n, d]), &Device::flex());
             let expected = blocking(floats(mode.apply(tensor))).unwrap();
+            let copied = mode.applied_host(&x, n, d);
             let mut host = x.clone();
             mode.apply_host(&mut host, n, d);
+            assert_eq!(copied, host, "{mode:?}: the copying pass differs from the in-place one");
             let scale = expected.iter().fold(0f32, |a, v| a.max(v.abs()));
             for (i, (a, b)) in host.iter().zip(&expected).enumerate() {
                 assert!((a - b).abs() <= 1e-6 * scale, "{mode:?} [{i}]: {a} vs {b}");

@@ -147,6 +147,24 @@ fn measured_bound_accepts_what_the_model_rejects() {
     assert!(perturbation_bound(&eig, modelled) > AUTO_TOLERANCE, "the model accepts this matrix already");
 }
 
+/// A feature set on the host is read where it lies, not through a tensor; the report is the
+/// one the tensor route gives, in every mode and precision, for tall and wide matrices.
+#[test]
+fn feature_sets_on_the_host_match_the_tensor_route() {
+    let device = Device::flex();
+    for (n, d) in [(1500usize, 40usize), (30, 200)] {
+        let x = with_spectrum(n, d, &[5.0, 2.0, 1.0, 0.3, 1e-3], 21);
+        let set = FeatureSet::new("x", x.clone(), d, vec![0; n], None).unwrap();
+        for mode in [Preprocess::Paper, Preprocess::Centered, Preprocess::Raw] {
+            for precision in [Precision::Auto, Precision::Exact, Precision::Fast] {
+                let from_set = measure(&set, mode, precision, &device).unwrap();
+                let from_tensor = measure_tensor(tensor(&x, n, d, &device), "x", mode, precision).unwrap();
+                assert_eq!(from_set, from_tensor, "{n} x {d}, {mode:?}, {precision:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn centered_mode_removes_the_mean_direction() {
     // Every row is the same vector plus small noise: raw has one huge direction, centred does not.

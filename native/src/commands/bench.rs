@@ -8,11 +8,12 @@ use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use nml_core::bench::{median_seconds, synthetic_features, synthetic_images, sync, teacher_task};
+use nml_core::data::FeatureSet;
 use nml_core::device::{BackendChoice, ComputeDevice};
 use nml_core::io::write_atomic;
 use nml_core::kernels::{self, reference};
 use nml_core::pretrain::{AugmentConfig, DeviceImages, image_batch, pretrain};
-use nml_core::spectrum::{Precision, Preprocess, measure_tensor};
+use nml_core::spectrum::{Precision, Preprocess, measure};
 use nml_core::tune::{Method, TuneConfig, fit};
 use nml_core::{NmlError, Result};
 use rand::SeedableRng;
@@ -72,6 +73,11 @@ fn features(n: usize, d: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(synthetic_features(n, d, 0), [n, d]), device)
 }
 
+/// The spectrum rows' input: a feature set, as `nml spectrum` reads one from a file.
+fn feature_set(n: usize, d: usize) -> Result<FeatureSet> {
+    FeatureSet::new("x", synthetic_features(n, d, 0), d, vec![0; n], None)
+}
+
 fn relative(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs()
 }
@@ -88,10 +94,10 @@ fn spectrum(target: &ComputeDevice, quick: bool) -> Result<String> {
         "## Spectrum (paper mode)\n\nDefault precision (auto: the f32 Gram, on the device or from f32 blocks summed in f64 on the CPU, checked against a model of its rounding and then, where that is too coarse, against its measured error; else the exact f64 path), the exact path alone, and the f32 Gram with no check (fast), each against the exact path's SVE and LSVR.\n\n| features | auto | method | auto: SVE rel. diff | auto: LSVR rel. diff | exact (f64) | fast | fast: SVE rel. diff | fast: LSVR rel. diff |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for &(n, d) in sizes {
-        let x = features(n, d, &target.device);
+        let set = feature_set(n, d)?;
         let mut report = None;
         let t = median_seconds(repeats(n as f64 * (d * d) as f64 / 2e10), || {
-            report = Some(measure_tensor(x.clone(), "x", Preprocess::Paper, Precision::Auto));
+            report = Some(measure(&set, Preprocess::Paper, Precision::Auto, &target.device));
         });
         let report = match report.expect("ran") {
             Ok(report) => report,
@@ -101,12 +107,11 @@ fn spectrum(target: &ComputeDevice, quick: bool) -> Result<String> {
                 continue;
             }
         };
-        let x_cpu = features(n, d, &Device::flex());
         let mut exact = None;
-        let t_exact = median_seconds(1, || exact = Some(measure_tensor(x_cpu.clone(), "x", Preprocess::Paper, Precision::Exact)));
+        let t_exact = median_seconds(1, || exact = Some(measure(&set, Preprocess::Paper, Precision::Exact, &Device::flex())));
         let exact = exact.expect("ran")?;
         let mut fast = None;
-        let t_fast = median_seconds(1, || fast = Some(measure_tensor(x.clone(), "x", Preprocess::Paper, Precision::Fast)));
+        let t_fast = median_seconds(1, || fast = Some(measure(&set, Preprocess::Paper, Precision::Fast, &target.device)));
         let fast = fast.expect("ran")?;
         let _ = writeln!(
             out,
@@ -270,10 +275,10 @@ fn scaling(target: &ComputeDevice, quick: bool) -> Result<String> {
         Ok(())
     };
     rows("spectrum (paper mode, default precision)", &spectrum_sizes, &mut |n, d| {
-        let x = features(n, d, &target.device);
+        let set = feature_set(n, d)?;
         let mut result = Ok(());
         let t = median_seconds(repeats(n as f64 * (d * d) as f64 / 2e10), || {
-            if let Err(e) = measure_tensor(x.clone(), "x", Preprocess::Paper, Precision::Auto) {
+            if let Err(e) = measure(&set, Preprocess::Paper, Precision::Auto, &target.device) {
                 result = Err(e);
             }
         });
