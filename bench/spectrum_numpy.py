@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """What a careful numpy user would run for a feature spectrum, on the matrices of
 core/benches/spectrum.rs (same shape and distribution: uniform noise with column scales
-1 / (1 + j / 16)). Prints seconds (median of --repeats) as JSON.
+1 / (1 + j / 16)): the f32 Gram + eigvalsh of the matrix as it is (the floor), the same after
+nml's paper-mode preprocessing (the work nml's spectrum rows do), and the full SVD. Prints
+seconds (median of --repeats) as JSON.
 Usage: spectrum_numpy.py [--sizes 20000x1024,50000x2048] [--repeats 3]
 """
 import argparse, json, time
@@ -13,6 +15,12 @@ def features(n, d, seed=0):
     rng = np.random.default_rng(seed)
     scale = (1.0 / (1.0 + np.arange(d) / 16.0)).astype(np.float32)
     return ((rng.random((n, d), dtype=np.float32) - 0.5) * scale).astype(np.float32)
+
+
+def paper_mode(x):
+    """nml's default preprocessing: rows L2-normalised, then each row minus its own mean."""
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return u - u.mean(axis=1, keepdims=True)
 
 
 def timed(fn, repeats):
@@ -38,6 +46,7 @@ def main():
             "size": size,
             "gram_seconds": timed(lambda: x.T @ x, a.repeats),
             "gram_eigvalsh_seconds": timed(lambda: np.linalg.eigvalsh(x.T @ x), a.repeats),
+            "paper_gram_eigvalsh_seconds": timed(lambda: np.linalg.eigvalsh((lambda u: u.T @ u)(paper_mode(x))), a.repeats),
             "svd_seconds": timed(lambda: np.linalg.svd(x, compute_uv=False), a.svd_repeats),
         })
     print(json.dumps(out))

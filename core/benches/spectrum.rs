@@ -1,13 +1,14 @@
-//! Spectrum cost against its work floor (the Gram product alone), and the eigenvalue solver
+//! Spectrum cost in each precision, the exact path's Gram alone, and the eigenvalue solver
 //! choice (faer vs nalgebra). `bench/compare.py` puts these next to numpy on the same machine.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use nml_core::spectrum::{Precision, Preprocess, gram_f64, measure_tensor, singular_values};
 use nml_core::bench::synthetic_features as features;
+use nml_core::data::FeatureSet;
+use nml_core::spectrum::{Precision, Preprocess, gram_f64, measure};
 
 /// The nml binary's allocator (native/Cargo.toml says why), so these figures are what it runs.
 #[global_allocator]
@@ -27,20 +28,16 @@ fn spectrum(c: &mut Criterion) {
     let mut group = c.benchmark_group("spectrum");
     group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(20));
     for (n, d) in sizes() {
-        let x = Tensor::<2>::from_data(TensorData::new(features(n, d, 0), [n, d]), &device);
+        // A feature set, as `nml spectrum` reads one from a file, in the paper's mode.
+        let set = FeatureSet::new("x", features(n, d, 0), d, vec![0; n], None).unwrap();
         let id = format!("{n}x{d}");
-        group.bench_function(BenchmarkId::new("gram_product_only", &id), |b| {
-            b.iter(|| black_box(x.clone().transpose().matmul(x.clone()).into_data()))
-        });
-        // The Gram the CPU path actually forms (f64, faer): the work floor of the default path.
-        let host = x.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
-        group.bench_function(BenchmarkId::new("gram_f64_host_only", &id), |b| b.iter(|| black_box(gram_f64(&host, n, d))));
-        group.bench_function(BenchmarkId::new("singular_values_fast", &id), |b| {
-            b.iter(|| black_box(singular_values(x.clone(), Precision::Fast).unwrap()))
-        });
-        group.bench_function(BenchmarkId::new("spectrum_raw_auto", &id), |b| {
-            b.iter(|| black_box(measure_tensor(x.clone(), "x", Preprocess::Raw, Precision::Auto).unwrap()))
-        });
+        for (name, precision) in [("paper_auto", Precision::Auto), ("paper_fast", Precision::Fast), ("paper_exact", Precision::Exact)] {
+            group.bench_function(BenchmarkId::new(name, &id), |b| {
+                b.iter(|| black_box(measure(&set, Preprocess::Paper, precision, &device).unwrap()))
+            });
+        }
+        // The exact path's Gram alone (f64, faer), without preprocessing or eigenvalues.
+        group.bench_function(BenchmarkId::new("gram_f64_host_only", &id), |b| b.iter(|| black_box(gram_f64(&set.features, n, d))));
     }
     group.finish();
 }
