@@ -10,8 +10,8 @@
 //! by `tau` in the worst pattern of directions, first with a model of f32 rounding
 //! (`tau = 16 eps_f32 max_j G_jj`, free; accepted under 1e-5 relative, ten times inside the
 //! guarantee since it is a model), and where that is too coarse with `tau` measured
-//! ([`gram_error_bound`]: a few Gaussian probes through `G_fast - G`, one f64 pass over the
-//! features each, an upper bound with probability 1 - 1e-6; accepted under 1e-4). Otherwise it
+//! ([`gram_error_bound`]: twelve Gaussian probes through `(G_fast - G)^3`, one f64 pass over
+//! the features per power, an upper bound with probability 1 - 1e-6; accepted under 1e-4). Otherwise it
 //! recomputes the Gram exactly in f64 on the host (blocked, only the lower triangle). The
 //! guarantee: SVE and LSVR within 1e-4 relative of an f64 SVD of the same (preprocessed)
 //! matrix; tested on spectra decaying over seven orders of magnitude.

@@ -248,7 +248,7 @@ proptest! {
 #[test]
 #[ignore = "diagnostic: cargo test -p nml-core --lib bound_diagnostics -- --ignored --nocapture"]
 fn bound_diagnostics() {
-    for (n, d) in [(8000, 512), (20000, 1024), (50000, 2048)] {
+    for (n, d) in [(20000, 1024), (40000, 2048), (50000, 2048)] {
         let x = crate::bench::synthetic_features(n, d, 0);
         let device = Device::flex();
         let pre = blocking(floats(Preprocess::Paper.apply(tensor(&x, n, d, &device)))).unwrap();
