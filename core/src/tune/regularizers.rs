@@ -15,13 +15,22 @@ pub fn consistency_mse(z: Tensor<2>, f: Tensor<2>) -> Tensor<1> {
 
 /// Covariance penalty: the sum of squared off-diagonal entries of the batch covariance of Z
 /// (rows centred, divided by B - 1), divided by D.
+///
+/// The squared entries of the D x D covariance `C^T C / (B - 1)` sum to those of the B x B
+/// matrix `C C^T / (B - 1)` (both are `tr(C^T C C^T C)`), so the smaller of the two is formed:
+/// for the paper's batch of 64 on 512-dimensional features, a 64 x 64 product instead of a
+/// 512 x 512 one.
 pub fn covariance_penalty(z: Tensor<2>) -> Tensor<1> {
     let [b, d] = z.dims();
     let centred = z.clone() - z.mean_dim(0);
     let denom = (b.max(2) - 1) as f64;
-    let cov = centred.clone().transpose().matmul(centred.clone()).div_scalar(denom);
+    let product = if b < d {
+        centred.clone().matmul(centred.clone().transpose())
+    } else {
+        centred.clone().transpose().matmul(centred.clone())
+    };
     let diagonal = centred.square().sum_dim(0).div_scalar(denom);
-    (cov.square().sum() - diagonal.square().sum()).div_scalar(d as f64)
+    (product.div_scalar(denom).square().sum() - diagonal.square().sum()).div_scalar(d as f64)
 }
 
 /// Mean over the k largest singular values of Z of `s_i / sum_j s_j`, with its true gradient.
@@ -99,6 +108,7 @@ mod tests {
     #[test]
     fn covariance_and_consistency_gradients() {
         check_gradient(&covariance_penalty, 6, 4, 12, 2e-2);
+        check_gradient(&covariance_penalty, 4, 6, 14, 2e-2);
         let f = random(6, 4, 99);
         check_gradient(
             &|z| {
@@ -122,6 +132,30 @@ mod tests {
         }
         let got = value(&|z| top_k_singular_share(z, 2).unwrap(), &x, b, d);
         assert!((got - (4.0 + 3.0) / 10.0 / 2.0).abs() < 1e-6, "{got}");
+    }
+
+    /// Both shapes (batch smaller and larger than D) against the D x D covariance formed directly.
+    #[test]
+    fn covariance_penalty_matches_the_full_covariance() {
+        for (b, d) in [(6usize, 20usize), (20, 6)] {
+            let x = random(b, d, 5);
+            let mean: Vec<f64> = (0..d).map(|j| (0..b).map(|i| f64::from(x[i * d + j])).sum::<f64>() / b as f64).collect();
+            let mut off_diagonal = 0.0;
+            for j in 0..d {
+                for k in 0..d {
+                    if j != k {
+                        let cov: f64 = (0..b)
+                            .map(|i| (f64::from(x[i * d + j]) - mean[j]) * (f64::from(x[i * d + k]) - mean[k]))
+                            .sum::<f64>()
+                            / (b - 1) as f64;
+                        off_diagonal += cov * cov;
+                    }
+                }
+            }
+            let expected = off_diagonal / d as f64;
+            let got = value(&covariance_penalty, &x, b, d);
+            assert!((got - expected).abs() < 1e-5 * expected.max(1.0), "{b} x {d}: {got} vs {expected}");
+        }
     }
 
     #[test]
