@@ -3,7 +3,7 @@
 the other, and prints the performance table of the README with its ratios.
 
 Usage (from the repository root):
-  python3 bench/compare.py            # everything (about 15 minutes on 2 cores)
+  python3 bench/compare.py            # everything (about 17 minutes on 2 cores)
   python3 bench/compare.py --skip-cargo   # reuse the last criterion results
 Needs numpy (and torch for the tuning rows): pip install numpy torch
 """

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use burn::tensor::Device;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use nml_core::bench::synthetic_features as features;
-use nml_core::data::FeatureSet;
+use nml_core::bench::{synthetic_feature_set, synthetic_features as features};
 use nml_core::spectrum::{Precision, Preprocess, gram_f64, measure};
 
 /// The nml binary's allocator (native/Cargo.toml says why), so these figures are what it runs.
@@ -28,8 +27,7 @@ fn spectrum(c: &mut Criterion) {
     let mut group = c.benchmark_group("spectrum");
     group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(20));
     for (n, d) in sizes() {
-        // A feature set, as `nml spectrum` reads one from a file, in the paper's mode.
-        let set = FeatureSet::new("x", features(n, d, 0), d, vec![0; n], None).unwrap();
+        let set = synthetic_feature_set(n, d, 0);
         let id = format!("{n}x{d}");
         for (name, precision) in [("paper_auto", Precision::Auto), ("paper_fast", Precision::Fast), ("paper_exact", Precision::Exact)] {
             group.bench_function(BenchmarkId::new(name, &id), |b| {

@@ -17,6 +17,12 @@ pub fn synthetic_features(n: usize, d: usize, seed: u64) -> Vec<f32> {
     (0..n * d).map(|i| (rng.random::<f32>() - 0.5) * scale[i % d]).collect()
 }
 
+/// [`synthetic_features`] as a feature set (one class), the input of the spectrum benchmarks: what
+/// `nml spectrum` holds after reading a features file.
+pub fn synthetic_feature_set(n: usize, d: usize, seed: u64) -> FeatureSet {
+    FeatureSet::new("bench", synthetic_features(n, d, seed), d, vec![0; n], None).expect("consistent by construction")
+}
+
 /// Features with labels from a random linear teacher, so a head has something to learn.
 pub fn teacher_task(n: usize, d: usize, classes: usize, seed: u64) -> FeatureSet {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

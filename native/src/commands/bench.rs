@@ -7,8 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use nml_core::bench::{median_seconds, synthetic_features, synthetic_images, sync, teacher_task};
-use nml_core::data::FeatureSet;
+use nml_core::bench::{median_seconds, synthetic_feature_set, synthetic_features, synthetic_images, sync, teacher_task};
 use nml_core::device::{BackendChoice, ComputeDevice};
 use nml_core::io::write_atomic;
 use nml_core::kernels::{self, reference};
@@ -73,11 +72,6 @@ fn features(n: usize, d: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(synthetic_features(n, d, 0), [n, d]), device)
 }
 
-/// The spectrum rows' input: a feature set, as `nml spectrum` reads one from a file.
-fn feature_set(n: usize, d: usize) -> Result<FeatureSet> {
-    FeatureSet::new("x", synthetic_features(n, d, 0), d, vec![0; n], None)
-}
-
 fn relative(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs()
 }
@@ -94,7 +88,7 @@ fn spectrum(target: &ComputeDevice, quick: bool) -> Result<String> {
         "## Spectrum (paper mode)\n\nDefault precision (auto: the f32 Gram, on the device or from f32 blocks summed in f64 on the CPU, checked against a model of its rounding and then, where that is too coarse, against its measured error; else the exact f64 path), the exact path alone, and the f32 Gram with no check (fast), each against the exact path's SVE and LSVR.\n\n| features | auto | method | auto: SVE rel. diff | auto: LSVR rel. diff | exact (f64) | fast | fast: SVE rel. diff | fast: LSVR rel. diff |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for &(n, d) in sizes {
-        let set = feature_set(n, d)?;
+        let set = synthetic_feature_set(n, d, 0);
         let mut report = None;
         let t = median_seconds(repeats(n as f64 * (d * d) as f64 / 2e10), || {
             report = Some(measure(&set, Preprocess::Paper, Precision::Auto, &target.device));
@@ -275,7 +269,7 @@ fn scaling(target: &ComputeDevice, quick: bool) -> Result<String> {
         Ok(())
     };
     rows("spectrum (paper mode, default precision)", &spectrum_sizes, &mut |n, d| {
-        let set = feature_set(n, d)?;
+        let set = synthetic_feature_set(n, d, 0);
         let mut result = Ok(());
         let t = median_seconds(repeats(n as f64 * (d * d) as f64 / 2e10), || {
             if let Err(e) = measure(&set, Preprocess::Paper, Precision::Auto, &target.device) {
