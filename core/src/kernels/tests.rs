@@ -114,18 +114,28 @@ fn augmentation_kernel_equals_the_host_loop() {
     assert_same_as_host(&gpu, true);
 }
 
-/// The issue-sized case (50000 x 2048, 410 MB of features): `cargo test -p nml-core --lib
-/// kernels::tests::issue_sized -- --ignored --nocapture` (about two minutes on llvmpipe).
+/// The issue-sized case: SVE and LSVR of a 50000 x 2048 feature set (410 MB in f32, more than
+/// llvmpipe allocates in one buffer, so it is uploaded in blocks) from the kernel's Gram
+/// against the exact f64 path. `cargo test -p nml-core --lib kernels::tests::issue_sized --
+/// --ignored --nocapture` (minutes on llvmpipe).
 #[test]
 #[ignore]
 fn issue_sized_gram_on_wgpu() {
+    use crate::spectrum::{Precision, measure};
     let Some(gpu) = wgpu_or_skip("kernels::issue_sized_gram_on_wgpu") else { return };
-    let (n, d) = (50_000, 2048);
-    let x = Tensor::<2>::from_data(burn::tensor::TensorData::new(crate::bench::synthetic_features(n, d, 0), [n, d]), &gpu);
-    let started = std::time::Instant::now();
-    let gram = preprocessed_gram(x.clone(), Preprocess::Paper).try_into_data();
-    eprintln!("kernel: {:?} in {:.1} s", gram.as_ref().map(|g| g.shape().clone()), started.elapsed().as_secs_f64());
-    let started = std::time::Instant::now();
-    let gram = reference::preprocessed_gram(x, Preprocess::Paper).try_into_data();
-    eprintln!("composed: {:?} in {:.1} s", gram.as_ref().map(|g| g.shape().clone()).map_err(|e| format!("{e:?}")), started.elapsed().as_secs_f64());
+    let set = crate::bench::synthetic_feature_set(50_000, 2048, 0);
+    let timed = |precision| {
+        let started = std::time::Instant::now();
+        let report = measure(&set, Preprocess::Paper, precision, &gpu).unwrap();
+        (report, started.elapsed().as_secs_f64())
+    };
+    let (exact, exact_seconds) = timed(Precision::Exact);
+    for precision in [Precision::Fast, Precision::Auto] {
+        let (report, seconds) = timed(precision);
+        let sve = (report.sve - exact.sve).abs() / exact.sve;
+        let lsvr = (report.lsvr_ratio - exact.lsvr_ratio).abs() / exact.lsvr_ratio;
+        eprintln!("{precision:?} ({}): {seconds:.1} s, SVE within {sve:.1e}, LSVR within {lsvr:.1e} (exact path {exact_seconds:.1} s)", report.method);
+        assert_eq!(report.method, "gram-f32-device");
+        assert!(sve < 1e-4 && lsvr < 1e-4, "{precision:?}: SVE {sve:e}, LSVR {lsvr:e}");
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! # Method and accuracy
 //! The fast path forms the Gram matrix (`X^T X`, or `X X^T` when N < D) in f32 (on a GPU, on the
-//! device; on the CPU, on the host from blocks of 1024 rows summed in f64) and takes its
+//! device, a feature set uploaded in blocks of at most 64 MiB whose Grams are summed in f64; on
+//! the CPU, on the host from blocks of 1024 rows summed in f64) and takes its
 //! eigenvalues in f64 on the host; singular values are their square roots. By Weyl's
 //! inequality rounding in the Gram moves each eigenvalue by at most `tau = ||G_fast - G||_2`,
 //! which is harmless for large singular values but leaves a floor near `sqrt(tau)` under tiny
@@ -212,6 +213,50 @@ enum Features {
     Host(Vec<f32>),
     /// The raw features on a GPU.
     Device(Tensor<2>),
+    /// Preprocessed values on the host whose Gram a GPU forms, uploaded by [`staged_gram`].
+    Staged { values: Vec<f32>, device: Device },
+}
+
+/// Most feature bytes [`staged_gram`] uploads at once: half of WebGPU's default 128 MiB limit
+/// on a storage binding, so a browser's adapter takes every block (a 50000 x 2048 matrix is
+/// 410 MB in f32, more than llvmpipe allocates in one buffer).
+const STAGE_BYTES: usize = 64 << 20;
+
+/// The Gram (N >= D) of row-major host values, formed on `device` from blocks of
+/// `rows_per_stage` rows: each block's f32 Gram comes from nml's kernel (its composed reference
+/// where there is none), and the blocks are summed in f64 on the host, which adds no f32
+/// rounding. The next block is queued before the last one is read back, so the device does
+/// not wait on the host.
+///
+/// The values come preprocessed, not raw with the kernel's fused preprocessing: then the
+/// Gram's only error is the one the `Auto` check bounds against these same values. Fused, the
+/// device's rounding of the preprocessing was a second error the check counts against the
+/// Gram: at 50000 x 2048 on llvmpipe it took the true error from 1.4e-4 to 2.4e-4 and the
+/// measured bound past what the 1e-4 guarantee allows.
+async fn staged_gram(values: &[f32], n: usize, d: usize, device: &Device, rows_per_stage: usize) -> Result<faer::Mat<f64>> {
+    use burn::tensor::TensorData;
+    let rows_per_stage = rows_per_stage.max(1);
+    let mut gram = faer::Mat::<f64>::zeros(d, d);
+    let mut add = |part: Vec<f32>| {
+        for (j, column) in part.chunks_exact(d).enumerate() {
+            for (g, &v) in gram.col_as_slice_mut(j).iter_mut().zip(column) {
+                *g += f64::from(v);
+            }
+        }
+    };
+    let mut queued: Option<Tensor<2>> = None;
+    for start in (0..n).step_by(rows_per_stage) {
+        let end = (start + rows_per_stage).min(n);
+        let block = Tensor::<2>::from_data(TensorData::new(values[start * d..end * d].to_vec(), [end - start, d]), device);
+        let part = crate::kernels::preprocessed_gram(block, Preprocess::Raw);
+        if let Some(previous) = queued.replace(part) {
+            add(floats(previous).await?);
+        }
+    }
+    if let Some(last) = queued {
+        add(floats(last).await?);
+    }
+    Ok(gram)
 }
 
 /// The preprocessed features on the host: on a host device one fused pass over the values,
@@ -247,6 +292,10 @@ async fn checked_fast(
             };
             (linalg::square_from_f32(&floats(gram).await?, m), "gram-f32-device")
         }
+        Features::Staged { values, device } => {
+            let rows = STAGE_BYTES / (d * size_of::<f32>());
+            (staged_gram(values, n, d, device, rows).await?, "gram-f32-device")
+        }
     };
     let max_diag = (0..m).map(|i| gram_host[(i, i)]).fold(0.0, f64::max);
     let deflate = mode == Preprocess::Paper && d <= n && d > 1;
@@ -271,6 +320,7 @@ async fn checked_fast(
             let values = match features {
                 Features::Host(values) => values,
                 Features::Device(x) => preprocessed_values(x, mode).await?,
+                Features::Staged { values, .. } => values,
             };
             let fast_gram = undeflated.as_ref().unwrap_or(&gram_host);
             let measured = gram_error_bound(&values, n, d, fast_gram);
@@ -307,13 +357,20 @@ pub fn measure(set: &FeatureSet, mode: Preprocess, precision: Precision, device:
 pub async fn measure_async(set: &FeatureSet, mode: Preprocess, precision: Precision, device: &Device) -> Result<SpectrumReport> {
     // Where the spectrum is taken on the host anyway, the features are read where they lie:
     // a tensor of them would only be copied back out.
-    if precision == Precision::Exact || crate::device::is_host(device) {
-        check_not_empty(set.n, set.d)?;
-        let values = mode.applied_host(&set.features, set.n, set.d);
-        let (values, method) = host_spectrum(values, set.n, set.d, mode, precision).await?;
-        return Ok(SpectrumReport::from_singular_values(&set.name, mode, set.n, set.d, values, method));
-    }
-    measure_tensor_async(set.features_tensor(device), &set.name, mode, precision).await
+    let (n, d) = (set.n, set.d);
+    check_not_empty(n, d)?;
+    let (values, method) = if precision == Precision::Exact || crate::device::is_host(device) {
+        let values = mode.applied_host(&set.features, n, d);
+        host_spectrum(values, n, d, mode, precision).await?
+    } else if d <= n {
+        // Uploaded a block at a time: one buffer of all the features may exceed what the
+        // adapter can allocate or bind.
+        let values = mode.applied_host(&set.features, n, d);
+        checked_fast(Features::Staged { values, device: device.clone() }, mode, precision, n, d).await?
+    } else {
+        by_precision(set.features_tensor(device), mode, precision).await?
+    };
+    Ok(SpectrumReport::from_singular_values(&set.name, mode, n, d, values, method))
 }
 
 #[cfg(test)]

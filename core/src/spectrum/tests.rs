@@ -165,6 +165,41 @@ fn feature_sets_on_the_host_match_the_tensor_route() {
     }
 }
 
+/// A Gram formed a block of rows at a time (several blocks and a short last one) is the whole
+/// matrix's.
+#[test]
+fn staged_gram_sums_its_blocks_to_the_whole() {
+    let (n, d) = (1000, 70);
+    let x = with_spectrum(n, d, &[5.0, 2.0, 1.0, 0.3, 0.05], 23);
+    let mut devices = vec![Device::flex()];
+    devices.extend(crate::test_support::wgpu_or_skip("spectrum::staged_gram_sums_its_blocks_to_the_whole"));
+    let exact = linalg::gram_f64(&x, n, d);
+    let scale = (0..d).map(|j| exact[(j, j)]).fold(0.0, f64::max);
+    for device in &devices {
+        let staged = blocking(staged_gram(&x, n, d, device, 97)).unwrap();
+        let error = (0..d).flat_map(|i| (0..d).map(move |j| (i, j))).map(|(i, j)| (staged[(i, j)] - exact[(i, j)]).abs()).fold(0.0, f64::max);
+        assert!(error < 1e-6 * scale, "{device:?}: off by {:e} of the largest entry", error / scale);
+    }
+}
+
+/// On a GPU a feature set goes through the staged Gram; its report matches the exact one.
+#[test]
+fn feature_sets_on_a_gpu_meet_the_guarantee() {
+    let Some(gpu) = crate::test_support::wgpu_or_skip("spectrum::feature_sets_on_a_gpu_meet_the_guarantee") else { return };
+    let (n, d) = (3000, 96);
+    let s: Vec<f64> = (0..d).map(|i| 5.0 / (1.0 + i as f64 / 6.0)).collect();
+    let set = FeatureSet::new("x", with_spectrum(n, d, &s, 6), d, vec![0; n], None).unwrap();
+    for mode in [Preprocess::Paper, Preprocess::Centered, Preprocess::Raw] {
+        let exact = measure(&set, mode, Precision::Exact, &gpu).unwrap();
+        for precision in [Precision::Fast, Precision::Auto] {
+            let report = measure(&set, mode, precision, &gpu).unwrap();
+            assert_eq!(report.singular_values.len(), d);
+            assert!(rel(report.sve, exact.sve) < 1e-4, "{mode:?} {precision:?}: SVE {} vs {}", report.sve, exact.sve);
+            assert!(rel(report.lsvr_ratio, exact.lsvr_ratio) < 1e-4, "{mode:?} {precision:?}");
+        }
+    }
+}
+
 #[test]
 fn centered_mode_removes_the_mean_direction() {
     // Every row is the same vector plus small noise: raw has one huge direction, centred does not.
