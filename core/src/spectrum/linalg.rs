@@ -273,7 +273,7 @@ pub struct ThinSvd {
     pub rank: usize,
 }
 
-///
+/// The [`ThinSvd`] of a row-major `b x d` batch, from the eigenvectors of its smaller Gram.
 /// A batch is small, so everything runs on the calling thread: for 64 x 512 the thread pool's
 /// hand-offs cost more than the arithmetic (1.1 ms per call with them).
 pub fn thin_svd(z: &[f32], b: usize, d: usize, rel_tol: f64) -> ThinSvd {

@@ -238,6 +238,7 @@ async fn staged_gram(values: &[f32], n: usize, d: usize, device: &Device, rows_p
     let rows_per_stage = rows_per_stage.max(1);
     let mut gram = faer::Mat::<f64>::zeros(d, d);
     let mut add = |part: Vec<f32>| {
+        // Row-major, but symmetric: row j is column j.
         for (j, column) in part.chunks_exact(d).enumerate() {
             for (g, &v) in gram.col_as_slice_mut(j).iter_mut().zip(column) {
                 *g += f64::from(v);
@@ -389,14 +390,16 @@ pub async fn measure_async(set: &FeatureSet, mode: Preprocess, precision: Precis
     // a tensor of them would only be copied back out.
     let (n, d) = (set.n, set.d);
     check_not_empty(n, d)?;
-    let (values, method) = if precision == Precision::Exact || crate::device::is_host(device) {
+    let on_host = precision == Precision::Exact || crate::device::is_host(device);
+    let (values, method) = if on_host || d <= n {
         let values = mode.applied_host(&set.features, n, d);
-        host_spectrum(values, n, d, mode, precision).await?
-    } else if d <= n {
-        // Uploaded a block at a time: one buffer of all the features may exceed what the
-        // adapter can allocate or bind.
-        let values = mode.applied_host(&set.features, n, d);
-        checked_fast(Features::Staged { values, device: device.clone() }, mode, precision, n, d).await?
+        if on_host {
+            host_spectrum(values, n, d, mode, precision).await?
+        } else {
+            // Uploaded a block at a time: one buffer of all the features may exceed what the
+            // adapter can allocate or bind.
+            checked_fast(Features::Staged { values, device: device.clone() }, mode, precision, n, d).await?
+        }
     } else {
         by_precision(set.features_tensor(device), mode, precision).await?
     };
