@@ -87,11 +87,17 @@ pub fn gram_f32_blocks(x: &[f32], n: usize, d: usize) -> Mat<f64> {
     let starts: Vec<usize> = (0..inner).step_by(F32_BLOCK).collect();
     let group = (GROUP_BYTES / (m * m * size_of::<f32>()).max(1)).clamp(1, MAX_GROUP).min(starts.len().max(1));
     let mut blocks: Vec<Mat<f32>> = (0..group).map(|_| Mat::<f32>::zeros(m, m)).collect();
+    // A block of rows copied column-major, so that both factors of its Gram run along the
+    // summed index: faer's f32 product of a 1024 x 2048 block ran at 152 GFLOPS read from
+    // the rows as they lie and at 305 from this copy (Xeon, 2 threads).
+    let mut columns = if d <= n { vec![0f32; F32_BLOCK.min(n) * d] } else { Vec::new() };
     for chunk in starts.chunks(group) {
         for (block, &start) in blocks.iter_mut().zip(chunk) {
             let len = F32_BLOCK.min(inner - start);
             let (lhs, rhs) = if d <= n {
-                let rows = full.subrows(start, len);
+                let columns = &mut columns[..len * d];
+                copy_column_major(&x[start * d..(start + len) * d], len, d, columns);
+                let rows = MatRef::from_column_major_slice(columns, len, d);
                 (rows.transpose(), rows)
             } else {
                 let cols = full.subcols(start, len);
@@ -113,6 +119,36 @@ pub fn gram_f32_blocks(x: &[f32], n: usize, d: usize) -> Mat<f64> {
     }
     mirror_lower(&mut gram);
     gram
+}
+
+/// Columns copied per task, and rows per tile within a column, by [`copy_column_major`].
+const COPY_TILE: usize = 32;
+
+/// Copies a row-major `rows x d` matrix into `out` column-major, in tiles of 32 x 32 so that
+/// reads and writes both stay in cache, column ranges shared among threads (each is one
+/// contiguous run of `out`). Hand-written rather than taken from a transposition crate, which
+/// copies on one thread only: the 49 blocks of a 50000 x 2048 matrix took 0.09-0.10 s here
+/// against 0.18-0.20 s with the `transpose` crate.
+fn copy_column_major(x: &[f32], rows: usize, d: usize, out: &mut [f32]) {
+    assert_eq!((x.len(), out.len()), (rows * d, rows * d));
+    let copy = |(task, out): (usize, &mut [f32])| {
+        let first = task * COPY_TILE;
+        for r0 in (0..rows).step_by(COPY_TILE) {
+            let r1 = (r0 + COPY_TILE).min(rows);
+            for (offset, column) in out.chunks_exact_mut(rows).enumerate() {
+                for (r, v) in (r0..r1).zip(&mut column[r0..r1]) {
+                    *v = x[r * d + first + offset];
+                }
+            }
+        }
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(COPY_TILE * rows).enumerate().for_each(copy);
+    }
+    #[cfg(target_arch = "wasm32")]
+    out.chunks_mut(COPY_TILE * rows).enumerate().for_each(copy);
 }
 
 /// Adds the lower triangles of `parts` into that of `sum`, columns shared among threads.
@@ -351,6 +387,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Ragged tiles on both sides: 45 rows and 70 columns are not multiples of 32.
+    #[test]
+    fn column_major_copy_transposes() {
+        let (rows, d) = (45, 70);
+        let x: Vec<f32> = (0..rows * d).map(|i| i as f32).collect();
+        let mut out = vec![f32::NAN; rows * d];
+        copy_column_major(&x, rows, d, &mut out);
+        assert_eq!(MatRef::from_column_major_slice(&out, rows, d), MatRef::from_row_major_slice(&x, rows, d));
     }
 
     #[test]
