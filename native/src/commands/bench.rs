@@ -72,6 +72,17 @@ fn features(n: usize, d: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(synthetic_features(n, d, 0), [n, d]), device)
 }
 
+/// Runs `work` and prints its wall-clock window to stderr as `window LABEL START END` (UNIX
+/// seconds), so that a GPU-utilisation log taken beside the bench (`bench/gpu_util.py`, run by
+/// `scripts/device-bench`) can be read per measurement.
+fn windowed<T>(label: &str, work: impl FnOnce() -> T) -> T {
+    let unix = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64());
+    let start = unix();
+    let result = work();
+    eprintln!("window {label} {start:.3} {:.3}", unix());
+    result
+}
+
 fn relative(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs()
 }
@@ -90,8 +101,10 @@ fn spectrum(target: &ComputeDevice, quick: bool) -> Result<String> {
     for &(n, d) in sizes {
         let set = synthetic_feature_set(n, d, 0);
         let mut report = None;
-        let t = median_seconds(repeats(n as f64 * (d * d) as f64 / 2e10), || {
-            report = Some(measure(&set, Preprocess::Paper, Precision::Auto, &target.device));
+        let t = windowed(&format!("spectrum-auto-{n}x{d}"), || {
+            median_seconds(repeats(n as f64 * (d * d) as f64 / 2e10), || {
+                report = Some(measure(&set, Preprocess::Paper, Precision::Auto, &target.device));
+            })
         });
         let report = match report.expect("ran") {
             Ok(report) => report,
@@ -144,14 +157,18 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
     };
     let reps = if quick { 5 } else { 3 };
     let mut gram_kernel = None;
-    let t_kernel = median_seconds(reps, || {
-        gram_kernel = Some(kernels::preprocessed_gram(x.clone(), Preprocess::Paper));
-        sync(gpu);
+    let t_kernel = windowed("gram-kernel", || {
+        median_seconds(reps, || {
+            gram_kernel = Some(kernels::preprocessed_gram(x.clone(), Preprocess::Paper));
+            sync(gpu);
+        })
     });
     let mut gram_composed = None;
-    let t_composed = median_seconds(reps, || {
-        gram_composed = Some(reference::preprocessed_gram(x.clone(), Preprocess::Paper));
-        sync(gpu);
+    let t_composed = windowed("gram-composed", || {
+        median_seconds(reps, || {
+            gram_composed = Some(reference::preprocessed_gram(x.clone(), Preprocess::Paper));
+            sync(gpu);
+        })
     });
     let e_kernel = error(gram_kernel.expect("ran"))?;
     let e_composed = error(gram_composed.expect("ran"))?;
@@ -168,9 +185,11 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut time_batch = |wgsl: bool| {
         kernels::set_wgsl_enabled(wgsl);
-        let t = median_seconds(20, || {
-            let _batch = on_gpu.batch(&indices, Some((&config, &mut rng)));
-            sync(gpu);
+        let t = windowed(if wgsl { "augment-kernel" } else { "augment-composed" }, || {
+            median_seconds(20, || {
+                let _batch = on_gpu.batch(&indices, Some((&config, &mut rng)));
+                sync(gpu);
+            })
         });
         kernels::set_wgsl_enabled(true);
         t
@@ -200,10 +219,12 @@ fn tune_epochs(target: &ComputeDevice, quick: bool) -> Result<String> {
     for method in [Method::Lp, Method::Nmtune] {
         let config = TuneConfig { epochs: 1, ..TuneConfig::for_method(method) };
         let mut failed = None;
-        let t = median_seconds(if quick { 3 } else { 1 }, || {
-            if let Err(e) = fit(&train, None, &config, &target.device, &mut ()) {
-                failed = Some(e);
-            }
+        let t = windowed(&format!("tune-{}", method.name()), || {
+            median_seconds(if quick { 3 } else { 1 }, || {
+                if let Err(e) = fit(&train, None, &config, &target.device, &mut ()) {
+                    failed = Some(e);
+                }
+            })
         });
         if let Some(e) = failed {
             return Err(e);
@@ -225,17 +246,18 @@ fn pretrain_throughput(target: &ComputeDevice, quick: bool) -> Result<String> {
         "## Pre-training throughput (quick preset: ResNet 16-32-64 on 14 x 14 images, batch {}, one epoch of {n} MNIST digits)\n\n| augmentation | images/s |\n|---|---|\n",
         config.batch_size
     );
-    let variants: Vec<(&str, bool)> = if kernels::uses_wgsl(&target.device) {
-        vec![("WGSL kernel on the device", true), ("composed Burn ops on the device", false)]
+    let variants: Vec<(&str, &str, bool)> = if kernels::uses_wgsl(&target.device) {
+        vec![("WGSL kernel on the device", "kernel", true), ("composed Burn ops on the device", "composed", false)]
     } else {
-        vec![("host loop (the CPU backend's path)", true)]
+        vec![("host loop (the CPU backend's path)", "host", true)]
     };
-    for (name, wgsl) in variants {
+    for (name, tag, wgsl) in variants {
         kernels::set_wgsl_enabled(wgsl);
         // The first epoch also compiles kernels; the second one is timed.
         let mut seconds = f64::INFINITY;
-        for _ in 0..2 {
-            let trained = pretrain(&images, &config, None, &target.device, &mut ());
+        for epoch in 0..2 {
+            let label = format!("pretrain-{tag}-epoch{}", epoch + 1);
+            let trained = windowed(&label, || pretrain(&images, &config, None, &target.device, &mut ()));
             let trained = match trained {
                 Ok(t) => t,
                 Err(e) => {
@@ -258,17 +280,17 @@ fn scaling(target: &ComputeDevice, quick: bool) -> Result<String> {
     let spectrum_sizes: Vec<(usize, usize)> = if quick { vec![(1000, 64), (2000, 128), (4000, 256), (8000, 512)] } else { vec![(5000, 256), (10000, 512), (20000, 1024), (40000, 2048)] };
     let tune_sizes: Vec<(usize, usize)> = if quick { vec![(1000, 16), (2000, 32), (4000, 64), (8000, 128)] } else { vec![(6250, 64), (12500, 128), (25000, 256), (50000, 512)] };
     let mut out = String::from("## How cost grows (N and D doubling together)\n\n| work | N x D | time | exponent vs previous (log2 of the ratio) |\n|---|---|---|---|\n");
-    let mut rows = |name: &str, sizes: &[(usize, usize)], time: &mut dyn FnMut(usize, usize) -> Result<f64>| -> Result<()> {
+    let mut rows = |name: &str, tag: &str, sizes: &[(usize, usize)], time: &mut dyn FnMut(usize, usize) -> Result<f64>| -> Result<()> {
         let mut previous: Option<f64> = None;
         for &(n, d) in sizes {
-            let t = time(n, d)?;
+            let t = windowed(&format!("scaling-{tag}-{n}x{d}"), || time(n, d))?;
             let growth = previous.map_or("".to_string(), |p| format!("{:.2}", (t / p).log2()));
             let _ = writeln!(out, "| {name} | {n} x {d} | {t:.3} s | {growth} |");
             previous = Some(t);
         }
         Ok(())
     };
-    rows("spectrum (paper mode, default precision)", &spectrum_sizes, &mut |n, d| {
+    rows("spectrum (paper mode, default precision)", "spectrum", &spectrum_sizes, &mut |n, d| {
         let set = synthetic_feature_set(n, d, 0);
         let mut result = Ok(());
         let t = median_seconds(repeats(n as f64 * (d * d) as f64 / 2e10), || {
@@ -278,7 +300,7 @@ fn scaling(target: &ComputeDevice, quick: bool) -> Result<String> {
         });
         result.map(|_| t)
     })?;
-    rows("NMTune epoch (hidden 4 D)", &tune_sizes, &mut |n, d| {
+    rows("NMTune epoch (hidden 4 D)", "nmtune", &tune_sizes, &mut |n, d| {
         let train = teacher_task(n, d, 10, 0);
         let config = TuneConfig { epochs: 1, ..TuneConfig::for_method(Method::Nmtune) };
         let mut result = Ok(());
