@@ -72,15 +72,36 @@ fn features(n: usize, d: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(synthetic_features(n, d, 0), [n, d]), device)
 }
 
-/// Runs `work` and prints its wall-clock window to stderr as `window LABEL START END` (UNIX
-/// seconds), so that a GPU-utilisation log taken beside the bench (`bench/gpu_util.py`, run by
+/// Seconds since the UNIX epoch, the clock `bench/gpu_util.py` stamps its samples with.
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64())
+}
+
+/// Prints a measurement's wall-clock window to stderr as `window LABEL START END`, so that a
+/// GPU-utilisation log taken beside the bench (`bench/gpu_util.py`, run by
 /// `scripts/device-bench`) can be read per measurement.
+fn print_window(label: &str, start: f64) {
+    eprintln!("window {label} {start:.3} {:.3}", unix_seconds());
+}
+
+/// Runs `work` and prints its window.
 fn windowed<T>(label: &str, work: impl FnOnce() -> T) -> T {
-    let unix = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64());
-    let start = unix();
+    let start = unix_seconds();
     let result = work();
-    eprintln!("window {label} {start:.3} {:.3}", unix());
+    print_window(label, start);
     result
+}
+
+/// [`median_seconds`] with the window of its timed runs printed: the warm-up run, which also
+/// compiles GPU kernels, is left out of it.
+fn median_windowed(label: &str, repeats: usize, mut work: impl FnMut()) -> f64 {
+    let mut start = None;
+    let seconds = median_seconds(repeats, || {
+        work();
+        start.get_or_insert_with(unix_seconds);
+    });
+    print_window(label, start.expect("median_seconds ran the warm-up"));
+    seconds
 }
 
 fn relative(a: f64, b: f64) -> f64 {
@@ -101,10 +122,8 @@ fn spectrum(target: &ComputeDevice, quick: bool) -> Result<String> {
     for &(n, d) in sizes {
         let set = synthetic_feature_set(n, d, 0);
         let mut report = None;
-        let t = windowed(&format!("spectrum-auto-{n}x{d}"), || {
-            median_seconds(repeats(n as f64 * (d * d) as f64 / 2e10), || {
-                report = Some(measure(&set, Preprocess::Paper, Precision::Auto, &target.device));
-            })
+        let t = median_windowed(&format!("spectrum-auto-{n}x{d}"), repeats(n as f64 * (d * d) as f64 / 2e10), || {
+            report = Some(measure(&set, Preprocess::Paper, Precision::Auto, &target.device));
         });
         let report = match report.expect("ran") {
             Ok(report) => report,
@@ -157,18 +176,14 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
     };
     let reps = if quick { 5 } else { 3 };
     let mut gram_kernel = None;
-    let t_kernel = windowed("gram-kernel", || {
-        median_seconds(reps, || {
-            gram_kernel = Some(kernels::preprocessed_gram(x.clone(), Preprocess::Paper));
-            sync(gpu);
-        })
+    let t_kernel = median_windowed("gram-kernel", reps, || {
+        gram_kernel = Some(kernels::preprocessed_gram(x.clone(), Preprocess::Paper));
+        sync(gpu);
     });
     let mut gram_composed = None;
-    let t_composed = windowed("gram-composed", || {
-        median_seconds(reps, || {
-            gram_composed = Some(reference::preprocessed_gram(x.clone(), Preprocess::Paper));
-            sync(gpu);
-        })
+    let t_composed = median_windowed("gram-composed", reps, || {
+        gram_composed = Some(reference::preprocessed_gram(x.clone(), Preprocess::Paper));
+        sync(gpu);
     });
     let e_kernel = error(gram_kernel.expect("ran"))?;
     let e_composed = error(gram_composed.expect("ran"))?;
@@ -185,11 +200,9 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut time_batch = |wgsl: bool| {
         kernels::set_wgsl_enabled(wgsl);
-        let t = windowed(if wgsl { "augment-kernel" } else { "augment-composed" }, || {
-            median_seconds(20, || {
-                let _batch = on_gpu.batch(&indices, Some((&config, &mut rng)));
-                sync(gpu);
-            })
+        let t = median_windowed(if wgsl { "augment-kernel" } else { "augment-composed" }, 20, || {
+            let _batch = on_gpu.batch(&indices, Some((&config, &mut rng)));
+            sync(gpu);
         });
         kernels::set_wgsl_enabled(true);
         t
@@ -219,12 +232,10 @@ fn tune_epochs(target: &ComputeDevice, quick: bool) -> Result<String> {
     for method in [Method::Lp, Method::Nmtune] {
         let config = TuneConfig { epochs: 1, ..TuneConfig::for_method(method) };
         let mut failed = None;
-        let t = windowed(&format!("tune-{}", method.name()), || {
-            median_seconds(if quick { 3 } else { 1 }, || {
-                if let Err(e) = fit(&train, None, &config, &target.device, &mut ()) {
-                    failed = Some(e);
-                }
-            })
+        let t = median_windowed(&format!("tune-{}", method.name()), if quick { 3 } else { 1 }, || {
+            if let Err(e) = fit(&train, None, &config, &target.device, &mut ()) {
+                failed = Some(e);
+            }
         });
         if let Some(e) = failed {
             return Err(e);
@@ -280,31 +291,31 @@ fn scaling(target: &ComputeDevice, quick: bool) -> Result<String> {
     let spectrum_sizes: Vec<(usize, usize)> = if quick { vec![(1000, 64), (2000, 128), (4000, 256), (8000, 512)] } else { vec![(5000, 256), (10000, 512), (20000, 1024), (40000, 2048)] };
     let tune_sizes: Vec<(usize, usize)> = if quick { vec![(1000, 16), (2000, 32), (4000, 64), (8000, 128)] } else { vec![(6250, 64), (12500, 128), (25000, 256), (50000, 512)] };
     let mut out = String::from("## How cost grows (N and D doubling together)\n\n| work | N x D | time | exponent vs previous (log2 of the ratio) |\n|---|---|---|---|\n");
-    let mut rows = |name: &str, tag: &str, sizes: &[(usize, usize)], time: &mut dyn FnMut(usize, usize) -> Result<f64>| -> Result<()> {
+    let mut rows = |name: &str, tag: &str, sizes: &[(usize, usize)], time: &mut dyn FnMut(&str, usize, usize) -> Result<f64>| -> Result<()> {
         let mut previous: Option<f64> = None;
         for &(n, d) in sizes {
-            let t = windowed(&format!("scaling-{tag}-{n}x{d}"), || time(n, d))?;
+            let t = time(&format!("scaling-{tag}-{n}x{d}"), n, d)?;
             let growth = previous.map_or("".to_string(), |p| format!("{:.2}", (t / p).log2()));
             let _ = writeln!(out, "| {name} | {n} x {d} | {t:.3} s | {growth} |");
             previous = Some(t);
         }
         Ok(())
     };
-    rows("spectrum (paper mode, default precision)", "spectrum", &spectrum_sizes, &mut |n, d| {
+    rows("spectrum (paper mode, default precision)", "spectrum", &spectrum_sizes, &mut |label, n, d| {
         let set = synthetic_feature_set(n, d, 0);
         let mut result = Ok(());
-        let t = median_seconds(repeats(n as f64 * (d * d) as f64 / 2e10), || {
+        let t = median_windowed(label, repeats(n as f64 * (d * d) as f64 / 2e10), || {
             if let Err(e) = measure(&set, Preprocess::Paper, Precision::Auto, &target.device) {
                 result = Err(e);
             }
         });
         result.map(|_| t)
     })?;
-    rows("NMTune epoch (hidden 4 D)", "nmtune", &tune_sizes, &mut |n, d| {
+    rows("NMTune epoch (hidden 4 D)", "nmtune", &tune_sizes, &mut |label, n, d| {
         let train = teacher_task(n, d, 10, 0);
         let config = TuneConfig { epochs: 1, ..TuneConfig::for_method(Method::Nmtune) };
         let mut result = Ok(());
-        let t = median_seconds(if n * d > 5_000_000 { 1 } else { 3 }, || {
+        let t = median_windowed(label, if n * d > 5_000_000 { 1 } else { 3 }, || {
             if let Err(e) = fit(&train, None, &config, &target.device, &mut ()) {
                 result = Err(e);
             }
