@@ -15,7 +15,9 @@ pub async fn values<E: Element, const D: usize, K: Basic>(x: Tensor<D, K>) -> Re
     let dims = x.dims();
     x.into_data_async()
         .await
-        .map_err(|e| NmlError::Backend(format!("reading a {dims:?} tensor back from the device failed: {e}")))?
+        .map_err(|e| {
+            NmlError::Backend(format!("reading a {dims:?} tensor back from the device failed: {e}"))
+        })?
         // Takes the buffer over where the backend hands back sole ownership, instead of copying.
         .try_into_vec_as::<E>()
         .map_err(|e| NmlError::Backend(format!("reading a tensor back: {e:?}")))
@@ -49,7 +51,8 @@ mod tests {
     #[test]
     fn reads_what_was_written() {
         let device = Device::flex();
-        let x = Tensor::<2>::from_data(TensorData::new(vec![1.5f32, -2.0, 3.25, 0.0], [2, 2]), &device);
+        let x =
+            Tensor::<2>::from_data(TensorData::new(vec![1.5f32, -2.0, 3.25, 0.0], [2, 2]), &device);
         assert_eq!(blocking(floats(x.clone())).unwrap(), vec![1.5, -2.0, 3.25, 0.0]);
         assert_eq!(blocking(ints(x.argmax(1).flatten::<1>(0, 1))).unwrap(), vec![0, 0]);
     }

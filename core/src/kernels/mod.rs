@@ -1,8 +1,9 @@
 //! nml's own GPU kernels. The WGSL sources live in `shaders/`; this module reaches them through
 //! one Burn backend extension ([`KernelBackend`], implemented for the CubeCL/WGPU backend) and
-//! gives every caller one function per operation. On any other device (Burn's CPU backend, a
+//! gives every caller one function per operation, on plain inputs: tensors, an
+//! [`ImageLayout`], packed bytes and [`AffineStats`]. On any other device (Burn's CPU backend, a
 //! browser without WebGPU) the same function runs its composed-ops reference from
-//! [`reference`], so callers never care which ran; tests hold the two to agreement.
+//! [`mod@reference`], so callers never care which ran; tests hold the two to agreement.
 
 pub mod reference;
 #[cfg(feature = "wgpu")]
@@ -12,8 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::{DType, Device, Int, Tensor};
 
-use crate::spectrum::Preprocess;
-
+pub use reference::{AffineStats, ImageLayout};
 #[cfg(feature = "wgpu")]
 pub use wgsl::KernelBackend;
 
@@ -27,35 +27,49 @@ pub fn set_wgsl_enabled(enabled: bool) {
 
 /// Whether operations on `device` run nml's WGSL kernels.
 pub fn uses_wgsl(device: &Device) -> bool {
-    cfg!(feature = "wgpu") && WGSL_ENABLED.load(Ordering::Relaxed) && !crate::device::is_host(device)
+    cfg!(feature = "wgpu")
+        && WGSL_ENABLED.load(Ordering::Relaxed)
+        && !crate::device::is_host(device)
 }
 
-/// The D x D Gram matrix `V^T V` of the features `x` (N x D) after `mode`'s preprocessing,
-/// without forming V on a GPU. In f32; see `shaders/gram_preprocessed.wgsl` for how it is
-/// accumulated.
-pub fn preprocessed_gram(x: Tensor<2>, mode: Preprocess) -> Tensor<2> {
+/// The D x D Gram matrix `V^T V` of `v_ij = x_ij / row_scale_i - row_offset_i - col_offset_j`
+/// for features `x` (N x D), without forming V on a GPU. In f32; see
+/// `shaders/gram_preprocessed.wgsl` for how it is accumulated.
+pub fn affine_gram(x: Tensor<2>, stats: AffineStats) -> Tensor<2> {
     let x = x.without_autodiff().cast(DType::F32);
     #[cfg(feature = "wgpu")]
     if uses_wgsl(&x.device()) {
-        let stats = reference::AffineStats::of(x.clone(), mode);
-        return wgsl::preprocessed_gram(x, stats);
+        return wgsl::affine_gram(x, stats);
     }
-    reference::preprocessed_gram(x, mode)
+    reference::affine_gram(x, stats)
 }
 
-/// One batch of augmented images, `[B, 1, H, W]` f32, from images already on the device.
-/// `crops` holds four integers per sample: image index, dy, dx, mirror flag (see
-/// [`crate::pretrain::draw_crops`]); pixels become `(p * scale - mean) / std`.
-pub fn augment_images(images: &crate::pretrain::DeviceImages, crops: &[i32], mean: f32, std: f32) -> Tensor<4> {
-    let device = images.packed.device();
-    let batch = crops.len() / 4;
-    let crops = Tensor::<1, Int>::from_data(burn::tensor::TensorData::new(crops.to_vec(), [crops.len()]), (&device, DType::I32));
-    let layout = reference::ImageLayout { batch, height: images.height, width: images.width, scale: images.scale, mean, inv_std: 1.0 / std };
+/// Bytes packed four to an `i32` word, little-endian, the last word zero-padded: how image
+/// pixels live on a device for [`augment_images`].
+pub fn pack_bytes(bytes: &[u8]) -> Vec<i32> {
+    bytes
+        .chunks(4)
+        .map(|c| {
+            let mut word = [0u8; 4];
+            word[..c.len()].copy_from_slice(c);
+            i32::from_le_bytes(word)
+        })
+        .collect()
+}
+
+/// One batch of augmented images, `[B, 1, H, W]` f32, from images packed by [`pack_bytes`] on
+/// the device. `crops` (I32) holds four integers per sample: image index, dy, dx, mirror flag
+/// (see [`crate::data::draw_crops`]); pixels become `(p * scale - mean) * inv_std`.
+pub fn augment_images(
+    packed: Tensor<1, Int>,
+    crops: Tensor<1, Int>,
+    layout: ImageLayout,
+) -> Tensor<4> {
     #[cfg(feature = "wgpu")]
-    if uses_wgsl(&device) {
-        return wgsl::augment_images(images.packed.clone(), crops, layout);
+    if uses_wgsl(&packed.device()) {
+        return wgsl::augment_images(packed, crops, layout);
     }
-    reference::augment_images(images.packed.clone(), crops, layout)
+    reference::augment_images(packed, crops, layout)
 }
 
 #[cfg(test)]

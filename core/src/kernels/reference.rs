@@ -3,11 +3,9 @@
 
 use burn::tensor::{DType, Int, Tensor};
 
-use crate::spectrum::Preprocess;
-
 /// A preprocessing written as an affine map of each element,
 /// `v_ij = x_ij / row_scale_i - row_offset_i - col_offset_j`, so a kernel can apply it while
-/// reading x.
+/// reading x (`spectrum` computes these for its modes).
 pub struct AffineStats {
     /// `[N, 1]`.
     pub row_scale: Tensor<2>,
@@ -18,26 +16,19 @@ pub struct AffineStats {
 }
 
 impl AffineStats {
-    pub fn of(x: Tensor<2>, mode: Preprocess) -> Self {
-        let [n, d] = x.dims();
-        let device = x.device();
-        let ones = || Tensor::<2>::ones([n, 1], &device);
-        match mode {
-            Preprocess::Paper => {
-                // The row mean of x / |x| is the row sum over |x| over D.
-                let norms = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
-                let row_offset = x.sum_dim(1) / norms.clone() / d as f64;
-                Self { row_scale: norms, row_offset, col_offset: Tensor::zeros([1, d], &device) }
-            }
-            Preprocess::Centered => Self { row_scale: ones(), row_offset: Tensor::zeros([n, 1], &device), col_offset: x.mean_dim(0) },
-            Preprocess::Raw => Self { row_scale: ones(), row_offset: Tensor::zeros([n, 1], &device), col_offset: Tensor::zeros([1, d], &device) },
+    /// The affine map that leaves `x` (N x D) as it is.
+    pub fn identity(n: usize, d: usize, device: &burn::tensor::Device) -> Self {
+        Self {
+            row_scale: Tensor::ones([n, 1], device),
+            row_offset: Tensor::zeros([n, 1], device),
+            col_offset: Tensor::zeros([1, d], device),
         }
     }
 }
 
-/// `V^T V` for V the preprocessed features, by Burn's own ops.
-pub fn preprocessed_gram(x: Tensor<2>, mode: Preprocess) -> Tensor<2> {
-    let v = mode.apply(x);
+/// `V^T V` for V the affinely mapped features, by Burn's own ops.
+pub fn affine_gram(x: Tensor<2>, stats: AffineStats) -> Tensor<2> {
+    let v = x / stats.row_scale - stats.row_offset - stats.col_offset;
     v.clone().transpose().matmul(v)
 }
 
@@ -53,7 +44,11 @@ pub struct ImageLayout {
 }
 
 /// Crops, mirrors and normalises a batch by index arithmetic and gathers in Burn's int ops.
-pub fn augment_images(packed: Tensor<1, Int>, crops: Tensor<1, Int>, layout: ImageLayout) -> Tensor<4> {
+pub fn augment_images(
+    packed: Tensor<1, Int>,
+    crops: Tensor<1, Int>,
+    layout: ImageLayout,
+) -> Tensor<4> {
     let ImageLayout { batch, height: h, width: w, scale, mean, inv_std } = layout;
     let device = packed.device();
     let int = (&device, DType::I32);
@@ -65,11 +60,15 @@ pub fn augment_images(packed: Tensor<1, Int>, crops: Tensor<1, Int>, layout: Ima
     // Mirrored: x -> w - 1 - x, i.e. x + flip * (w - 1 - 2x).
     let sx = xs.clone() + flip * (xs.mul_scalar(-2).add_scalar(w as i64 - 1)) + dx;
     let sy = ys + dy;
-    let inside = sy.clone().greater_equal_elem(0)
+    let inside = sy
+        .clone()
+        .greater_equal_elem(0)
         .bool_and(sy.clone().lower_elem(h as i64))
         .bool_and(sx.clone().greater_equal_elem(0))
         .bool_and(sx.clone().lower_elem(w as i64));
-    let src = image.mul_scalar((h * w) as i64) + sy.clamp(0, h as i64 - 1).mul_scalar(w as i64) + sx.clamp(0, w as i64 - 1);
+    let src = image.mul_scalar((h * w) as i64)
+        + sy.clamp(0, h as i64 - 1).mul_scalar(w as i64)
+        + sx.clamp(0, w as i64 - 1);
     let src = src.reshape([batch * h * w]);
     let words = packed.select(0, src.clone().div_scalar(4));
     let shift = src.remainder_scalar(4).mul_scalar(8);

@@ -1,23 +1,67 @@
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{DType, Device, Distribution, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
 use super::*;
-use crate::data::ImageSet;
-use crate::pretrain::{AugmentConfig, DeviceImages, Normalize, image_batch};
-use crate::spectrum::{Preprocess, gram_f64};
+use crate::data::{AugmentConfig, ImageSet, Normalize, draw_crops, image_batch};
 use crate::test_support::wgpu_or_skip;
 
 fn host(t: Tensor<2>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
 }
 
-/// Features with rows of very different lengths and a strong common offset, so each
-/// preprocessing mode changes the Gram substantially.
-fn features(n: usize, d: usize, device: &Device) -> Tensor<2> {
+/// Features with rows of very different lengths and a strong common offset, and affine
+/// statistics of the paper mode's kind (row norms, row means), so the map changes the Gram
+/// substantially.
+fn features_and_stats(
+    n: usize,
+    d: usize,
+    device: &Device,
+) -> (Tensor<2>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let base = Tensor::<2>::random([n, d], Distribution::Normal(0.5, 1.0), device);
     let row_lengths = Tensor::<2>::random([n, 1], Distribution::Uniform(0.1, 10.0), device);
-    base * row_lengths
+    let x = base * row_lengths;
+    let values = host(x.clone());
+    let scale: Vec<f32> =
+        values.chunks(d).map(|r| r.iter().map(|v| v * v).sum::<f32>().sqrt()).collect();
+    let offset: Vec<f32> =
+        values.chunks(d).zip(&scale).map(|(r, s)| r.iter().sum::<f32>() / s / d as f32).collect();
+    let column: Vec<f32> = (0..d).map(|j| 0.01 * j as f32).collect();
+    (x, scale, offset, column)
+}
+
+fn stats(scale: &[f32], offset: &[f32], column: &[f32], device: &Device) -> AffineStats {
+    let (n, d) = (scale.len(), column.len());
+    AffineStats {
+        row_scale: Tensor::from_data(TensorData::new(scale.to_vec(), [n, 1]), device),
+        row_offset: Tensor::from_data(TensorData::new(offset.to_vec(), [n, 1]), device),
+        col_offset: Tensor::from_data(TensorData::new(column.to_vec(), [1, d]), device),
+    }
+}
+
+/// The Gram of the mapped features, formed in f64 on the host.
+fn gram_f64(x: &[f32], scale: &[f32], offset: &[f32], column: &[f32]) -> Vec<f64> {
+    let d = column.len();
+    let mut gram = vec![0f64; d * d];
+    let mut v = vec![0f64; d];
+    for (i, row) in x.chunks(d).enumerate() {
+        for j in 0..d {
+            v[j] = f64::from(row[j]) / f64::from(scale[i])
+                - f64::from(offset[i])
+                - f64::from(column[j]);
+        }
+        for a in 0..d {
+            for b in 0..=a {
+                gram[a * d + b] += v[a] * v[b];
+            }
+        }
+    }
+    for a in 0..d {
+        for b in 0..a {
+            gram[b * d + a] = gram[a * d + b];
+        }
+    }
+    gram
 }
 
 /// Largest |a - b| relative to the largest |b|.
@@ -26,41 +70,50 @@ fn relative_error(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
-fn gram_reference_f64(x: Tensor<2>, mode: Preprocess) -> Vec<f64> {
-    let [n, d] = x.dims();
-    let v = host(mode.apply(x));
-    let g = gram_f64(&v, n, d);
-    (0..d).flat_map(|i| (0..d).map(move |j| (i, j))).map(|(i, j)| g[(i, j)]).collect()
-}
-
 #[test]
-fn affine_stats_reproduce_every_mode() {
+fn composed_gram_matches_f64() {
     let device = Device::flex();
-    let x = features(300, 70, &device);
-    for mode in [Preprocess::Paper, Preprocess::Centered, Preprocess::Raw] {
-        let s = reference::AffineStats::of(x.clone(), mode);
-        let affine = x.clone() / s.row_scale - s.row_offset - s.col_offset;
-        let direct = mode.apply(x.clone());
-        let diff = (affine - direct).abs().max().into_scalar::<f32>();
-        assert!(diff < 1e-6, "{mode:?}: {diff}");
-    }
+    let (x, scale, offset, column) = features_and_stats(300, 70, &device);
+    let expected = gram_f64(&host(x.clone()), &scale, &offset, &column);
+    let got: Vec<f64> = host(affine_gram(x, stats(&scale, &offset, &column, &device)))
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let error = relative_error(&got, &expected);
+    assert!(error < 1e-5, "composed Gram off by {error:e}");
 }
 
 #[test]
-fn gram_kernel_matches_f64_reference_in_every_mode() {
-    let Some(gpu) = wgpu_or_skip("kernels::gram_kernel_matches_f64_reference_in_every_mode") else { return };
+fn gram_kernel_matches_f64() {
+    let Some(gpu) = wgpu_or_skip("kernels::gram_kernel_matches_f64") else {
+        return;
+    };
+    assert!(uses_wgsl(&gpu));
     // D not a multiple of the 64-wide tile and N not a multiple of the 16-row step, so the
     // edge handling is exercised; N long enough that plain f32 accumulation would drift.
     let (n, d) = (20_011, 150);
-    let cpu = features(n, d, &Device::flex());
-    let x = Tensor::<2>::from_data(cpu.to_data(), &gpu);
-    for mode in [Preprocess::Paper, Preprocess::Centered, Preprocess::Raw] {
-        let expected = gram_reference_f64(cpu.clone(), mode);
-        let kernel: Vec<f64> = host(preprocessed_gram(x.clone(), mode)).into_iter().map(f64::from).collect();
-        let composed: Vec<f64> = host(reference::preprocessed_gram(x.clone(), mode)).into_iter().map(f64::from).collect();
-        let (e_kernel, e_composed) = (relative_error(&kernel, &expected), relative_error(&composed, &expected));
-        eprintln!("{mode:?}: kernel {e_kernel:.2e}, Burn's matmul {e_composed:.2e} (relative to f64)");
-        assert!(e_kernel < 2e-6, "{mode:?}: kernel Gram off by {e_kernel:e}");
+    let (cpu, scale, offset, column) = features_and_stats(n, d, &Device::flex());
+    let values = host(cpu);
+    let x = Tensor::<2>::from_data(TensorData::new(values.clone(), [n, d]), &gpu);
+    for (name, (s, o, c)) in [
+        ("identity", (vec![1.0; n], vec![0.0; n], vec![0.0; d])),
+        ("affine", (scale, offset, column)),
+    ] {
+        let expected = gram_f64(&values, &s, &o, &c);
+        let kernel: Vec<f64> = host(affine_gram(x.clone(), stats(&s, &o, &c, &gpu)))
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let composed: Vec<f64> = host(reference::affine_gram(x.clone(), stats(&s, &o, &c, &gpu)))
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let (e_kernel, e_composed) =
+            (relative_error(&kernel, &expected), relative_error(&composed, &expected));
+        eprintln!(
+            "{name}: kernel {e_kernel:.2e}, Burn's matmul {e_composed:.2e} (relative to f64)"
+        );
+        assert!(e_kernel < 2e-6, "{name}: kernel Gram off by {e_kernel:e}");
         // Symmetric exactly: each tile writes its mirror.
         for i in 0..d {
             for j in 0..i {
@@ -73,25 +126,42 @@ fn gram_kernel_matches_f64_reference_in_every_mode() {
 fn image_set() -> ImageSet {
     let (n, h, w) = (37, 11, 9);
     let pixels: Vec<u8> = (0..n * h * w).map(|i| ((i * 97 + 13) % 256) as u8).collect();
-    ImageSet { name: "t".into(), n, height: h, width: w, pixels, labels: vec![0; n], num_classes: 1, max_value: 255 }
+    ImageSet::new("t", h, w, pixels, vec![0; n], None).unwrap()
 }
 
+/// The kernel (on WGPU) or its composed reference (`composed`, on any device) gives the host
+/// loop's batch bit for bit.
 fn assert_same_as_host(device: &Device, composed: bool) {
     let images = image_set();
-    let on_device = DeviceImages::upload(&images, device);
-    let indices: Vec<usize> = (0..images.n).rev().chain([0, 36, 5]).collect();
-    let config = AugmentConfig { pad: 3, flip: true, normalize: Some(Normalize { mean: 0.25, std: 0.5 }) };
+    let words = pack_bytes(images.pixels());
+    let packed = Tensor::<1, Int>::from_data(
+        TensorData::new(words.clone(), [words.len()]),
+        (device, DType::I32),
+    );
+    let indices: Vec<usize> = (0..images.n()).rev().chain([0, 36, 5]).collect();
+    let config =
+        AugmentConfig { pad: 3, flip: true, normalize: Some(Normalize { mean: 0.25, std: 0.5 }) };
     for augment in [false, true] {
         let (mut r1, mut r2) = (ChaCha8Rng::seed_from_u64(7), ChaCha8Rng::seed_from_u64(7));
         let expected = image_batch(&images, &indices, augment.then_some((&config, &mut r1)));
+        let crops = draw_crops(&indices, augment.then_some((&config, &mut r2)));
+        let (mean, std) = if augment { (0.25, 0.5) } else { (0.0, 1.0) };
+        let layout = ImageLayout {
+            batch: indices.len(),
+            height: 11,
+            width: 9,
+            scale: 1.0 / 255.0,
+            mean,
+            inv_std: 1.0 / std,
+        };
+        let crops = Tensor::<1, Int>::from_data(
+            TensorData::new(crops.clone(), [crops.len()]),
+            (device, DType::I32),
+        );
         let got = if composed {
-            let crops = crate::pretrain::draw_crops(&indices, augment.then_some((&config, &mut r2)));
-            let (mean, std) = if augment { (0.25, 0.5) } else { (0.0, 1.0) };
-            let layout = reference::ImageLayout { batch: indices.len(), height: 11, width: 9, scale: 1.0 / 255.0, mean, inv_std: 1.0 / std };
-            let crops = Tensor::<1, burn::tensor::Int>::from_data(burn::tensor::TensorData::new(crops.clone(), [crops.len()]), (device, burn::tensor::DType::I32));
-            reference::augment_images(on_device.packed.clone(), crops, layout)
+            reference::augment_images(packed.clone(), crops, layout)
         } else {
-            on_device.batch(&indices, augment.then_some((&config, &mut r2)))
+            augment_images(packed.clone(), crops, layout)
         };
         assert_eq!(got.dims(), [indices.len(), 1, 11, 9]);
         let got = got.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
@@ -101,41 +171,21 @@ fn assert_same_as_host(device: &Device, composed: bool) {
 
 #[test]
 fn composed_augmentation_equals_the_host_loop() {
-    assert_same_as_host(&Device::flex(), false);
     assert_same_as_host(&Device::flex(), true);
 }
 
 #[test]
 fn augmentation_kernel_equals_the_host_loop() {
-    let Some(gpu) = wgpu_or_skip("kernels::augmentation_kernel_equals_the_host_loop") else { return };
+    let Some(gpu) = wgpu_or_skip("kernels::augmentation_kernel_equals_the_host_loop") else {
+        return;
+    };
     assert!(uses_wgsl(&gpu));
     assert_same_as_host(&gpu, false);
     // And the composed reference on the same device agrees with it.
     assert_same_as_host(&gpu, true);
 }
 
-/// The issue-sized case: SVE and LSVR of a 50000 x 2048 feature set (410 MB in f32, more than
-/// llvmpipe allocates in one buffer, so it is uploaded in blocks) from the kernel's Gram
-/// against the exact f64 path. `cargo test -p nml-core --lib kernels::tests::issue_sized --
-/// --ignored --nocapture` (minutes on llvmpipe).
 #[test]
-#[ignore]
-fn issue_sized_gram_on_wgpu() {
-    use crate::spectrum::{Precision, measure};
-    let Some(gpu) = wgpu_or_skip("kernels::issue_sized_gram_on_wgpu") else { return };
-    let set = crate::bench::synthetic_feature_set(50_000, 2048, 0);
-    let timed = |precision| {
-        let started = std::time::Instant::now();
-        let report = measure(&set, Preprocess::Paper, precision, &gpu).unwrap();
-        (report, started.elapsed().as_secs_f64())
-    };
-    let (exact, exact_seconds) = timed(Precision::Exact);
-    for precision in [Precision::Fast, Precision::Auto] {
-        let (report, seconds) = timed(precision);
-        let sve = (report.sve - exact.sve).abs() / exact.sve;
-        let lsvr = (report.lsvr_ratio - exact.lsvr_ratio).abs() / exact.lsvr_ratio;
-        eprintln!("{precision:?} ({}): {seconds:.1} s, SVE within {sve:.1e}, LSVR within {lsvr:.1e} (exact path {exact_seconds:.1} s)", report.method);
-        assert_eq!(report.method, "gram-f32-device");
-        assert!(sve < 1e-4 && lsvr < 1e-4, "{precision:?}: SVE {sve:e}, LSVR {lsvr:e}");
-    }
+fn bytes_pack_little_endian_with_a_padded_tail() {
+    assert_eq!(pack_bytes(&[1, 2, 3, 4, 5]), vec![0x0403_0201, 5]);
 }

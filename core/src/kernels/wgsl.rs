@@ -2,7 +2,9 @@
 //! Burn's custom-kernel pattern: a [`KernelSource`] per shader, run as a [`SourceKernel`].
 
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::wgpu::{CubeBackend, CubeDim, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous};
+use burn::backend::wgpu::{
+    CubeBackend, CubeDim, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
+};
 use burn::backend::{Dispatch, backend_extension};
 use burn::cubecl::CubeCount;
 use burn::cubecl::prelude::KernelId;
@@ -24,7 +26,11 @@ pub trait KernelBackend: burn::backend::Backend {
 
     /// A batch of cropped, mirrored, normalised images; `layout` packed as
     /// `[batch, height, width, scale bits, mean bits, 1/std bits]`.
-    fn augment_images(packed: IntTensor<Self>, crops: IntTensor<Self>, layout: [u32; 6]) -> FloatTensor<Self>;
+    fn augment_images(
+        packed: IntTensor<Self>,
+        crops: IntTensor<Self>,
+        layout: [u32; 6],
+    ) -> FloatTensor<Self>;
 }
 
 const GRAM_TILE: usize = 64;
@@ -75,10 +81,17 @@ impl KernelBackend for CubeBackend {
         row_offset: FloatTensor<Self>,
         col_offset: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let [x, inv_row_scale, row_offset, col_offset] = [x, inv_row_scale, row_offset, col_offset].map(into_contiguous);
+        let [x, inv_row_scale, row_offset, col_offset] =
+            [x, inv_row_scale, row_offset, col_offset].map(into_contiguous);
         let (n, d) = (x.meta.shape()[0], x.meta.shape()[1]);
         let client = x.client.clone();
-        let gram = CubeTensor::new_contiguous(client.clone(), x.device.clone(), Shape::from([d, d]), client.empty(d * d * 4), DType::F32);
+        let gram = CubeTensor::new_contiguous(
+            client.clone(),
+            x.device.clone(),
+            Shape::from([d, d]),
+            client.empty(d * d * 4),
+            DType::F32,
+        );
         let info = client.create_from_slice(&u32_bytes(&[n as u32, d as u32]));
         let tiles = d.div_ceil(GRAM_TILE) as u32;
         client.launch(
@@ -96,25 +109,41 @@ impl KernelBackend for CubeBackend {
         gram
     }
 
-    fn augment_images(packed: IntTensor<Self>, crops: IntTensor<Self>, layout: [u32; 6]) -> FloatTensor<Self> {
+    fn augment_images(
+        packed: IntTensor<Self>,
+        crops: IntTensor<Self>,
+        layout: [u32; 6],
+    ) -> FloatTensor<Self> {
         let [packed, crops] = [packed, crops].map(into_contiguous);
         let client = packed.client.clone();
         let [batch, h, w] = [layout[0], layout[1], layout[2]].map(|v| v as usize);
-        let output = CubeTensor::new_contiguous(client.clone(), packed.device.clone(), Shape::from([batch, 1, h, w]), client.empty(batch * h * w * 4), DType::F32);
+        let output = CubeTensor::new_contiguous(
+            client.clone(),
+            packed.device.clone(),
+            Shape::from([batch, 1, h, w]),
+            client.empty(batch * h * w * 4),
+            DType::F32,
+        );
         let info = client.create_from_slice(&u32_bytes(&layout));
         // One thread per output pixel; a second grid dimension past 65535 workgroups.
         let groups = (batch * h * w).div_ceil(256) as u32;
-        let (gx, gy) = if groups <= 65_535 { (groups, 1) } else { (65_535, groups.div_ceil(65_535)) };
+        let (gx, gy) =
+            if groups <= 65_535 { (groups, 1) } else { (65_535, groups.div_ceil(65_535)) };
         client.launch(
             Box::new(SourceKernel::new(AugmentKernel, CubeDim::new_3d(256, 1, 1))),
             CubeCount::Static(gx, gy, 1),
-            KernelArguments::new().with_buffers(vec![packed.handle.binding(), crops.handle.binding(), output.handle.clone().binding(), info.binding()]),
+            KernelArguments::new().with_buffers(vec![
+                packed.handle.binding(),
+                crops.handle.binding(),
+                output.handle.clone().binding(),
+                info.binding(),
+            ]),
         );
         output
     }
 }
 
-pub(super) fn preprocessed_gram(x: Tensor<2>, stats: AffineStats) -> Tensor<2> {
+pub(super) fn affine_gram(x: Tensor<2>, stats: AffineStats) -> Tensor<2> {
     let gram = <Dispatch as KernelBackend>::gram_preprocessed(
         x.into_dispatch(),
         stats.row_scale.recip().cast(DType::F32).into_dispatch(),
@@ -124,7 +153,11 @@ pub(super) fn preprocessed_gram(x: Tensor<2>, stats: AffineStats) -> Tensor<2> {
     Tensor::from_dispatch(gram)
 }
 
-pub(super) fn augment_images(packed: Tensor<1, Int>, crops: Tensor<1, Int>, layout: ImageLayout) -> Tensor<4> {
+pub(super) fn augment_images(
+    packed: Tensor<1, Int>,
+    crops: Tensor<1, Int>,
+    layout: ImageLayout,
+) -> Tensor<4> {
     let words = [
         layout.batch as u32,
         layout.height as u32,
@@ -133,5 +166,9 @@ pub(super) fn augment_images(packed: Tensor<1, Int>, crops: Tensor<1, Int>, layo
         layout.mean.to_bits(),
         layout.inv_std.to_bits(),
     ];
-    Tensor::from_dispatch(<Dispatch as KernelBackend>::augment_images(packed.into_dispatch(), crops.into_dispatch(), words))
+    Tensor::from_dispatch(<Dispatch as KernelBackend>::augment_images(
+        packed.into_dispatch(),
+        crops.into_dispatch(),
+        words,
+    ))
 }

@@ -11,11 +11,7 @@ pub fn shares(singular_values: &[f64]) -> Vec<f64> {
 
 /// Singular Value Entropy: -sum p_i ln p_i, with 0 ln 0 = 0.
 pub fn sve(singular_values: &[f64]) -> f64 {
-    -shares(singular_values)
-        .iter()
-        .filter(|&&p| p > 0.0)
-        .map(|p| p * p.ln())
-        .sum::<f64>()
+    -shares(singular_values).iter().filter(|&&p| p > 0.0).map(|p| p * p.ln()).sum::<f64>()
 }
 
 /// Largest Singular Value Ratio as a share: s_1 / sum_j s_j.

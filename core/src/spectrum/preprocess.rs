@@ -1,13 +1,19 @@
+//! How features are prepared before their spectrum is taken: the modes, on tensors and on host
+//! values, and as the affine statistics nml's Gram kernel applies while it reads.
+
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{NmlError, Result};
+use crate::kernels::AffineStats;
 use crate::ops::l2_normalize_rows;
+use crate::readback::floats;
 
 /// How features are prepared before their singular values are taken. The name is written into
 /// every report so numbers from different modes are never compared by accident.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Preprocess {
     /// As the authors' analysis code: each row L2-normalised, then each row minus its own mean
     /// over the D dimensions.
@@ -40,6 +46,28 @@ impl Preprocess {
                 x - col_mean
             }
             Self::Raw => x,
+        }
+    }
+
+    /// The mode as an affine map of each element of `x` (N x D), for [`crate::kernels::affine_gram`].
+    pub fn affine_stats(self, x: Tensor<2>) -> AffineStats {
+        let [n, d] = x.dims();
+        let device = x.device();
+        match self {
+            Self::Paper => {
+                // The row mean of x / |x| is the row sum over |x| over D.
+                let norms = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
+                let row_offset = x.sum_dim(1) / norms.clone() / d as f64;
+                AffineStats {
+                    row_scale: norms,
+                    row_offset,
+                    col_offset: Tensor::zeros([1, d], &device),
+                }
+            }
+            Self::Centered => {
+                AffineStats { col_offset: x.mean_dim(0), ..AffineStats::identity(n, d, &device) }
+            }
+            Self::Raw => AffineStats::identity(n, d, &device),
         }
     }
 
@@ -129,7 +157,12 @@ fn for_each_row(x: &mut [f32], d: usize, work: impl Fn(&mut [f32]) + Send + Sync
 }
 
 /// Copies each row of `src` into `dst` and runs `work` on the copy, like [`for_each_row`].
-fn for_each_row_copied(src: &[f32], dst: &mut [f32], d: usize, work: impl Fn(&mut [f32]) + Send + Sync) {
+fn for_each_row_copied(
+    src: &[f32],
+    dst: &mut [f32],
+    d: usize,
+    work: impl Fn(&mut [f32]) + Send + Sync,
+) {
     let copy = |(to, from): (&mut [f32], &[f32])| {
         to.copy_from_slice(from);
         work(to);
@@ -141,6 +174,19 @@ fn for_each_row_copied(src: &[f32], dst: &mut [f32], d: usize, work: impl Fn(&mu
     }
     #[cfg(target_arch = "wasm32")]
     dst.chunks_mut(d).zip(src.chunks(d)).for_each(copy);
+}
+
+/// The preprocessed features on the host: on a host device one fused pass over the values,
+/// on a GPU the device's own ops before the read.
+pub(super) async fn preprocessed_values(x: Tensor<2>, mode: Preprocess) -> Result<Vec<f32>> {
+    let [n, d] = x.dims();
+    if crate::device::is_host(&x.device()) {
+        let mut values = floats(x).await?;
+        mode.apply_host(&mut values, n, d);
+        Ok(values)
+    } else {
+        floats(mode.apply(x)).await
+    }
 }
 
 impl std::str::FromStr for Preprocess {
@@ -159,6 +205,20 @@ impl std::str::FromStr for Preprocess {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn affine_stats_reproduce_every_mode() {
+        use burn::tensor::{Device, Distribution};
+        let device = Device::flex();
+        let base = Tensor::<2>::random([300, 70], Distribution::Normal(0.5, 1.0), &device);
+        let x = base * Tensor::<2>::random([300, 1], Distribution::Uniform(0.1, 10.0), &device);
+        for mode in [Preprocess::Paper, Preprocess::Centered, Preprocess::Raw] {
+            let s = mode.affine_stats(x.clone());
+            let affine = x.clone() / s.row_scale - s.row_offset - s.col_offset;
+            let diff = (affine - mode.apply(x.clone())).abs().max().into_scalar::<f32>();
+            assert!(diff < 1e-6, "{mode:?}: {diff}");
+        }
+    }
+
     use burn::tensor::{Device, TensorData};
 
     use super::*;
@@ -168,10 +228,13 @@ mod tests {
     #[test]
     fn host_pass_matches_the_tensor_ops() {
         let (n, d) = (300, 37);
-        let mut x: Vec<f32> = (0..n * d).map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.3) * (1.0 + (i % d) as f32)).collect();
+        let mut x: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.3) * (1.0 + (i % d) as f32))
+            .collect();
         x[5 * d..6 * d].fill(0.0);
         for mode in [Preprocess::Paper, Preprocess::Centered, Preprocess::Raw] {
-            let tensor = Tensor::<2>::from_data(TensorData::new(x.clone(), [n, d]), &Device::flex());
+            let tensor =
+                Tensor::<2>::from_data(TensorData::new(x.clone(), [n, d]), &Device::flex());
             let expected = blocking(floats(mode.apply(tensor))).unwrap();
             let copied = mode.applied_host(&x, n, d);
             let mut host = x.clone();

@@ -1,8 +1,8 @@
+//! Augmentation of small images on the host: seeded crops and mirrors, and normalisation.
+
 use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::data::ImageSet;
 
@@ -35,14 +35,18 @@ impl Default for AugmentConfig {
 }
 
 impl AugmentConfig {
-    fn mean_std(&self) -> (f32, f32) {
+    /// The normalisation's mean and standard deviation (0 and 1 without one).
+    pub fn mean_std(&self) -> (f32, f32) {
         self.normalize.map_or((0.0, 1.0), |n| (n.mean, n.std))
     }
 }
 
 /// The crop of each image at `indices`, four integers per sample (image index, dy, dx, mirror
 /// flag), drawn from `rng`; without `augment`, the images as they are.
-pub fn draw_crops(indices: &[usize], augment: Option<(&AugmentConfig, &mut ChaCha8Rng)>) -> Vec<i32> {
+pub fn draw_crops(
+    indices: &[usize],
+    augment: Option<(&AugmentConfig, &mut ChaCha8Rng)>,
+) -> Vec<i32> {
     let mut crops = Vec::with_capacity(indices.len() * 4);
     match augment {
         None => indices.iter().for_each(|&i| crops.extend([i as i32, 0, 0, 0])),
@@ -63,78 +67,33 @@ pub fn draw_crops(indices: &[usize], augment: Option<(&AugmentConfig, &mut ChaCh
 
 /// Pixels of the images at `indices`, scaled to [0, 1], as a row-major `[B, 1, H, W]` buffer;
 /// augmented when `augment` is given (drawing from `rng`). Computed on the host; pre-training
-/// uses [`DeviceImages`], which gives the same values on the device.
-pub fn image_batch(images: &ImageSet, indices: &[usize], augment: Option<(&AugmentConfig, &mut ChaCha8Rng)>) -> Vec<f32> {
+/// uses `pretrain::DeviceImages`, which gives the same values on the device.
+pub fn image_batch(
+    images: &ImageSet,
+    indices: &[usize],
+    augment: Option<(&AugmentConfig, &mut ChaCha8Rng)>,
+) -> Vec<f32> {
     let (mean, std) = augment.as_ref().map_or((0.0, 1.0), |(config, _)| config.mean_std());
     let crops = draw_crops(indices, augment);
-    let (h, w) = (images.height as i32, images.width as i32);
-    let scale = 1.0 / f32::from(images.max_value);
+    let (h, w) = (images.height() as i32, images.width() as i32);
+    let scale = 1.0 / f32::from(images.max_value());
     let inv_std = 1.0 / std;
     let mut out = Vec::with_capacity(indices.len() * (h * w) as usize);
     for crop in crops.chunks_exact(4) {
         let [image, dy, dx, flip] = [crop[0], crop[1], crop[2], crop[3]];
-        let img = &images.pixels[image as usize * (h * w) as usize..][..(h * w) as usize];
+        let img = images.image(image as usize);
         for y in 0..h {
             for x in 0..w {
                 let sy = y + dy;
                 let sx = if flip != 0 { w - 1 - x } else { x } + dx;
                 let inside = (0..h).contains(&sy) && (0..w).contains(&sx);
-                let value = if inside { f32::from(img[(sy * w + sx) as usize]) * scale } else { 0.0 };
+                let value =
+                    if inside { f32::from(img[(sy * w + sx) as usize]) * scale } else { 0.0 };
                 out.push((value - mean) * inv_std);
             }
         }
     }
     out
-}
-
-/// An image set uploaded to a device once, four u8 pixels to an i32 word, so each batch moves
-/// only its crop parameters to the device. On the CPU backend the set stays as it is: the host
-/// loop of [`image_batch`] is the fastest way there (0.42 ms for 256 MNIST-sized images against
-/// 4.75 ms by composed tensor ops, `cargo bench --bench kernels`).
-#[derive(Clone, Debug)]
-pub struct DeviceImages {
-    pub packed: Tensor<1, Int>,
-    host: Option<ImageSet>,
-    pub n: usize,
-    pub height: usize,
-    pub width: usize,
-    /// 1 / the set's largest pixel value.
-    pub scale: f32,
-}
-
-impl DeviceImages {
-    pub fn upload(images: &ImageSet, device: &Device) -> Self {
-        let words: Vec<i32> = images
-            .pixels
-            .chunks(4)
-            .map(|c| {
-                let mut word = [0u8; 4];
-                word[..c.len()].copy_from_slice(c);
-                i32::from_le_bytes(word)
-            })
-            .collect();
-        let len = words.len();
-        let device = device.clone().without_autodiff();
-        Self {
-            packed: Tensor::from_data(TensorData::new(words, [len]), (&device, DType::I32)),
-            host: crate::device::is_host(&device).then(|| images.clone()),
-            n: images.n,
-            height: images.height,
-            width: images.width,
-            scale: 1.0 / f32::from(images.max_value),
-        }
-    }
-
-    /// The images at `indices` as a `[B, 1, H, W]` tensor on the device the set lives on,
-    /// augmented when `augment` is given: the same values as [`image_batch`].
-    pub fn batch(&self, indices: &[usize], augment: Option<(&AugmentConfig, &mut ChaCha8Rng)>) -> Tensor<4> {
-        if let Some(images) = &self.host {
-            let pixels = image_batch(images, indices, augment);
-            return Tensor::from_data(TensorData::new(pixels, [indices.len(), 1, self.height, self.width]), &self.packed.device());
-        }
-        let (mean, std) = augment.as_ref().map_or((0.0, 1.0), |(config, _)| config.mean_std());
-        crate::kernels::augment_images(self, &draw_crops(indices, augment), mean, std)
-    }
 }
 
 #[cfg(test)]
@@ -144,7 +103,7 @@ mod tests {
 
     fn set() -> ImageSet {
         let pixels: Vec<u8> = (0..2 * 3 * 3).map(|v| v as u8 * 10).collect();
-        ImageSet { name: "t".into(), n: 2, height: 3, width: 3, pixels, labels: vec![0, 1], num_classes: 2, max_value: 255 }
+        ImageSet::new("t", 3, 3, pixels, vec![0, 1], None).unwrap()
     }
 
     #[test]

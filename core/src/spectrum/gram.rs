@@ -1,8 +1,15 @@
-//! Host-side f64 linear algebra (faer) behind every singular value nml reports: the spectrum of
-//! a feature matrix and the SVD of a training batch both come through here.
+//! The Gram routes: how `X^T X` (or `X X^T` when N < D) of a feature matrix is formed. In f64 on
+//! the host (exact), in f32 on the host from blocks summed in f64, or in f32 on a GPU, from the
+//! raw features with nml's fused kernel or from host values uploaded a block at a time.
 
+use burn::tensor::{DType, Device, Tensor};
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
-use faer::{Accum, Mat, MatRef, Par, Side};
+use faer::{Accum, Mat, MatRef, Par};
+
+use super::Preprocess;
+use crate::error::Result;
+use crate::kernels;
+use crate::readback::floats;
 
 /// Rows converted to f64 at a time, so the exact Gram never holds the whole matrix in f64.
 const BLOCK_ROWS: usize = 2048;
@@ -84,7 +91,9 @@ pub fn gram_f32_blocks(x: &[f32], n: usize, d: usize) -> Mat<f64> {
     let (m, inner) = if d <= n { (d, n) } else { (n, d) };
     let mut gram = Mat::<f64>::zeros(m, m);
     let starts: Vec<usize> = (0..inner).step_by(F32_BLOCK).collect();
-    let group = (GROUP_BYTES / (m * m * size_of::<f32>()).max(1)).clamp(1, MAX_GROUP).min(starts.len().max(1));
+    let group = (GROUP_BYTES / (m * m * size_of::<f32>()).max(1))
+        .clamp(1, MAX_GROUP)
+        .min(starts.len().max(1));
     let mut blocks: Vec<Mat<f32>> = (0..group).map(|_| Mat::<f32>::zeros(m, m)).collect();
     // A block of rows copied column-major, so that both factors of its Gram run along the
     // summed index: faer's f32 product of a 1024 x 2048 block ran at 152 GFLOPS read from
@@ -153,7 +162,9 @@ fn copy_column_major<T: From<f32> + Send>(x: &[f32], rows: usize, d: usize, out:
 /// Adds the lower triangles of `parts` into that of `sum`, columns shared among threads.
 fn add_lower(sum: &mut Mat<f64>, parts: &[Mat<f32>]) {
     let add = |c: usize, column: faer::ColMut<'_, f64>| {
-        let column = &mut column.try_as_col_major_mut().expect("faer columns are contiguous").as_slice_mut()[c..];
+        let column =
+            &mut column.try_as_col_major_mut().expect("faer columns are contiguous").as_slice_mut()
+                [c..];
         for part in parts {
             for (g, &b) in column.iter_mut().zip(&part.col_as_slice(c)[c..]) {
                 *g += f64::from(b);
@@ -200,13 +211,21 @@ pub fn gram_times(x: &[f32], n: usize, d: usize, rhs: MatRef<'_, f64>) -> Mat<f6
 }
 
 /// [`gram_times`] over the inner indices in `range`, on the calling thread.
-fn gram_times_part(x: &[f32], d: usize, tall: bool, m: usize, range: std::ops::Range<usize>, rhs: MatRef<'_, f64>) -> Mat<f64> {
+fn gram_times_part(
+    x: &[f32],
+    d: usize,
+    tall: bool,
+    m: usize,
+    range: std::ops::Range<usize>,
+    rhs: MatRef<'_, f64>,
+) -> Mat<f64> {
     use faer::linalg::matmul::matmul;
     let k = rhs.ncols();
     let mut out = Mat::<f64>::zeros(m, k);
     // Held so that every column is a contiguous run of x: B^T (m x len) when tall, a column
     // being one row of x; B (len x m) otherwise, a column being part of one row of x.
-    let mut block = if tall { Mat::<f64>::zeros(m, PROBE_CHUNK) } else { Mat::<f64>::zeros(PROBE_CHUNK, m) };
+    let mut block =
+        if tall { Mat::<f64>::zeros(m, PROBE_CHUNK) } else { Mat::<f64>::zeros(PROBE_CHUNK, m) };
     let mut partial = Mat::<f64>::zeros(PROBE_CHUNK, k);
     for start in range.clone().step_by(PROBE_CHUNK) {
         let len = PROBE_CHUNK.min(range.end - start);
@@ -242,108 +261,115 @@ fn mirror_lower(m: &mut Mat<f64>) {
     }
 }
 
-/// `P G P` with `P = I - 11^T / m`: removes the all-ones direction from a symmetric matrix.
-pub fn project_out_ones(g: &mut Mat<f64>) {
-    let m = g.nrows();
-    // Symmetric, so its row sums are its column sums, read down contiguous columns.
-    let sums: Vec<f64> = (0..m).map(|c| g.col_as_slice(c).iter().sum()).collect();
-    let total: f64 = sums.iter().sum();
-    let inv = 1.0 / m as f64;
-    let shift = total * inv * inv;
-    for (c, &column_sum) in sums.iter().enumerate() {
-        for (v, &row_sum) in g.col_as_slice_mut(c).iter_mut().zip(&sums) {
-            *v += -(row_sum + column_sum) * inv + shift;
-        }
-    }
-}
-
 /// Converts a row-major f32 square matrix into f64.
 pub fn square_from_f32(values: &[f32], size: usize) -> Mat<f64> {
     Mat::<f64>::from_fn(size, size, |r, c| f64::from(values[r * size + c]))
 }
 
-/// Eigenvalues of a symmetric matrix, in descending order.
-pub fn eigenvalues_desc(m: MatRef<'_, f64>) -> Vec<f64> {
-    let mut values = m
-        .self_adjoint_eigenvalues(Side::Lower)
-        .unwrap_or_else(|_| vec![f64::NAN; m.nrows()]);
-    values.reverse();
-    values
+/// Where the fast Gram is formed from.
+// One lives per spectrum taken, so its size is of no account.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Source {
+    /// Preprocessed values on the host (the CPU backend).
+    Host(Vec<f32>),
+    /// The raw features on a GPU.
+    Device(Tensor<2>),
+    /// Preprocessed values on the host whose Gram a GPU forms, uploaded by [`staged_gram`].
+    Staged { values: Vec<f32>, device: Device },
 }
 
-/// Eigenvalues (descending) and their eigenvectors (as columns, same order), the solver run
-/// with `par`.
-pub fn eigen_desc(m: MatRef<'_, f64>, par: Par) -> (Vec<f64>, Mat<f64>) {
-    use faer::dyn_stack::{MemBuffer, MemStack};
-    use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
-    let size = m.nrows();
-    let mut s = faer::diag::Diag::<f64>::zeros(size);
-    let mut u = Mat::<f64>::zeros(size, size);
-    let mut scratch = MemBuffer::new(self_adjoint_evd_scratch::<f64>(size, ComputeEigenvectors::Yes, par, Default::default()));
-    match self_adjoint_evd(m, s.as_mut(), Some(u.as_mut()), par, MemStack::new(&mut scratch), Default::default()) {
-        Ok(()) => {
-            let s = s.column_vector();
-            let values = (0..size).rev().map(|i| s[i]).collect();
-            let vectors = Mat::<f64>::from_fn(size, size, |r, c| u[(r, size - 1 - c)]);
-            (values, vectors)
+/// Most feature bytes [`staged_gram`] uploads at once: half of WebGPU's default 128 MiB limit
+/// on a storage binding, so a browser's adapter takes every block (a 50000 x 2048 matrix is
+/// 410 MB in f32, more than llvmpipe allocates in one buffer).
+const STAGE_BYTES: usize = 64 << 20;
+
+/// The Gram (N >= D) of row-major host values, formed on `device` from blocks of
+/// `rows_per_stage` rows: each block's f32 Gram comes from nml's kernel (its composed reference
+/// where there is none), and the blocks are summed in f64 on the host, which adds no f32
+/// rounding. The next block is queued before the last one is read back, so the device does
+/// not wait on the host.
+///
+/// The values come preprocessed, not raw with the kernel's fused preprocessing: then the
+/// Gram's only error is the one the `Auto` check bounds against these same values. Fused, the
+/// device's rounding of the preprocessing was a second error the check counts against the
+/// Gram: at 50000 x 2048 on llvmpipe it took the true error from 1.4e-4 to 2.4e-4 and the
+/// measured bound past what the 1e-4 guarantee allows.
+pub(super) async fn staged_gram(
+    values: &[f32],
+    n: usize,
+    d: usize,
+    device: &Device,
+    rows_per_stage: usize,
+) -> Result<faer::Mat<f64>> {
+    use burn::tensor::TensorData;
+    let rows_per_stage = rows_per_stage.max(1);
+    let mut gram = faer::Mat::<f64>::zeros(d, d);
+    let mut add = |part: Vec<f32>| {
+        // Row-major, but symmetric: row j is column j.
+        for (j, column) in part.chunks_exact(d).enumerate() {
+            for (g, &v) in gram.col_as_slice_mut(j).iter_mut().zip(column) {
+                *g += f64::from(v);
+            }
         }
-        Err(_) => (vec![f64::NAN; size], Mat::<f64>::zeros(size, size)),
+    };
+    let mut queued: Option<Tensor<2>> = None;
+    for start in (0..n).step_by(rows_per_stage) {
+        let end = (start + rows_per_stage).min(n);
+        let block = Tensor::<2>::from_data(
+            TensorData::new(values[start * d..end * d].to_vec(), [end - start, d]),
+            device,
+        );
+        let part = feature_gram(block, Preprocess::Raw);
+        if let Some(previous) = queued.replace(part) {
+            add(floats(previous).await?);
+        }
     }
+    if let Some(last) = queued {
+        add(floats(last).await?);
+    }
+    Ok(gram)
 }
 
-/// Singular values from Gram eigenvalues: square roots, negatives (rounding) clamped to zero.
-pub fn singular_from_eigen(eigenvalues: &[f64]) -> Vec<f64> {
-    eigenvalues.iter().map(|&l| l.max(0.0).sqrt()).collect()
+/// The f32 D x D Gram `V^T V` of features on a device after `mode`: from nml's fused kernel
+/// where the device runs it, else from Burn's ops on the preprocessed features.
+fn feature_gram(x: Tensor<2>, mode: Preprocess) -> Tensor<2> {
+    let x = x.without_autodiff().cast(DType::F32);
+    if kernels::uses_wgsl(&x.device()) {
+        let stats = mode.affine_stats(x.clone());
+        return kernels::affine_gram(x, stats);
+    }
+    let v = mode.apply(x);
+    v.clone().transpose().matmul(v)
 }
 
-/// A thin SVD `Z = U diag(s) V^T` of a small row-major `b x d` matrix, keeping the components
-/// whose singular value is above `rel_tol * s_1` (the rest carry no direction worth a gradient).
-#[derive(Clone, Debug)]
-pub struct ThinSvd {
-    pub s: Vec<f64>,
-    /// `b x r`, row-major.
-    pub u: Vec<f32>,
-    /// `d x r`, row-major.
-    pub v: Vec<f32>,
-    pub rank: usize,
+/// The smaller f32 Gram (`V^T V` for N >= D, else `V V^T`) of features on a GPU after `mode`.
+fn device_gram(x: Tensor<2>, mode: Preprocess) -> Tensor<2> {
+    let [n, d] = x.dims();
+    if d <= n {
+        return feature_gram(x, mode);
+    }
+    let v = mode.apply(x.without_autodiff().cast(DType::F32));
+    v.clone().matmul(v.transpose())
 }
 
-/// The [`ThinSvd`] of a row-major `b x d` batch, from the eigenvectors of its smaller Gram.
-/// A batch is small, so everything runs on the calling thread: for 64 x 512 the thread pool's
-/// hand-offs cost more than the arithmetic (1.1 ms per call with them).
-pub fn thin_svd(z: &[f32], b: usize, d: usize, rel_tol: f64) -> ThinSvd {
-    use faer::linalg::matmul::matmul;
-    let zm = Mat::<f64>::from_fn(b, d, |i, j| f64::from(z[i * d + j]));
-    let tall = d <= b;
-    // The smaller Gram: Z^T Z (d x d) when tall, else Z Z^T (b x b).
-    let (left, right) = if tall { (zm.transpose(), zm.as_ref()) } else { (zm.as_ref(), zm.transpose()) };
-    let mut gram = Mat::<f64>::zeros(b.min(d), b.min(d));
-    matmul(gram.as_mut(), Accum::Replace, left, right, 1.0, Par::Seq);
-    let (eigenvalues, vectors) = eigen_desc(gram.as_ref(), Par::Seq);
-    let s_all = singular_from_eigen(&eigenvalues);
-    let top = s_all.first().copied().unwrap_or(0.0);
-    let rank = s_all
-        .iter()
-        .take_while(|&&s| s > rel_tol * top && s > 0.0)
-        .count();
-    let s: Vec<f64> = s_all[..rank].to_vec();
-    // The other side's vectors from one product: V = Z^T U / s (Gram Z Z^T) or U = Z V / s.
-    let known = vectors.as_ref().subcols(0, rank);
-    let mut other = Mat::<f64>::zeros(if tall { b } else { d }, rank);
-    matmul(other.as_mut(), Accum::Replace, right, known, 1.0, Par::Seq);
-    let row_major = |m: MatRef<'_, f64>, scale: bool| -> Vec<f32> {
-        let mut out = Vec::with_capacity(m.nrows() * rank);
-        for r in 0..m.nrows() {
-            out.extend((0..rank).map(|k| (if scale { m[(r, k)] / s[k] } else { m[(r, k)] }) as f32));
+/// The fast (f32) Gram of `source` in f64 on the host, with the name of the route it took.
+pub(super) async fn fast_gram(
+    source: &Source,
+    mode: Preprocess,
+    n: usize,
+    d: usize,
+) -> Result<(Mat<f64>, &'static str)> {
+    Ok(match source {
+        Source::Host(values) => (gram_f32_blocks(values, n, d), "gram-f32-blocks-host"),
+        Source::Device(x) => (
+            square_from_f32(&floats(device_gram(x.clone(), mode)).await?, n.min(d)),
+            "gram-f32-device",
+        ),
+        Source::Staged { values, device } => {
+            let rows = STAGE_BYTES / (d * size_of::<f32>());
+            (staged_gram(values, n, d, device, rows).await?, "gram-f32-device")
         }
-        out
-    };
-    let (u, v) = if tall {
-        (row_major(other.as_ref(), true), row_major(known, false))
-    } else {
-        (row_major(known, false), row_major(other.as_ref(), true))
-    };
-    ThinSvd { s, u, v, rank }
+    })
 }
 
 #[cfg(test)]
@@ -374,7 +400,9 @@ mod tests {
     #[test]
     fn f32_blocks_agree_with_the_f64_gram() {
         for (n, d) in [(2 * F32_BLOCK + 77, 33usize), (29, 3 * F32_BLOCK + 5)] {
-            let x: Vec<f32> = (0..n * d).map(|i| ((i * 7919 % 1009) as f32 / 1009.0 - 0.5) * (1.0 + (i % d) as f32)).collect();
+            let x: Vec<f32> = (0..n * d)
+                .map(|i| ((i * 7919 % 1009) as f32 / 1009.0 - 0.5) * (1.0 + (i % d) as f32))
+                .collect();
             let (exact, blocks) = (gram_f64(&x, n, d), gram_f32_blocks(&x, n, d));
             let m = n.min(d);
             let scale = (0..m).map(|i| exact[(i, i)]).fold(0.0, f64::max);
@@ -395,7 +423,10 @@ mod tests {
         let x: Vec<f32> = (0..rows * d).map(|i| i as f32).collect();
         let mut out = vec![f32::NAN; rows * d];
         copy_column_major(&x, rows, d, &mut out);
-        assert_eq!(MatRef::from_column_major_slice(&out, rows, d), MatRef::from_row_major_slice(&x, rows, d));
+        assert_eq!(
+            MatRef::from_column_major_slice(&out, rows, d),
+            MatRef::from_row_major_slice(&x, rows, d)
+        );
     }
 
     #[test]
@@ -408,22 +439,6 @@ mod tests {
             let got = gram_times(&x, n, d, rhs.as_ref());
             let err = (&got - &expected).norm_max();
             assert!(err < 1e-10 * expected.norm_max(), "{n} x {d}: off by {err}");
-        }
-    }
-
-    #[test]
-    fn thin_svd_reconstructs() {
-        for (b, d) in [(6usize, 4usize), (4, 6)] {
-            let z: Vec<f32> = (0..b * d).map(|i| ((i * 7919 % 13) as f32 - 6.0) / 3.0).collect();
-            let svd = thin_svd(&z, b, d, 1e-9);
-            for i in 0..b {
-                for j in 0..d {
-                    let rec: f64 = (0..svd.rank)
-                        .map(|k| f64::from(svd.u[i * svd.rank + k]) * svd.s[k] * f64::from(svd.v[j * svd.rank + k]))
-                        .sum();
-                    assert!((rec - f64::from(z[i * d + j])).abs() < 1e-4, "({i},{j}) {rec} vs {}", z[i * d + j]);
-                }
-            }
         }
     }
 }
