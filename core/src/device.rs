@@ -11,13 +11,16 @@ use crate::error::{NmlError, Result};
 /// What the user asked for on the command line (`--backend auto|wgpu|cpu`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum BackendChoice {
     /// WGPU if a hardware GPU adapter is present, else the CPU backend.
     #[default]
     Auto,
     /// WGPU on whatever adapter it finds, software adapters (llvmpipe, SwiftShader) included.
+    #[cfg_attr(feature = "clap", value(alias = "gpu"))]
     Wgpu,
     /// Burn's pure-Rust CPU backend (flex).
+    #[cfg_attr(feature = "clap", value(alias = "flex"))]
     Cpu,
 }
 
@@ -28,9 +31,9 @@ impl FromStr for BackendChoice {
             "auto" => Ok(Self::Auto),
             "wgpu" | "gpu" => Ok(Self::Wgpu),
             "cpu" | "flex" => Ok(Self::Cpu),
-            other => Err(NmlError::Invalid(format!(
-                "unknown backend {other:?}; use auto, wgpu or cpu"
-            ))),
+            other => {
+                Err(NmlError::Invalid(format!("unknown backend {other:?}; use auto, wgpu or cpu")))
+            }
         }
     }
 }
@@ -62,11 +65,7 @@ impl ComputeDevice {
         } else {
             format!("cpu: flex ({reason})")
         };
-        Self {
-            device: Device::flex(),
-            kind: "cpu",
-            description,
-        }
+        Self { device: Device::flex(), kind: "cpu", description }
     }
 
     pub fn is_cpu(&self) -> bool {
@@ -133,11 +132,7 @@ fn wgpu_device(hardware_only: bool) -> Result<ComputeDevice> {
         .get_or_init(|| Device::wgpu_options().init().map_err(|e| e.to_string()))
         .clone()
         .map_err(|e| NmlError::Backend(format!("WGPU failed to start: {e}")))?;
-    Ok(ComputeDevice {
-        device,
-        kind: "wgpu",
-        description: description.clone(),
-    })
+    Ok(ComputeDevice { device, kind: "wgpu", description: description.clone() })
 }
 
 #[cfg(all(not(target_arch = "wasm32"), not(feature = "wgpu")))]
@@ -160,7 +155,11 @@ pub fn select_many(list: &str) -> Result<Vec<ComputeDevice>> {
 
 #[cfg(not(target_arch = "wasm32"))]
 fn one_device(entry: &str) -> Result<ComputeDevice> {
-    let bad = || NmlError::Invalid(format!("unknown device {entry:?}; use cpu, wgpu, wgpu-cpu, gpu:N or igpu:N"));
+    let bad = || {
+        NmlError::Invalid(format!(
+            "unknown device {entry:?}; use cpu, wgpu, wgpu-cpu, gpu:N or igpu:N"
+        ))
+    };
     let (kind, index) = match entry.split_once(':') {
         Some((kind, index)) => (kind, Some(index.parse::<usize>().map_err(|_| bad())?)),
         None => (entry, None),
@@ -177,10 +176,16 @@ fn one_device(entry: &str) -> Result<ComputeDevice> {
                 ("igpu", Some(i)) => DeviceKind::IntegratedGpu(i),
                 _ => return Err(bad()),
             };
-            Ok(ComputeDevice { device: Device::wgpu(device_kind), kind: "wgpu", description: format!("wgpu: {entry}") })
+            Ok(ComputeDevice {
+                device: Device::wgpu(device_kind),
+                kind: "wgpu",
+                description: format!("wgpu: {entry}"),
+            })
         }
         #[cfg(not(feature = "wgpu"))]
-        ("wgpu" | "wgpu-cpu" | "gpu" | "igpu", _) => Err(NmlError::Backend("built without the wgpu feature".into())),
+        ("wgpu" | "wgpu-cpu" | "gpu" | "igpu", _) => {
+            Err(NmlError::Backend("built without the wgpu feature".into()))
+        }
         _ => Err(bad()),
     }
 }

@@ -13,7 +13,11 @@ pub fn module_bytes<M: Module>(module: &M, metadata: &[(&str, String)]) -> Resul
 }
 
 /// As [`module_bytes`], keeping only the tensors whose path matches `pattern` (a regex).
-pub fn module_bytes_matching<M: Module>(module: &M, metadata: &[(&str, String)], pattern: Option<&str>) -> Result<Vec<u8>> {
+pub fn module_bytes_matching<M: Module>(
+    module: &M,
+    metadata: &[(&str, String)],
+    pattern: Option<&str>,
+) -> Result<Vec<u8>> {
     let mut store = SafetensorsStore::from_bytes(None);
     if let Some(pattern) = pattern {
         store = store.with_regex(pattern);
@@ -37,14 +41,18 @@ pub fn metadata_entry(bytes: &[u8], name: &str, key: &str) -> Result<Option<Stri
 /// Loads weights into `module` (built with the same shape), refusing anything that does not fit:
 /// a missing tensor, an unexpected one, or a wrong shape.
 pub fn load_module<M: Module>(module: &mut M, bytes: &[u8], name: &str) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec())).validate(true).allow_partial(false);
+    let mut store =
+        SafetensorsStore::from_bytes(Some(bytes.to_vec())).validate(true).allow_partial(false);
     let result = module
         .load_from(&mut store)
         .map_err(|e| NmlError::format(name, format!("cannot load the weights: {e}")))?;
     if !result.errors.is_empty() || !result.missing.is_empty() {
         return Err(NmlError::format(
             name,
-            format!("weights do not fit the model: errors {:?}, missing {:?}", result.errors, result.missing),
+            format!(
+                "weights do not fit the model: errors {:?}, missing {:?}",
+                result.errors, result.missing
+            ),
         ));
     }
     Ok(())

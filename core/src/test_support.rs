@@ -17,7 +17,9 @@ pub fn wgpu_or_skip(test: &str) -> Option<Device> {
             panic!("{test}: NML_REQUIRE_WGPU is set but WGPU is unavailable: {e}")
         }
         Err(e) => {
-            eprintln!("{test}: WGPU part skipped: {e} (install mesa-vulkan-drivers for a software adapter)");
+            eprintln!(
+                "{test}: WGPU part skipped: {e} (install mesa-vulkan-drivers for a software adapter)"
+            );
             None
         }
     }

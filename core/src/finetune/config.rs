@@ -6,6 +6,7 @@ use crate::tune::{Method, TuneConfig};
 /// How much of the pre-trained encoder a downstream run may change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum FinetuneMethod {
     /// LoRA adapters on the encoder's linears (base frozen) and a new linear head.
     Lora,
@@ -44,7 +45,9 @@ impl std::str::FromStr for FinetuneMethod {
             "lora-nmtune" => Ok(Self::LoraNmtune),
             "ft" => Ok(Self::Ft),
             "ft-nmtune" => Ok(Self::FtNmtune),
-            other => Err(NmlError::Invalid(format!("unknown method {other:?}; use lora, lora-nmtune, ft or ft-nmtune"))),
+            other => Err(NmlError::Invalid(format!(
+                "unknown method {other:?}; use lora, lora-nmtune, ft or ft-nmtune"
+            ))),
         }
     }
 }
@@ -52,6 +55,7 @@ impl std::str::FromStr for FinetuneMethod {
 /// Where LoRA adapters go in a ViT.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum LoraTargets {
     /// The transformer blocks' MLP linears (`fc1`, `fc2`): the authors' choice.
     #[default]
@@ -120,16 +124,29 @@ impl FinetuneConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(NmlError::Invalid(m));
         if self.epochs == 0 || self.batch_size < 2 {
-            return bad(format!("epochs must be >= 1 and batch_size >= 2 (got {}, {})", self.epochs, self.batch_size));
+            return bad(format!(
+                "epochs must be >= 1 and batch_size >= 2 (got {}, {})",
+                self.epochs, self.batch_size
+            ));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) || !(self.encoder_lr_ratio > 0.0 && self.encoder_lr_ratio <= 1.0) {
-            return bad(format!("lr must be positive and encoder_lr_ratio in (0, 1] (got {}, {})", self.lr, self.encoder_lr_ratio));
+        let lr_ok = self.lr > 0.0 && self.lr.is_finite();
+        let ratio_ok = self.encoder_lr_ratio > 0.0 && self.encoder_lr_ratio <= 1.0;
+        if !lr_ok || !ratio_ok {
+            return bad(format!(
+                "lr must be positive and encoder_lr_ratio in (0, 1] (got {}, {})",
+                self.lr, self.encoder_lr_ratio
+            ));
         }
         if self.w_cov < 0.0 || self.w_svd < 0.0 || self.weight_decay < 0.0 {
             return bad("weight_decay, w_cov and w_svd must not be negative".into());
         }
-        if self.lora.rank == 0 || !(0.0..1.0).contains(&self.lora.dropout) || !(self.lora.alpha > 0.0) {
-            return bad(format!("LoRA needs rank >= 1, alpha > 0 and dropout in [0, 1) (got {}, {}, {})", self.lora.rank, self.lora.alpha, self.lora.dropout));
+        // Written so that a NaN alpha fails too.
+        let alpha_ok = self.lora.alpha > 0.0;
+        if self.lora.rank == 0 || !(0.0..1.0).contains(&self.lora.dropout) || !alpha_ok {
+            return bad(format!(
+                "LoRA needs rank >= 1, alpha > 0 and dropout in [0, 1) (got {}, {}, {})",
+                self.lora.rank, self.lora.alpha, self.lora.dropout
+            ));
         }
         Ok(())
     }

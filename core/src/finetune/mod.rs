@@ -11,25 +11,22 @@ pub use config::{FinetuneConfig, FinetuneMethod, LoraConfig, LoraTargets};
 pub use persist::{FinetuneMeta, load_merged, merged_bytes, read_finetune_meta, trained_bytes};
 pub use task::{FinetuneOutcome, FinetuneReport, run};
 
-use std::time::Instant;
-
 use burn::module::{Lora, Module, ModuleMapper, ModuleVisitor, Param, ParamGroup};
 use burn::nn::Linear;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use rand::{RngExt, SeedableRng};
+use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::data::ImageSet;
+use crate::data::{ImageSet, image_batch};
 use crate::error::{NmlError, Result};
 use crate::models::{Encoder, HostInit};
 use crate::readback::{blocking, ints};
-use crate::pretrain::image_batch;
-use crate::tune::regularizers::{covariance_penalty, top_k_singular_share};
-use crate::tune::{TrainObserver, cosine_lr};
+use crate::train::{
+    self, EpochSums, Flow, Observer, OptimizerConfig, Plan, Shuffle, SplitOptimizer, StepLoss,
+};
+use crate::tune::regularizers::{covariance_penalty, top_k_singular_share_async};
 
 /// The encoder (possibly carrying LoRA adapters) and the task's linear head.
 #[derive(Module, Debug)]
@@ -90,7 +87,9 @@ pub fn count_params<M: Module>(model: &M) -> ParamCount {
 fn lora_group(targets: LoraTargets) -> ParamGroup {
     let pattern = match targets {
         LoraTargets::Mlp => r"mlp\.fc[12]\.weight$",
-        LoraTargets::MlpAndAttention => r"(mlp\.fc[12]|attention\.(query|key|value|output))\.weight$",
+        LoraTargets::MlpAndAttention => {
+            r"(mlp\.fc[12]|attention\.(query|key|value|output))\.weight$"
+        }
     };
     ParamGroup::from_regex(pattern).expect("a valid pattern")
 }
@@ -98,12 +97,14 @@ fn lora_group(targets: LoraTargets) -> ParamGroup {
 /// The model a run starts from: the encoder as it is (full fine-tuning) or frozen with LoRA
 /// adapters attached (which leave its outputs unchanged), plus a new head seeded from the
 /// config. `device` should have autodiff for training.
-pub fn prepare(encoder: Encoder, num_classes: usize, config: &FinetuneConfig, device: &Device) -> Result<Finetuner> {
+pub fn prepare(
+    encoder: Encoder,
+    num_classes: usize,
+    config: &FinetuneConfig,
+    device: &Device,
+) -> Result<Finetuner> {
     config.validate()?;
-    let feature_dim = match &encoder {
-        Encoder::ResNet(m) => m.classifier.weight.shape().dims::<2>()[0],
-        Encoder::Vit(m) => m.classifier.weight.shape().dims::<2>()[0],
-    };
+    let feature_dim = encoder.feature_dim();
     // A loaded or finished encoder is in inference mode; training needs its parameters tracked.
     let encoder = encoder.fork(device).train();
     let encoder = if config.method.uses_lora() {
@@ -114,7 +115,8 @@ pub fn prepare(encoder: Encoder, num_classes: usize, config: &FinetuneConfig, de
         }
         // The adapters' random factor is drawn from the backend's generator.
         device.seed(config.seed);
-        let lora = Lora::new(config.lora.rank, config.lora.alpha).set_param_group(lora_group(config.lora.targets));
+        let lora = Lora::new(config.lora.rank, config.lora.alpha)
+            .set_param_group(lora_group(config.lora.targets));
         encoder.apply_lora(lora)
     } else {
         encoder
@@ -148,7 +150,15 @@ impl ModuleMapper for LoraDropout<'_> {
         let (id, tensor, mapper) = param.consume();
         let d_in = tensor.dims()[0];
         let mask: Vec<f32> =
-            (0..d_in).map(|_| if self.rng.random::<f64>() < self.keep { (1.0 / self.keep) as f32 } else { 0.0 }).collect();
+            (0..d_in)
+                .map(|_| {
+                    if self.rng.random::<f64>() < self.keep {
+                        (1.0 / self.keep) as f32
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
         let mask = Tensor::<2>::from_data(TensorData::new(mask, [d_in, 1]), &tensor.device());
         let masked = tensor * mask.reshape(tensor_shape::<D>(d_in));
         Param::from_mapped_value(id, masked, mapper)
@@ -163,51 +173,59 @@ fn tensor_shape<const D: usize>(d_in: usize) -> [usize; D] {
 }
 
 /// Trains `model` (from [`prepare`], on an autodiff device) on `train`, images resampled to
-/// `image_size`. Returns the model in inference mode (adapters not merged) and its history.
+/// `image_size`, through the one training loop. Returns the model in inference mode (adapters
+/// not merged) and its history.
 pub fn finetune(
-    mut model: Finetuner,
+    model: Finetuner,
     train: &ImageSet,
     image_size: usize,
     config: &FinetuneConfig,
     device: &Device,
-    observer: &mut dyn TrainObserver<FinetuneEpoch>,
+    observer: &mut dyn Observer<FinetuneEpoch>,
 ) -> Result<(Finetuner, Vec<FinetuneEpoch>)> {
     config.validate()?;
-    if train.n < 2 {
-        return Err(NmlError::Invalid(format!("{}: need at least two training images", train.name)));
+    if train.n() < 2 {
+        return Err(NmlError::Invalid(format!(
+            "{}: need at least two training images",
+            train.name()
+        )));
     }
     let train = train.resized(image_size, image_size);
     let ce_loss = CrossEntropyLossConfig::new().init(device);
-    let adamw = || AdamWConfig::new().with_weight_decay(config.weight_decay as f32).init();
-    let (mut head_optim, mut encoder_optim) = (adamw(), adamw());
+    let adamw = OptimizerConfig::Adamw { lr: config.lr, weight_decay: config.weight_decay };
     // LoRA adapters are new parameters and train at the head's rate; a pre-trained encoder
     // trains more gently.
-    let encoder_lr = if config.method.uses_lora() { config.lr } else { config.lr * config.encoder_lr_ratio };
-    let batch = config.batch_size.min(train.n);
-    let batches_per_epoch = train.n / batch + usize::from(train.n % batch >= 2);
-    let total_steps = batches_per_epoch * config.epochs;
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(0xf17e));
-    let mut order: Vec<usize> = (0..train.n).collect();
-    let mut history = Vec::new();
-    let mut step = 0;
-    'epochs: for epoch in 1..=config.epochs {
-        let started = Instant::now();
-        order.shuffle(&mut rng);
-        // Summed on the device and read once per epoch, not once per step.
-        let (mut sum_loss, mut sum_ce, mut batches) = (Tensor::<1>::zeros([1], device), Tensor::<1>::zeros([1], device), 0usize);
-        for chunk in order.chunks(batch) {
-            if chunk.len() < 2 {
-                continue;
-            }
-            if observer.should_stop() {
-                break 'epochs;
-            }
+    let ratio = if config.method.uses_lora() { 1.0 } else { config.encoder_lr_ratio };
+    let mut optimizer = SplitOptimizer {
+        first: legacy_adamw(&adamw),
+        second: legacy_adamw(&adamw),
+        ratio,
+        split: |m: Finetuner| (m.head, m.encoder),
+        join: |head, encoder| Finetuner { encoder, head },
+    };
+    let plan = Plan::new(
+        train.n(),
+        config.epochs,
+        config.batch_size,
+        config.lr,
+        Shuffle::Continuing { seed: config.seed.wrapping_add(0xf17e) },
+    );
+    let step =
+        async |model: &Finetuner, chunk: &[usize], rng: &mut ChaCha8Rng| -> Result<StepLoss> {
             let pixels = image_batch(&train, chunk, None);
-            let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), 1, image_size, image_size]), device);
-            let labels: Vec<i64> = chunk.iter().map(|&i| i64::from(train.labels[i])).collect();
+            let x = Tensor::<4>::from_data(
+                TensorData::new(pixels, [chunk.len(), 1, image_size, image_size]),
+                device,
+            );
+            let labels: Vec<i64> = chunk.iter().map(|&i| i64::from(train.labels()[i])).collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [chunk.len()]), device);
             let step_model = if config.method.uses_lora() && config.lora.dropout > 0.0 {
-                let mut dropout = LoraDropout { keep: 1.0 - config.lora.dropout, rng: &mut rng, in_adapter: 0, field: Vec::new() };
+                let mut dropout = LoraDropout {
+                    keep: 1.0 - config.lora.dropout,
+                    rng,
+                    in_adapter: 0,
+                    field: Vec::new(),
+                };
                 model.clone().map(&mut dropout)
             } else {
                 model.clone()
@@ -219,48 +237,73 @@ pub fn finetune(
                 loss = loss + covariance_penalty(features.clone()).mul_scalar(config.w_cov);
             }
             if config.w_svd > 0.0 {
-                loss = loss - top_k_singular_share(features, config.top_k)?.mul_scalar(config.w_svd);
+                loss = loss
+                    - top_k_singular_share_async(features, config.top_k)
+                        .await?
+                        .mul_scalar(config.w_svd);
             }
-            sum_ce = sum_ce + ce.detach();
-            sum_loss = sum_loss + loss.clone().detach();
-            let mut grads = loss.backward();
-            let head_grads = GradientsParams::from_module(&mut grads, &model.head);
-            let encoder_grads = GradientsParams::from_module(&mut grads, &model.encoder);
-            let scale = cosine_lr(1.0, step, total_steps);
-            model.head = head_optim.step(config.lr * scale, model.head, head_grads);
-            model.encoder = encoder_optim.step(encoder_lr * scale, model.encoder, encoder_grads);
-            step += 1;
-            batches += 1;
-        }
-        let record = FinetuneEpoch {
-            epoch,
-            loss: f64::from(sum_loss.into_scalar::<f32>()) / batches.max(1) as f64,
-            ce: f64::from(sum_ce.into_scalar::<f32>()) / batches.max(1) as f64,
-            seconds: started.elapsed().as_secs_f64(),
+            Ok(StepLoss::new(loss).with_terms(vec![ce]))
         };
-        if !record.loss.is_finite() {
-            return Err(NmlError::Invalid(format!("fine-tuning diverged at epoch {epoch}; lower the learning rate")));
+    let end_epoch = async |_: &Finetuner, sums: EpochSums| -> Result<(FinetuneEpoch, Flow)> {
+        Ok((
+            FinetuneEpoch {
+                epoch: sums.epoch,
+                loss: sums.loss,
+                ce: sums.terms[0],
+                seconds: sums.seconds,
+            },
+            Flow::Continue,
+        ))
+    };
+    let trained = blocking(train::train(
+        model,
+        &plan,
+        &mut optimizer,
+        Vec::new(),
+        step,
+        end_epoch,
+        observer,
+        None,
+    ))?;
+    Ok((trained.model.valid(), trained.history))
+}
+
+/// Burn's AdamW as fine-tuning has always stepped it.
+fn legacy_adamw(config: &OptimizerConfig) -> burn::optim::ModuleOptimizer {
+    match *config {
+        OptimizerConfig::Adamw { weight_decay, .. } => {
+            burn::optim::AdamWConfig::new().with_weight_decay(weight_decay as f32).init()
         }
-        observer.on_epoch(&record);
-        history.push(record);
+        OptimizerConfig::Sgd { .. } => config.init(),
     }
-    Ok((model.valid(), history))
 }
 
 /// Share of `images` (resampled to `image_size`) the model labels correctly.
-pub fn accuracy(model: &Finetuner, images: &ImageSet, image_size: usize, device: &Device) -> Result<f64> {
-    if images.n == 0 {
-        return Err(NmlError::Invalid(format!("{}: no images to score", images.name)));
-    }
+pub fn accuracy(
+    model: &Finetuner,
+    images: &ImageSet,
+    image_size: usize,
+    device: &Device,
+) -> Result<f64> {
     let set = images.resized(image_size, image_size);
-    let indices: Vec<usize> = (0..set.n).collect();
+    let indices: Vec<usize> = (0..set.n()).collect();
     let mut correct = 0usize;
     for chunk in indices.chunks(256) {
-        let x = Tensor::<4>::from_data(TensorData::new(image_batch(&set, chunk, None), [chunk.len(), 1, image_size, image_size]), device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                image_batch(&set, chunk, None),
+                [chunk.len(), 1, image_size, image_size],
+            ),
+            device,
+        );
         let predicted = blocking(ints(model.forward(x).1.argmax(1)))?;
-        correct += chunk.iter().zip(&predicted).filter(|&(&i, &p)| p == i64::from(set.labels[i])).count();
+        correct += chunk
+            .iter()
+            .zip(&predicted)
+            .filter(|&(&i, &p)| p == i64::from(set.labels()[i]))
+            .count();
     }
-    Ok(correct as f64 / set.n as f64)
+    Ok(correct as f64 / set.n() as f64)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{FinetuneConfig, Finetuner};
 use crate::error::{NmlError, Result};
 use crate::models::HostInit;
-use crate::pretrain::checkpoint::CheckpointMeta;
+use crate::pretrain::CheckpointMeta;
 use crate::store::{load_module, metadata_entry, module_bytes_matching};
 
 pub const FINETUNE_META_KEY: &str = "nml.finetune";
@@ -49,14 +49,22 @@ pub fn merged_bytes(model: Finetuner, meta: &FinetuneMeta) -> Result<Vec<u8>> {
 /// The metadata of a fine-tuned model file, if it is one.
 pub fn read_finetune_meta(bytes: &[u8], name: &str) -> Result<Option<FinetuneMeta>> {
     metadata_entry(bytes, name, FINETUNE_META_KEY)?
-        .map(|json| serde_json::from_str(&json).map_err(|e| NmlError::format(name, format!("bad `{FINETUNE_META_KEY}` metadata: {e}"))))
+        .map(|json| {
+            serde_json::from_str(&json).map_err(|e| {
+                NmlError::format(name, format!("bad `{FINETUNE_META_KEY}` metadata: {e}"))
+            })
+        })
         .transpose()
 }
 
 /// A merged fine-tuned model written by [`merged_bytes`].
 pub fn load_merged(bytes: &[u8], name: &str, device: &Device) -> Result<(Finetuner, FinetuneMeta)> {
-    let meta = read_finetune_meta(bytes, name)?
-        .ok_or_else(|| NmlError::format(name, format!("not a fine-tuned model (no `{FINETUNE_META_KEY}` metadata)")))?;
+    let meta = read_finetune_meta(bytes, name)?.ok_or_else(|| {
+        NmlError::format(
+            name,
+            format!("not a fine-tuned model (no `{FINETUNE_META_KEY}` metadata)"),
+        )
+    })?;
     if !meta.merged {
         return Err(NmlError::format(
             name,
@@ -65,7 +73,8 @@ pub fn load_merged(bytes: &[u8], name: &str, device: &Device) -> Result<(Finetun
     }
     meta.base.config.validate().map_err(|e| NmlError::format(name, e.to_string()))?;
     let encoder = meta.base.config.init_encoder(meta.base.num_classes, 0, device);
-    let head = HostInit::new(0).linear(meta.base.config.model.feature_dim(), meta.num_classes, device);
+    let head =
+        HostInit::new(0).linear(meta.base.config.model.feature_dim(), meta.num_classes, device);
     let mut model = Finetuner { encoder, head };
     load_module(&mut model, bytes, name)?;
     Ok((model, meta))

@@ -2,16 +2,19 @@
 //! score the in-domain test set and every out-of-domain set (the image-task `nml tune`).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use web_time::Instant;
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{FinetuneConfig, FinetuneEpoch, FinetuneMethod, Finetuner, ParamCount, accuracy, count_params, finetune, prepare};
+use super::{
+    FinetuneConfig, FinetuneEpoch, FinetuneMethod, Finetuner, ParamCount, accuracy, count_params,
+    finetune, prepare,
+};
 use crate::data::ImageSet;
 use crate::error::{NmlError, Result};
 use crate::models::Encoder;
-use crate::tune::TrainObserver;
+use crate::train::Observer;
 
 /// Everything a fine-tuning run reports. `backend` is filled in by the caller, which owns the
 /// device description.
@@ -41,10 +44,13 @@ pub struct FinetuneOutcome {
 }
 
 fn check_labels(set: &ImageSet, num_classes: usize, train: &str) -> Result<()> {
-    match set.labels.iter().position(|&l| l as usize >= num_classes) {
+    match set.labels().iter().position(|&l| l as usize >= num_classes) {
         Some(i) => Err(NmlError::format(
-            &set.name,
-            format!("label {} at index {i} is not one of the {num_classes} classes of {train}", set.labels[i]),
+            set.name(),
+            format!(
+                "label {} at index {i} is not one of the {num_classes} classes of {train}",
+                set.labels()[i]
+            ),
         )),
         None => Ok(()),
     }
@@ -62,13 +68,13 @@ pub fn run(
     ood: &[(String, ImageSet)],
     config: &FinetuneConfig,
     device: &Device,
-    observer: &mut dyn TrainObserver<FinetuneEpoch>,
+    observer: &mut dyn Observer<FinetuneEpoch>,
 ) -> Result<FinetuneOutcome> {
     let started = Instant::now();
-    let num_classes = train.num_classes;
-    check_labels(test, num_classes, &train.name)?;
+    let num_classes = train.num_classes();
+    check_labels(test, num_classes, train.name())?;
     for (_, set) in ood {
-        check_labels(set, num_classes, &train.name)?;
+        check_labels(set, num_classes, train.name())?;
     }
     let autodiff = device.clone().autodiff();
     let model = prepare(encoder, num_classes, config, &autodiff)?;
@@ -88,7 +94,7 @@ pub fn run(
         params,
         config: config.clone(),
         image_size,
-        train_samples: train.n,
+        train_samples: train.n(),
         train_seconds,
         seconds: started.elapsed().as_secs_f64(),
         backend: String::new(),

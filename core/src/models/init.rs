@@ -22,7 +22,14 @@ impl HostInit {
 
     /// Kaiming-uniform for ReLU networks: `U(-sqrt(6 / fan_in), sqrt(6 / fan_in))`, no bias
     /// (batch norm follows every convolution).
-    pub fn conv2d(&mut self, channels: [usize; 2], kernel: usize, stride: usize, padding: usize, device: &Device) -> Conv2d {
+    pub fn conv2d(
+        &mut self,
+        channels: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        device: &Device,
+    ) -> Conv2d {
         let [c_in, c_out] = channels;
         let fan_in = c_in * kernel * kernel;
         let weight = self.uniform(c_out * fan_in, (6.0 / fan_in as f32).sqrt());
@@ -31,22 +38,38 @@ impl HostInit {
             .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
             .with_bias(false)
             .init(device);
-        conv.weight = Param::from_tensor(Tensor::from_data(TensorData::new(weight, [c_out, c_in, kernel, kernel]), device));
+        conv.weight = Param::from_tensor(Tensor::from_data(
+            TensorData::new(weight, [c_out, c_in, kernel, kernel]),
+            device,
+        ));
         conv
     }
 
     /// A tensor drawn from `U(-bound, bound)`.
-    pub fn tensor<const D: usize>(&mut self, shape: [usize; D], bound: f32, device: &Device) -> Tensor<D> {
+    pub fn tensor<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        bound: f32,
+        device: &Device,
+    ) -> Tensor<D> {
         let count = shape.iter().product();
         Tensor::from_data(TensorData::new(self.uniform(count, bound), shape), device)
     }
 
     /// A convolution with a bias, both `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` (PyTorch's default):
     /// the ViT's patch embedding, which no batch norm follows.
-    pub fn conv2d_with_bias(&mut self, channels: [usize; 2], kernel: usize, stride: usize, device: &Device) -> Conv2d {
+    pub fn conv2d_with_bias(
+        &mut self,
+        channels: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        device: &Device,
+    ) -> Conv2d {
         let [c_in, c_out] = channels;
         let bound = 1.0 / ((c_in * kernel * kernel) as f32).sqrt();
-        let mut conv = Conv2dConfig::new(channels, [kernel, kernel]).with_stride([stride, stride]).init(device);
+        let mut conv = Conv2dConfig::new(channels, [kernel, kernel])
+            .with_stride([stride, stride])
+            .init(device);
         conv.weight = Param::from_tensor(self.tensor([c_out, c_in, kernel, kernel], bound, device));
         conv.bias = Some(Param::from_tensor(self.tensor([c_out], bound, device)));
         conv
@@ -58,8 +81,10 @@ impl HostInit {
         let weight = self.uniform(d_in * d_out, bound);
         let bias = self.uniform(d_out, bound);
         let mut layer = LinearConfig::new(d_in, d_out).init(device);
-        layer.weight = Param::from_tensor(Tensor::from_data(TensorData::new(weight, [d_in, d_out]), device));
-        layer.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [d_out]), device)));
+        layer.weight =
+            Param::from_tensor(Tensor::from_data(TensorData::new(weight, [d_in, d_out]), device));
+        layer.bias =
+            Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [d_out]), device)));
         layer
     }
 }

@@ -1,18 +1,28 @@
-//! Image encoders pre-trained on noisy labels, and the host-seeded initialisers they share.
+//! Image encoders pre-trained on noisy labels, the CLIP-style model around them, the
+//! host-seeded initialisers they share, and the features they give downstream tasks.
 
+mod clip;
 mod init;
 mod precision;
 mod resnet;
 mod vit;
 
+pub use clip::{ContrastiveModel, TextTower};
 pub use init::{HostInit, stable_param_ids};
-pub use precision::{Precision, compute_copy, norm_in_f32, to_dtype};
+pub use precision::{ComputePrecision, compute_copy, norm_in_f32, to_dtype};
 pub use resnet::{BasicBlock, ResNet, ResNetConfig};
 pub use vit::{Vit, VitBlock, VitConfig, VitMlp};
 
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Device, Tensor, TensorData};
+
+use crate::data::{FeatureSet, ImageSet, image_batch};
+use crate::error::Result;
+use crate::readback::{blocking, floats};
+
+/// Images per forward pass when extracting features.
+const EXTRACT_BATCH: usize = 256;
 
 /// Any of the encoders, so training, checkpoints and extraction take one type.
 #[derive(Module, Debug)]
@@ -38,6 +48,35 @@ impl Encoder {
         let classifier = self.classifier();
         let features = to_dtype(self.embed(images), classifier.weight.val().dtype());
         to_dtype(classifier.forward(features), DType::F32)
+    }
+
+    /// Width of the features [`Encoder::embed`] gives.
+    pub fn feature_dim(&self) -> usize {
+        self.classifier().weight.shape().dims::<2>()[0]
+    }
+
+    /// The encoder's features of every image (resampled to `image_size`, the model's input
+    /// size), with the images' labels: what downstream heads are tuned on. `name` names the set.
+    pub fn extract(
+        &self,
+        images: &ImageSet,
+        image_size: usize,
+        name: &str,
+        device: &Device,
+    ) -> Result<FeatureSet> {
+        let set = images.resized(image_size, image_size);
+        let mut features = Vec::with_capacity(set.n() * self.feature_dim());
+        let all: Vec<usize> = (0..set.n()).collect();
+        for chunk in all.chunks(EXTRACT_BATCH) {
+            let pixels = image_batch(&set, chunk, None);
+            let x = Tensor::<4>::from_data(
+                TensorData::new(pixels, [chunk.len(), 1, image_size, image_size]),
+                device,
+            );
+            features.extend(blocking(floats(self.embed(x)))?);
+        }
+        let labels = set.labels().iter().map(|&l| i64::from(l)).collect();
+        FeatureSet::new(name, features, self.feature_dim(), labels, Some(set.num_classes()))
     }
 
     fn classifier(&self) -> &Linear {

@@ -15,7 +15,8 @@ use crate::error::{NmlError, Result};
 /// The float type a training step computes in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Precision {
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum ComputePrecision {
     #[default]
     F32,
     /// bfloat16: f32's range, so no loss scaling is needed.
@@ -25,7 +26,7 @@ pub enum Precision {
     F16,
 }
 
-impl Precision {
+impl ComputePrecision {
     pub fn dtype(self) -> FloatDType {
         match self {
             Self::F32 => FloatDType::F32,
@@ -47,24 +48,28 @@ impl Precision {
         if self == Self::F32 || device.supports_dtype(self.dtype()) {
             Ok(())
         } else {
-            Err(NmlError::Backend(format!("this backend has no {self} arithmetic; use --precision f32")))
+            Err(NmlError::Backend(format!(
+                "this backend has no {self} arithmetic; use --precision f32"
+            )))
         }
     }
 }
 
-impl FromStr for Precision {
+impl FromStr for ComputePrecision {
     type Err = NmlError;
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "f32" => Ok(Self::F32),
             "bf16" => Ok(Self::Bf16),
             "f16" => Ok(Self::F16),
-            other => Err(NmlError::Invalid(format!("unknown precision {other:?}; use f32, bf16 or f16"))),
+            other => {
+                Err(NmlError::Invalid(format!("unknown precision {other:?}; use f32, bf16 or f16")))
+            }
         }
     }
 }
 
-impl fmt::Display for Precision {
+impl fmt::Display for ComputePrecision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::F32 => "f32",
@@ -80,7 +85,10 @@ pub fn to_dtype<const D: usize>(x: Tensor<D>, dtype: DType) -> Tensor<D> {
 }
 
 /// Runs a normalisation layer in f32 and returns to `x`'s precision.
-pub fn norm_in_f32<const D: usize>(x: Tensor<D>, norm: impl FnOnce(Tensor<D>) -> Tensor<D>) -> Tensor<D> {
+pub fn norm_in_f32<const D: usize>(
+    x: Tensor<D>,
+    norm: impl FnOnce(Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
     let dtype = x.dtype();
     to_dtype(norm(to_dtype(x, DType::F32)), dtype)
 }
@@ -112,9 +120,9 @@ impl ModuleMapper for HalfCompute {
 }
 
 /// The compute copy of a module for one training step.
-pub fn compute_copy<M: Module>(module: &M, precision: Precision) -> M {
+pub fn compute_copy<M: Module>(module: &M, precision: ComputePrecision) -> M {
     match precision {
-        Precision::F32 => module.clone(),
+        ComputePrecision::F32 => module.clone(),
         half => module.clone().map(&mut HalfCompute { dtype: half.dtype(), norm_depth: 0 }),
     }
 }
@@ -130,7 +138,7 @@ mod tests {
     fn the_compute_copy_is_half_outside_norms_and_gradients_reach_the_f32_weights() {
         let device = Device::flex().autodiff();
         let model = Encoder::ResNet(ResNetConfig::new(vec![4, 8], 3).init(7, &device));
-        let half = compute_copy(&model, Precision::Bf16);
+        let half = compute_copy(&model, ComputePrecision::Bf16);
         let Encoder::ResNet(r) = &half else { unreachable!() };
         assert_eq!(r.stem.weight.val().dtype(), DType::BF16);
         assert_eq!(r.classifier.weight.val().dtype(), DType::BF16);
@@ -141,11 +149,15 @@ mod tests {
         assert_eq!(logits.dtype(), DType::F32, "logits come back in f32");
         let grads = GradientsParams::from_grads(logits.sum().backward(), &model);
         let Encoder::ResNet(m) = &model else { unreachable!() };
-        let stem_grad = grads.get::<4>(m.stem.weight.id).expect("a gradient for the f32 stem weight");
+        let stem_grad =
+            grads.get::<4>(m.stem.weight.id).expect("a gradient for the f32 stem weight");
         assert_eq!(stem_grad.dtype(), DType::F32);
 
         // The same computation in f32 agrees to bf16's precision.
-        let (a, b) = (model.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap(), half.forward(x).into_data().try_to_vec::<f32>().unwrap());
+        let (a, b) = (
+            model.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap(),
+            half.forward(x).into_data().try_to_vec::<f32>().unwrap(),
+        );
         let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
         let scale = a.iter().map(|p| p.abs()).fold(0.0f32, f32::max);
         assert!(worst <= 0.05 * scale.max(1.0), "bf16 logits differ by {worst} (scale {scale})");
@@ -155,11 +167,15 @@ mod tests {
     fn f32_is_the_model_itself_and_names_parse() {
         let device = Device::flex();
         let model = Encoder::ResNet(ResNetConfig::new(vec![4], 2).init(1, &device));
-        let Encoder::ResNet(copy) = compute_copy(&model, Precision::F32) else { unreachable!() };
+        let Encoder::ResNet(copy) = compute_copy(&model, ComputePrecision::F32) else {
+            unreachable!()
+        };
         let Encoder::ResNet(m) = &model else { unreachable!() };
         assert_eq!(copy.stem.weight.val().dtype(), DType::F32);
         assert_eq!(copy.stem.weight.id, m.stem.weight.id);
-        assert_eq!("bf16".parse::<Precision>().unwrap(), Precision::Bf16);
-        assert!("f8".parse::<Precision>().unwrap_err().to_string().contains("f32, bf16 or f16"));
+        assert_eq!("bf16".parse::<ComputePrecision>().unwrap(), ComputePrecision::Bf16);
+        assert!(
+            "f8".parse::<ComputePrecision>().unwrap_err().to_string().contains("f32, bf16 or f16")
+        );
     }
 }

@@ -80,7 +80,10 @@ impl ResNetConfig {
     }
 
     pub fn init(&self, seed: u64, device: &Device) -> ResNet {
-        assert!(!self.widths.is_empty() && self.blocks_per_stage > 0, "a ResNet needs a stage and a block");
+        assert!(
+            !self.widths.is_empty() && self.blocks_per_stage > 0,
+            "a ResNet needs a stage and a block"
+        );
         let mut init = HostInit::new(seed);
         let first = self.widths[0];
         let stem = init.conv2d([self.in_channels, first], 3, 1, 1, device);
@@ -131,7 +134,10 @@ mod tests {
     fn shapes_follow_the_config() {
         let device = Device::flex();
         let model = config().init(0, &device);
-        let x = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 2 * 28 * 28], [2, 1, 28, 28]), &device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![0.5f32; 2 * 28 * 28], [2, 1, 28, 28]),
+            &device,
+        );
         assert_eq!(model.embed(x.clone()).dims(), [2, 16]);
         assert_eq!(model.forward(x).dims(), [2, 10]);
         // stem, two blocks, one projection (the stride-2 stage), classifier

@@ -62,19 +62,29 @@ impl VitConfig {
 
     pub fn init(&self, seed: u64, device: &Device) -> Vit {
         assert!(
-            self.patch_size > 0 && self.image_size % self.patch_size == 0 && self.heads > 0 && self.dim % self.heads == 0,
+            self.patch_size > 0
+                && self.image_size.is_multiple_of(self.patch_size)
+                && self.heads > 0
+                && self.dim.is_multiple_of(self.heads),
             "validated: patches tile the image and heads divide the width"
         );
         let mut init = HostInit::new(seed);
         let dim = self.dim;
-        let patch_embedding = init.conv2d_with_bias([self.in_channels, dim], self.patch_size, self.patch_size, device);
+        let patch_embedding = init.conv2d_with_bias(
+            [self.in_channels, dim],
+            self.patch_size,
+            self.patch_size,
+            device,
+        );
         // Small uniform draws with the spread of the usual N(0, 0.02^2).
         let token_bound = 0.02 * 3f32.sqrt();
         let class_token = Param::from_tensor(init.tensor([1, 1, dim], token_bound, device));
-        let position = Param::from_tensor(init.tensor([1, self.patches() + 1, dim], token_bound, device));
+        let position =
+            Param::from_tensor(init.tensor([1, self.patches() + 1, dim], token_bound, device));
         let blocks = (0..self.depth)
             .map(|_| {
-                let mut attention = MultiHeadAttentionConfig::new(dim, self.heads).with_dropout(0.0).init(device);
+                let mut attention =
+                    MultiHeadAttentionConfig::new(dim, self.heads).with_dropout(0.0).init(device);
                 attention.query = init.linear(dim, dim, device);
                 attention.key = init.linear(dim, dim, device);
                 attention.value = init.linear(dim, dim, device);
@@ -103,9 +113,15 @@ impl VitConfig {
 
 impl VitBlock {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let attended = self.attention.forward(MhaInput::self_attn(norm_in_f32(x.clone(), |h| self.norm1.forward(h)))).context;
+        let attended = self
+            .attention
+            .forward(MhaInput::self_attn(norm_in_f32(x.clone(), |h| self.norm1.forward(h))))
+            .context;
         let x = x + attended;
-        let h = self.mlp.fc2.forward(gelu(self.mlp.fc1.forward(norm_in_f32(x.clone(), |h| self.norm2.forward(h)))));
+        let h = self
+            .mlp
+            .fc2
+            .forward(gelu(self.mlp.fc1.forward(norm_in_f32(x.clone(), |h| self.norm2.forward(h)))));
         x + h
     }
 }
@@ -140,7 +156,13 @@ mod tests {
         let device = Device::flex();
         let config = VitConfig::new(14, 7, 16, 2, 4, 10);
         let model = config.init(0, &device);
-        let x = Tensor::<4>::from_data(TensorData::new((0..3 * 196).map(|v| (v % 17) as f32 / 17.0).collect::<Vec<_>>(), [3, 1, 14, 14]), &device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..3 * 196).map(|v| (v % 17) as f32 / 17.0).collect::<Vec<_>>(),
+                [3, 1, 14, 14],
+            ),
+            &device,
+        );
         assert_eq!(model.embed(x.clone()).dims(), [3, 16]);
         assert_eq!(model.forward(x.clone()).dims(), [3, 10]);
         assert_eq!(model.position.val().dims(), [1, 5, 16]);

@@ -1,25 +1,10 @@
 use serde::{Deserialize, Serialize};
 
-use super::augment::AugmentConfig;
-use crate::models::Precision;
+use crate::data::AugmentConfig;
 use crate::error::{NmlError, Result};
+use crate::models::{ComputePrecision, Encoder, ResNetConfig, VitConfig};
 use crate::noise::LabelNoise;
-
-/// The optimiser of a pre-training run; both follow a per-step cosine from `lr` to zero.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum OptimizerChoice {
-    Adamw { lr: f64, weight_decay: f64 },
-    Sgd { lr: f64, momentum: f64, weight_decay: f64 },
-}
-
-impl OptimizerChoice {
-    pub fn lr(&self) -> f64 {
-        match self {
-            Self::Adamw { lr, .. } | Self::Sgd { lr, .. } => *lr,
-        }
-    }
-}
+use crate::train::OptimizerConfig;
 
 /// The encoder's architecture and size.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,10 +56,18 @@ pub enum Objective {
 impl Objective {
     /// Contrastive pre-training on digits: "a photo of the digit seven" and the like.
     pub fn digit_captions(caption_noise: f64) -> Self {
-        let names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+        let names =
+            ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
         Self::Contrastive {
             embed_dim: 64,
-            templates: ["a photo of the digit {}", "a handwritten {}", "the number {}", "a picture of a {}"].map(String::from).to_vec(),
+            templates: [
+                "a photo of the digit {}",
+                "a handwritten {}",
+                "the number {}",
+                "a picture of a {}",
+            ]
+            .map(String::from)
+            .to_vec(),
             class_names: names.map(String::from).to_vec(),
             max_words: 8,
             caption_noise,
@@ -93,14 +86,14 @@ pub struct PretrainConfig {
     pub image_size: usize,
     pub epochs: usize,
     pub batch_size: usize,
-    pub optimizer: OptimizerChoice,
+    pub optimizer: OptimizerConfig,
     /// Corruption applied to the training labels once, before training (`None`: clean).
     pub noise: Option<LabelNoise>,
     pub augment: AugmentConfig,
     pub seed: u64,
     /// f32, or mixed precision (bf16 / f16 compute on f32 weights) where the backend has it.
     #[serde(default)]
-    pub precision: Precision,
+    pub precision: ComputePrecision,
 }
 
 impl Default for PretrainConfig {
@@ -111,30 +104,58 @@ impl Default for PretrainConfig {
             image_size: 28,
             epochs: 5,
             batch_size: 128,
-            optimizer: OptimizerChoice::Adamw { lr: 2e-3, weight_decay: 5e-4 },
+            optimizer: OptimizerConfig::Adamw { lr: 2e-3, weight_decay: 5e-4 },
             noise: None,
             augment: AugmentConfig::default(),
             seed: 0,
-            precision: Precision::F32,
+            precision: ComputePrecision::F32,
         }
     }
 }
 
 impl PretrainConfig {
+    /// The encoder this config describes, initialised from `seed` on the host.
+    pub fn init_encoder(
+        &self,
+        num_classes: usize,
+        seed: u64,
+        device: &burn::tensor::Device,
+    ) -> Encoder {
+        match &self.model {
+            ModelShape::Resnet { widths, blocks_per_stage } => Encoder::ResNet(
+                ResNetConfig::new(widths.clone(), num_classes)
+                    .with_blocks_per_stage(*blocks_per_stage)
+                    .init(seed, device),
+            ),
+            &ModelShape::Vit { patch_size, dim, depth, heads, mlp_ratio } => Encoder::Vit(
+                VitConfig::new(self.image_size, patch_size, dim, depth, heads, num_classes)
+                    .with_mlp_ratio(mlp_ratio)
+                    .init(seed, device),
+            ),
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(NmlError::Invalid(m));
         match &self.model {
             ModelShape::Resnet { widths, blocks_per_stage } => {
                 if widths.is_empty() || widths.contains(&0) || *blocks_per_stage == 0 {
-                    return bad("a ResNet needs at least one stage, one block, and non-zero widths".into());
+                    return bad(
+                        "a ResNet needs at least one stage, one block, and non-zero widths".into(),
+                    );
                 }
             }
             &ModelShape::Vit { patch_size, dim, depth, heads, mlp_ratio } => {
-                if patch_size == 0 || self.image_size % patch_size != 0 {
-                    return bad(format!("ViT patches ({patch_size}) must tile the image ({})", self.image_size));
+                if patch_size == 0 || !self.image_size.is_multiple_of(patch_size) {
+                    return bad(format!(
+                        "ViT patches ({patch_size}) must tile the image ({})",
+                        self.image_size
+                    ));
                 }
                 if depth == 0 || heads == 0 || mlp_ratio == 0 || dim % heads != 0 {
-                    return bad(format!("a ViT needs depth, heads and mlp_ratio >= 1 and heads dividing dim (got dim {dim}, heads {heads})"));
+                    return bad(format!(
+                        "a ViT needs depth, heads and mlp_ratio >= 1 and heads dividing dim (got dim {dim}, heads {heads})"
+                    ));
                 }
             }
         }
@@ -144,19 +165,21 @@ impl PretrainConfig {
                 self.epochs, self.batch_size, self.image_size
             ));
         }
-        if let Objective::Contrastive { embed_dim, templates, max_words, caption_noise, .. } = &self.objective {
-            if *embed_dim == 0 || templates.is_empty() || *max_words == 0 || !(0.0..=1.0).contains(caption_noise) {
-                return bad("contrastive pre-training needs embed_dim and max_words >= 1, a template, and caption_noise in [0, 1]".into());
-            }
+        if let Objective::Contrastive { embed_dim, templates, max_words, caption_noise, .. } =
+            &self.objective
+            && (*embed_dim == 0
+                || templates.is_empty()
+                || *max_words == 0
+                || !(0.0..=1.0).contains(caption_noise))
+        {
+            return bad("contrastive pre-training needs embed_dim and max_words >= 1, a template, and caption_noise in [0, 1]".into());
         }
-        if self.precision == Precision::F16 && !matches!(self.optimizer, OptimizerChoice::Adamw { .. }) {
-            return bad("f16 needs loss scaling, which nml pairs with AdamW only; use bf16 with SGD".into());
+        if self.precision == ComputePrecision::F16 && !self.optimizer.is_scale_invariant() {
+            return bad(
+                "f16 needs loss scaling, which nml pairs with AdamW only; use bf16 with SGD".into(),
+            );
         }
-        let lr = self.optimizer.lr();
-        if !(lr > 0.0 && lr.is_finite()) {
-            return bad(format!("learning rate must be positive, got {lr}"));
-        }
-        Ok(())
+        self.optimizer.validate()
     }
 
     /// The noise ratio this run was asked for: the caption noise of a contrastive run, else the
@@ -166,7 +189,11 @@ impl PretrainConfig {
             return *caption_noise;
         }
         match &self.noise {
-            Some(LabelNoise::Symmetric { ratio } | LabelNoise::SymmetricAll { ratio } | LabelNoise::PairFlip { ratio, .. }) => *ratio,
+            Some(
+                LabelNoise::Symmetric { ratio }
+                | LabelNoise::SymmetricAll { ratio }
+                | LabelNoise::PairFlip { ratio, .. },
+            ) => *ratio,
             _ => 0.0,
         }
     }

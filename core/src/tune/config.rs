@@ -35,9 +35,9 @@ impl std::str::FromStr for Method {
             "lp" => Ok(Self::Lp),
             "mlp" => Ok(Self::Mlp),
             "nmtune" => Ok(Self::Nmtune),
-            other => Err(NmlError::Invalid(format!(
-                "unknown method {other:?}; use lp, mlp or nmtune"
-            ))),
+            other => {
+                Err(NmlError::Invalid(format!("unknown method {other:?}; use lp, mlp or nmtune")))
+            }
         }
     }
 }
@@ -102,12 +102,20 @@ impl TuneConfig {
             return bad("epochs must be at least 1".into());
         }
         if self.batch_size < 2 {
-            return bad("batch_size must be at least 2 (batch norm and the batch covariance need two rows)".into());
+            return bad(
+                "batch_size must be at least 2 (batch norm and the batch covariance need two rows)"
+                    .into(),
+            );
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("lr must be positive, got {}", self.lr));
         }
-        for (name, v) in [("weight_decay", self.weight_decay), ("w_mse", self.w_mse), ("w_cov", self.w_cov), ("w_svd", self.w_svd)] {
+        for (name, v) in [
+            ("weight_decay", self.weight_decay),
+            ("w_mse", self.w_mse),
+            ("w_cov", self.w_cov),
+            ("w_svd", self.w_svd),
+        ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return bad(format!("{name} must be a non-negative number, got {v}"));
             }
@@ -122,10 +130,15 @@ impl TuneConfig {
             return bad(format!("val_fraction must be in [0, 1), got {}", self.val_fraction));
         }
         if (self.patience > 0 || self.select) && self.val_fraction == 0.0 {
-            return bad("early stopping (patience) and --select need a validation split (val_fraction > 0)".into());
+            return bad(
+                "early stopping (patience) and --select need a validation split (val_fraction > 0)"
+                    .into(),
+            );
         }
         if self.select && self.method == Method::Lp {
-            return bad("--select chooses NMTune's weights and MLP width; it does not apply to lp".into());
+            return bad(
+                "--select chooses NMTune's weights and MLP width; it does not apply to lp".into()
+            );
         }
         Ok(())
     }

@@ -68,10 +68,7 @@ impl FeatureHeadConfig {
             down: linear(hidden, self.d, &mut rng, device),
             scale: Param::from_tensor(Tensor::ones([self.d], device)),
         });
-        FeatureHead {
-            transform,
-            classifier: linear(self.d, self.num_classes, &mut rng, device),
-        }
+        FeatureHead { transform, classifier: linear(self.d, self.num_classes, &mut rng, device) }
     }
 }
 

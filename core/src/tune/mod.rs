@@ -1,22 +1,38 @@
 //! Downstream tuning on frozen features: linear probe, MLP, and NMTune.
+//!
+//! # Examples
+//!
+//! NMTune on real features (the 8x8 digits' pixels), evaluated in domain:
+//!
+//! ```
+//! use nml_core::tune::{Method, TuneConfig, tune};
+//! use nml_core::{Device, ImageSet, StarterSet};
+//!
+//! let digits = ImageSet::starter(StarterSet::SklearnDigits)?.pixel_features()?;
+//! let train = digits.subset(&(0..600).collect::<Vec<_>>(), "train");
+//! let test = digits.subset(&(1200..1797).collect::<Vec<_>>(), "test");
+//! let config = TuneConfig { epochs: 5, ..TuneConfig::for_method(Method::Nmtune) };
+//! let outcome = tune(&train, &test, &[], &config, &Device::flex(), &mut ())?;
+//! assert!(outcome.report.accuracy > 0.8, "{}", outcome.report.accuracy);
+//! # Ok::<(), nml_core::NmlError>(())
+//! ```
 
 mod config;
+mod eval;
+mod fit;
 mod head;
 mod persist;
 pub mod regularizers;
-mod schedule;
 mod select;
-mod trainer;
 
 pub use config::{Method, TuneConfig};
+pub use eval::{
+    accuracy, accuracy_async, predict, predict_async, transform_features, transform_features_async,
+};
+pub use fit::{EpochStats, FitResult, fit, fit_async};
 pub use head::{FeatureHead, FeatureHeadConfig, ResidualMlp};
 pub use persist::{head_from_bytes, head_to_bytes};
-pub use schedule::cosine_lr;
 pub use select::{SelectionTrial, grid};
-pub use trainer::{
-    EpochStats, FitResult, TrainObserver, accuracy, accuracy_async, fit, fit_async, predict, predict_async, transform_features,
-    transform_features_async,
-};
 
 use std::collections::BTreeMap;
 
@@ -26,14 +42,33 @@ use serde::{Deserialize, Serialize};
 use crate::data::FeatureSet;
 use crate::error::{NmlError, Result};
 use crate::readback::blocking;
-use crate::spectrum::{self, Precision, Preprocess, SpectrumReport};
+use crate::spectrum::{self, GramPrecision, Preprocess, SpectrumReport};
+use crate::train::Observer;
+
+/// Whether an evaluation set is the task's own test set or a shifted one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// In domain: the task's test set.
+    Id,
+    /// Out of domain: the same labels on shifted inputs.
+    Ood,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::Ood => "ood",
+        }
+    }
+}
 
 /// The spectrum metrics of one evaluation set, before and after the head's transform.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpectrumChange {
     pub set: String,
-    /// `id` (the test set) or `ood`.
-    pub role: String,
+    pub role: Role,
     pub before: SpectrumSummary,
     pub after: SpectrumSummary,
 }
@@ -94,18 +129,25 @@ pub struct TuneOutcome {
 }
 
 fn check_compatible(train: &FeatureSet, other: &FeatureSet) -> Result<()> {
-    if other.d != train.d {
+    if other.d() != train.d() {
         return Err(NmlError::format(
-            &other.name,
-            format!("features have {} dimensions but the training set {} has {}", other.d, train.name, train.d),
+            other.name(),
+            format!(
+                "features have {} dimensions but the training set {} has {}",
+                other.d(),
+                train.name(),
+                train.d()
+            ),
         ));
     }
-    if let Some(i) = other.labels.iter().position(|&l| l as usize >= train.num_classes) {
+    if let Some(i) = other.labels().iter().position(|&l| l as usize >= train.num_classes()) {
         return Err(NmlError::format(
-            &other.name,
+            other.name(),
             format!(
                 "label {} at index {i} is not one of the {} classes of {}",
-                other.labels[i], train.num_classes, train.name
+                other.labels()[i],
+                train.num_classes(),
+                train.name()
             ),
         ));
     }
@@ -113,34 +155,33 @@ fn check_compatible(train: &FeatureSet, other: &FeatureSet) -> Result<()> {
 }
 
 /// Tunes a head on `train` and evaluates it on `test` and every OOD set: the whole of `nml tune`.
-pub fn run(
+pub fn tune(
     train: &FeatureSet,
     test: &FeatureSet,
     ood: &[(String, FeatureSet)],
     config: &TuneConfig,
     device: &Device,
-    observer: &mut dyn TrainObserver,
+    observer: &mut dyn Observer<EpochStats>,
 ) -> Result<TuneOutcome> {
-    blocking(run_async(train, test, ood, config, device, observer))
+    blocking(tune_async(train, test, ood, config, device, observer))
 }
 
-/// [`run`] for devices that can only be read asynchronously (WebGPU in a browser).
-pub async fn run_async(
+/// [`tune`] for devices that can only be read asynchronously (WebGPU in a browser).
+pub async fn tune_async(
     train: &FeatureSet,
     test: &FeatureSet,
     ood: &[(String, FeatureSet)],
     config: &TuneConfig,
     device: &Device,
-    observer: &mut dyn TrainObserver,
+    observer: &mut dyn Observer<EpochStats>,
 ) -> Result<TuneOutcome> {
     config.validate()?;
     check_compatible(train, test)?;
     for (_, set) in ood {
         check_compatible(train, set)?;
     }
-    let mut train_set = train.class_fraction(config.data_fraction, config.seed)?;
-    // Classes are those of the full training set, even if the fraction lost none.
-    train_set.num_classes = train.num_classes;
+    // A fraction keeps the full training set's classes, even a class it happens to lose.
+    let train_set = train.class_fraction(config.data_fraction, config.seed)?;
     let (fit_set, val_set) = if config.val_fraction > 0.0 {
         let (a, b) = train_set.stratified_split(config.val_fraction, config.seed)?;
         (a, Some(b))
@@ -151,22 +192,34 @@ pub async fn run_async(
         let val = val_set.as_ref().expect("validated: select needs a validation split");
         select::select(&fit_set, val, config, device, observer).await?
     } else {
-        (fit_async(&fit_set, val_set.as_ref(), config, device, observer).await?, config.clone(), Vec::new())
+        (
+            fit_async(&fit_set, val_set.as_ref(), config, device, observer).await?,
+            config.clone(),
+            Vec::new(),
+        )
     };
     let head = result.head;
     let accuracy_id = accuracy_async(&head, test, device).await?;
     let mut ood_accuracy = BTreeMap::new();
     let mut spectra = Vec::new();
     let mut transformed_spectra = Vec::new();
-    let evaluated = std::iter::once(("test".to_string(), test, "id")).chain(ood.iter().map(|(n, s)| (n.clone(), s, "ood")));
+    let evaluated = std::iter::once(("test".to_string(), test, Role::Id))
+        .chain(ood.iter().map(|(n, s)| (n.clone(), s, Role::Ood)));
     for (name, set, role) in evaluated {
-        if role == "ood" {
+        if role == Role::Ood {
             ood_accuracy.insert(name.clone(), accuracy_async(&head, set, device).await?);
         }
-        let before = spectrum::measure_async(set, Preprocess::Paper, Precision::Auto, device).await?;
+        let before =
+            spectrum::measure_async(set, Preprocess::Paper, GramPrecision::Auto, device).await?;
         let after = if head.transform.is_some() {
             let transformed = transform_features_async(&head, set, device).await?;
-            let after = spectrum::measure_async(&transformed, Preprocess::Paper, Precision::Auto, device).await?;
+            let after = spectrum::measure_async(
+                &transformed,
+                Preprocess::Paper,
+                GramPrecision::Auto,
+                device,
+            )
+            .await?;
             transformed_spectra.push(after.clone());
             after
         } else {
@@ -174,13 +227,14 @@ pub async fn run_async(
         };
         spectra.push(SpectrumChange {
             set: name,
-            role: role.to_string(),
+            role,
             before: (&before).into(),
             after: (&after).into(),
         });
     }
-    let head_config = FeatureHeadConfig::new(train.d, train.num_classes)
-        .with_hidden(final_config.method.has_transform().then(|| final_config.hidden_mult * train.d));
+    let head_config = FeatureHeadConfig::new(train.d(), train.num_classes()).with_hidden(
+        final_config.method.has_transform().then(|| final_config.hidden_mult * train.d()),
+    );
     let report = TuneReport {
         method: final_config.method,
         accuracy: accuracy_id,
@@ -189,8 +243,8 @@ pub async fn run_async(
         backend: String::new(),
         seed: final_config.seed,
         config: final_config,
-        train_samples: fit_set.n,
-        val_samples: val_set.as_ref().map_or(0, |v| v.n),
+        train_samples: fit_set.n(),
+        val_samples: val_set.as_ref().map_or(0, |v| v.n()),
         best_epoch: result.best_epoch,
         epochs_run: result.history.len(),
         selection,

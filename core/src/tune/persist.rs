@@ -20,12 +20,12 @@ struct HeadShape {
 }
 
 /// Serialises a head and the config that trained it.
-pub fn head_to_bytes(head: &FeatureHead, shape: &FeatureHeadConfig, config: &TuneConfig) -> Result<Vec<u8>> {
-    let meta = HeadShape {
-        d: shape.d,
-        num_classes: shape.num_classes,
-        hidden: shape.hidden,
-    };
+pub fn head_to_bytes(
+    head: &FeatureHead,
+    shape: &FeatureHeadConfig,
+    config: &TuneConfig,
+) -> Result<Vec<u8>> {
+    let meta = HeadShape { d: shape.d, num_classes: shape.num_classes, hidden: shape.hidden };
     crate::store::module_bytes(
         head,
         &[
@@ -36,7 +36,11 @@ pub fn head_to_bytes(head: &FeatureHead, shape: &FeatureHeadConfig, config: &Tun
 }
 
 /// Reads a head written by [`head_to_bytes`]; `name` is used in messages.
-pub fn head_from_bytes(bytes: &[u8], name: &str, device: &Device) -> Result<(FeatureHead, FeatureHeadConfig, TuneConfig)> {
+pub fn head_from_bytes(
+    bytes: &[u8],
+    name: &str,
+    device: &Device,
+) -> Result<(FeatureHead, FeatureHeadConfig, TuneConfig)> {
     let shape_json = metadata_entry(bytes, name, SHAPE_KEY)?
         .ok_or_else(|| NmlError::format(name, "not an nml head (no `nml.head` metadata)"))?;
     let shape: HeadShape = serde_json::from_str(&shape_json)
@@ -53,7 +57,12 @@ pub fn head_from_bytes(bytes: &[u8], name: &str, device: &Device) -> Result<(Fea
         let classifier = w.checked_add(shape.num_classes)?;
         let mlp = match shape.hidden {
             // up (d*h + h), batch norm (4h), down (h*d + d), scale (d)
-            Some(h) => shape.d.checked_mul(h)?.checked_mul(2)?.checked_add(h.checked_mul(5)?)?.checked_add(shape.d.checked_mul(2)?)?,
+            Some(h) => shape
+                .d
+                .checked_mul(h)?
+                .checked_mul(2)?
+                .checked_add(h.checked_mul(5)?)?
+                .checked_add(shape.d.checked_mul(2)?)?,
             None => 0,
         };
         classifier.checked_add(mlp)

@@ -139,13 +139,18 @@ mod tests {
     fn covariance_penalty_matches_the_full_covariance() {
         for (b, d) in [(6usize, 20usize), (20, 6)] {
             let x = random(b, d, 5);
-            let mean: Vec<f64> = (0..d).map(|j| (0..b).map(|i| f64::from(x[i * d + j])).sum::<f64>() / b as f64).collect();
+            let mean: Vec<f64> = (0..d)
+                .map(|j| (0..b).map(|i| f64::from(x[i * d + j])).sum::<f64>() / b as f64)
+                .collect();
             let mut off_diagonal = 0.0;
             for j in 0..d {
                 for k in 0..d {
                     if j != k {
                         let cov: f64 = (0..b)
-                            .map(|i| (f64::from(x[i * d + j]) - mean[j]) * (f64::from(x[i * d + k]) - mean[k]))
+                            .map(|i| {
+                                (f64::from(x[i * d + j]) - mean[j])
+                                    * (f64::from(x[i * d + k]) - mean[k])
+                            })
                             .sum::<f64>()
                             / (b - 1) as f64;
                         off_diagonal += cov * cov;
@@ -154,7 +159,10 @@ mod tests {
             }
             let expected = off_diagonal / d as f64;
             let got = value(&covariance_penalty, &x, b, d);
-            assert!((got - expected).abs() < 1e-5 * expected.max(1.0), "{b} x {d}: {got} vs {expected}");
+            assert!(
+                (got - expected).abs() < 1e-5 * expected.max(1.0),
+                "{b} x {d}: {got} vs {expected}"
+            );
         }
     }
 

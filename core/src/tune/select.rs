@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::TuneConfig;
-use super::trainer::{FitResult, TrainObserver, accuracy_async, fit_async};
+use super::eval::accuracy_async;
+use super::fit::{EpochStats, FitResult, fit_async};
 use crate::data::FeatureSet;
 use crate::error::Result;
+use crate::train::Observer;
 use burn::tensor::Device;
 
 /// One point of the grid and the validation accuracy it reached.
@@ -48,7 +50,7 @@ pub async fn select(
     val: &FeatureSet,
     base: &TuneConfig,
     device: &Device,
-    observer: &mut dyn TrainObserver,
+    observer: &mut dyn Observer<EpochStats>,
 ) -> Result<(FitResult, TuneConfig, Vec<SelectionTrial>)> {
     let mut trials = Vec::new();
     let mut best: Option<(f64, FitResult, TuneConfig)> = None;

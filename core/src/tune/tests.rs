@@ -8,7 +8,7 @@ use crate::data::ImageSet;
 /// The scikit-learn 8x8 digits from the starter pack, as 64 pixel features, split 2:1.
 fn digits() -> (FeatureSet, FeatureSet) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/starter");
-    let images = ImageSet::load_idx(
+    let images = ImageSet::read_idx(
         &dir.join("sklearn-digits-images-idx3-ubyte.gz"),
         &dir.join("sklearn-digits-labels-idx1-ubyte.gz"),
     )
@@ -19,16 +19,13 @@ fn digits() -> (FeatureSet, FeatureSet) {
 }
 
 fn quick(method: Method, epochs: usize) -> TuneConfig {
-    TuneConfig {
-        epochs,
-        ..TuneConfig::for_method(method)
-    }
+    TuneConfig { epochs, ..TuneConfig::for_method(method) }
 }
 
 #[test]
 fn linear_probe_learns_real_digits() {
     let (train, test) = digits();
-    let out = run(&train, &test, &[], &quick(Method::Lp, 10), &Device::flex(), &mut ()).unwrap();
+    let out = tune(&train, &test, &[], &quick(Method::Lp, 10), &Device::flex(), &mut ()).unwrap();
     assert!(out.report.accuracy > 0.9, "LP accuracy {}", out.report.accuracy);
     let h = &out.report.history;
     assert!(h.last().unwrap().ce < h[0].ce, "loss did not fall: {h:?}");
@@ -40,15 +37,16 @@ fn nmtune_learns_and_reports_everything() {
     let (train, test) = digits();
     let ood = vec![("shifted".to_string(), {
         // Same digits with the image flipped left-right: a real, labelled domain shift.
-        let mut s = test.clone();
-        for i in 0..s.n {
+        let mut values = test.features().to_vec();
+        for i in 0..test.n() {
             for y in 0..8 {
-                s.features[i * 64 + y * 8..i * 64 + y * 8 + 8].reverse();
+                values[i * 64 + y * 8..i * 64 + y * 8 + 8].reverse();
             }
         }
-        s
+        test.with_features("shifted", values, 64).unwrap()
     })];
-    let out = run(&train, &test, &ood, &quick(Method::Nmtune, 6), &Device::flex(), &mut ()).unwrap();
+    let out =
+        tune(&train, &test, &ood, &quick(Method::Nmtune, 6), &Device::flex(), &mut ()).unwrap();
     let r = &out.report;
     assert!(r.accuracy > 0.85, "NMTune accuracy {}", r.accuracy);
     assert!(r.ood["shifted"] < r.accuracy, "flipped digits should be harder: {:?}", r.ood);
@@ -56,7 +54,7 @@ fn nmtune_learns_and_reports_everything() {
     let first = &r.history[0];
     assert!(first.mse > 0.0 && first.cov > 0.0 && first.svd > 0.0, "{first:?}");
     assert_eq!(r.spectra.len(), 2);
-    assert_eq!((r.spectra[0].role.as_str(), r.spectra[1].role.as_str()), ("id", "ood"));
+    assert_eq!((r.spectra[0].role, r.spectra[1].role), (Role::Id, Role::Ood));
     assert_ne!(r.spectra[0].before, r.spectra[0].after);
 }
 
@@ -64,54 +62,49 @@ fn nmtune_learns_and_reports_everything() {
 fn same_seed_same_result() {
     let (train, test) = digits();
     let config = quick(Method::Mlp, 2);
-    let a = run(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
-    let b = run(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
+    let a = tune(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
+    let b = tune(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
     assert_eq!(a.history, b.history);
     assert_eq!(a.accuracy, b.accuracy);
-    let c = run(&train, &test, &[], &TuneConfig { seed: 1, ..config }, &Device::flex(), &mut ()).unwrap().report;
+    let c = tune(&train, &test, &[], &TuneConfig { seed: 1, ..config }, &Device::flex(), &mut ())
+        .unwrap()
+        .report;
     assert_ne!(a.history, c.history);
 }
 
 #[test]
 fn early_stopping_keeps_the_best_epoch() {
     let (train, test) = digits();
-    let config = TuneConfig {
-        val_fraction: 0.2,
-        patience: 2,
-        ..quick(Method::Lp, 40)
-    };
-    let r = run(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
+    let config = TuneConfig { val_fraction: 0.2, patience: 2, ..quick(Method::Lp, 40) };
+    let r = tune(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
     let best = r.best_epoch.unwrap();
     let accs: Vec<f64> = r.history.iter().map(|e| e.val_accuracy.unwrap()).collect();
     let max = accs.iter().cloned().fold(0.0, f64::max);
     assert_eq!(accs[best - 1], max);
     assert!(accs[..best - 1].iter().all(|&a| a < max), "best is the first epoch reaching the max");
     assert!(r.epochs_run == 40 || r.epochs_run == best + 2, "{} {}", r.epochs_run, best);
-    assert_eq!(r.train_samples + r.val_samples, train.n);
+    assert_eq!(r.train_samples + r.val_samples, train.n());
 }
 
 #[test]
 fn data_fraction_trains_on_that_share() {
     let (train, test) = digits();
-    let config = TuneConfig {
-        data_fraction: 0.1,
-        ..quick(Method::Lp, 2)
-    };
-    let r = run(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
-    assert!((r.train_samples as f64 - 0.1 * train.n as f64).abs() <= 10.0, "{}", r.train_samples);
+    let config = TuneConfig { data_fraction: 0.1, ..quick(Method::Lp, 2) };
+    let r = tune(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
+    assert!((r.train_samples as f64 - 0.1 * train.n() as f64).abs() <= 10.0, "{}", r.train_samples);
 }
 
 #[test]
 fn saved_head_predicts_the_same() {
     let (train, test) = digits();
     let device = Device::flex();
-    let out = run(&train, &test, &[], &quick(Method::Nmtune, 1), &device, &mut ()).unwrap();
+    let out = tune(&train, &test, &[], &quick(Method::Nmtune, 1), &device, &mut ()).unwrap();
     let bytes = head_to_bytes(&out.head, &out.head_config, &out.report.config).unwrap();
     let (head, shape, config) = head_from_bytes(&bytes, "head.safetensors", &device).unwrap();
     assert_eq!(shape, out.head_config);
     assert_eq!(config, out.report.config);
-    let before = predict(&out.head, &test.features, test.d, &device).unwrap();
-    let after = predict(&head, &test.features, test.d, &device).unwrap();
+    let before = predict(&out.head, test.features(), test.d(), &device).unwrap();
+    let after = predict(&head, test.features(), test.d(), &device).unwrap();
     assert_eq!(before, after);
     assert!(head_from_bytes(b"junk", "h", &device).unwrap_err().to_string().contains("h: "));
 }
@@ -120,22 +113,28 @@ fn saved_head_predicts_the_same() {
 fn incompatible_sets_are_refused_by_name() {
     let (train, test) = digits();
     let narrow = FeatureSet::new("narrow.npy", vec![0.0; 10], 5, vec![0, 1], None).unwrap();
-    let err = run(&train, &narrow, &[], &quick(Method::Lp, 1), &Device::flex(), &mut ()).err().unwrap();
+    let err =
+        tune(&train, &narrow, &[], &quick(Method::Lp, 1), &Device::flex(), &mut ()).err().unwrap();
     assert!(err.to_string().contains("narrow.npy: features have 5 dimensions"), "{err}");
     let alien = FeatureSet::new("alien", vec![0.0; 128], 64, vec![0, 12], None).unwrap();
-    let err = run(&train, &test, &[("x".into(), alien)], &quick(Method::Lp, 1), &Device::flex(), &mut ()).err().unwrap();
+    let err = tune(
+        &train,
+        &test,
+        &[("x".into(), alien)],
+        &quick(Method::Lp, 1),
+        &Device::flex(),
+        &mut (),
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("label 12 at index 1"), "{err}");
 }
 
 #[test]
 fn selection_tries_the_grid_and_keeps_the_best() {
     let (train, test) = digits();
-    let config = TuneConfig {
-        val_fraction: 0.2,
-        select: true,
-        ..quick(Method::Nmtune, 1)
-    };
-    let r = run(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
+    let config = TuneConfig { val_fraction: 0.2, select: true, ..quick(Method::Nmtune, 1) };
+    let r = tune(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
     assert_eq!(r.selection.len(), grid(&config).len());
     let best = r.selection.iter().map(|t| t.val_accuracy).fold(0.0, f64::max);
     let chosen = r.selection.iter().find(|t| t.val_accuracy == best).unwrap();
@@ -144,15 +143,27 @@ fn selection_tries_the_grid_and_keeps_the_best() {
 
 #[test]
 fn wgpu_agrees_with_cpu() {
-    let Some(gpu) = crate::test_support::wgpu_or_skip("tune::wgpu_agrees_with_cpu") else { return };
+    let Some(gpu) = crate::test_support::wgpu_or_skip("tune::wgpu_agrees_with_cpu") else {
+        return;
+    };
     let (train, test) = digits();
     for method in [Method::Lp, Method::Nmtune] {
         let config = quick(method, 2);
-        let cpu = run(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
-        let on_gpu = run(&train, &test, &[], &config, &gpu, &mut ()).unwrap().report;
+        let cpu = tune(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
+        let on_gpu = tune(&train, &test, &[], &config, &gpu, &mut ()).unwrap().report;
         for (a, b) in cpu.history.iter().zip(&on_gpu.history) {
-            assert!((a.loss - b.loss).abs() < 1e-3 * a.loss.abs().max(1.0), "{method:?} loss {} vs {}", a.loss, b.loss);
+            assert!(
+                (a.loss - b.loss).abs() < 1e-3 * a.loss.abs().max(1.0),
+                "{method:?} loss {} vs {}",
+                a.loss,
+                b.loss
+            );
         }
-        assert!((cpu.accuracy - on_gpu.accuracy).abs() <= 0.01, "{method:?} {} vs {}", cpu.accuracy, on_gpu.accuracy);
+        assert!(
+            (cpu.accuracy - on_gpu.accuracy).abs() <= 0.01,
+            "{method:?} {} vs {}",
+            cpu.accuracy,
+            on_gpu.accuracy
+        );
     }
 }
