@@ -1,5 +1,5 @@
-//! Workloads and timing shared by the criterion benches (`core/benches`) and `nml bench`, so
-//! both measure the same thing the same way.
+//! Workloads and timing for `nml bench` (and the tests that time things), kept in one place so
+//! every measurement is taken the same way.
 
 use std::time::Instant;
 
@@ -20,7 +20,8 @@ pub fn synthetic_features(n: usize, d: usize, seed: u64) -> Vec<f32> {
 /// [`synthetic_features`] as a feature set (one class), the input of the spectrum benchmarks: what
 /// `nml spectrum` holds after reading a features file.
 pub fn synthetic_feature_set(n: usize, d: usize, seed: u64) -> FeatureSet {
-    FeatureSet::new("bench", synthetic_features(n, d, seed), d, vec![0; n], None).expect("consistent by construction")
+    FeatureSet::new("bench", synthetic_features(n, d, seed), d, vec![0; n], None)
+        .expect("consistent by construction")
 }
 
 /// Features with labels from a random linear teacher, so a head has something to learn.
@@ -32,13 +33,16 @@ pub fn teacher_task(n: usize, d: usize, classes: usize, seed: u64) -> FeatureSet
         .chunks_exact(d)
         .map(|row| {
             (0..classes)
-                .map(|c| row.iter().zip(&teacher[c * d..(c + 1) * d]).map(|(a, b)| a * b).sum::<f32>())
+                .map(|c| {
+                    row.iter().zip(&teacher[c * d..(c + 1) * d]).map(|(a, b)| a * b).sum::<f32>()
+                })
                 .enumerate()
                 .max_by(|a, b| a.1.total_cmp(&b.1))
                 .map_or(0, |(c, _)| c as i64)
         })
         .collect();
-    FeatureSet::new("bench", features, d, labels, Some(classes)).expect("consistent by construction")
+    FeatureSet::new("bench", features, d, labels, Some(classes))
+        .expect("consistent by construction")
 }
 
 /// Random u8 images (content does not change the cost of augmenting them).
@@ -46,7 +50,8 @@ pub fn synthetic_images(n: usize, height: usize, width: usize, seed: u64) -> Ima
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let pixels = (0..n * height * width).map(|_| rng.random::<u8>()).collect();
     let labels = (0..n).map(|i| (i % 10) as u32).collect();
-    ImageSet { name: "bench".into(), n, height, width, pixels, labels, num_classes: 10, max_value: 255 }
+    ImageSet::new("bench", height, width, pixels, labels, Some(10))
+        .expect("consistent by construction")
 }
 
 /// Median wall time of `repeats` runs of `work` after one unmeasured warm-up run (which also
@@ -69,4 +74,18 @@ pub fn median_seconds(repeats: usize, mut work: impl FnMut()) -> f64 {
 pub fn sync(device: &Device) {
     // A failed sync surfaces again, with its cause, at the next readback.
     let _ = device.sync();
+}
+
+/// The exact f64 Gram of a row-major `n x d` matrix (oriented as the spectrum orients it), as
+/// row-major values.
+pub fn gram_f64_dense(x: &[f32], n: usize, d: usize) -> Vec<f64> {
+    let g = crate::spectrum::gram_f64(x, n, d);
+    let m = n.min(d);
+    (0..m * m).map(|k| g[(k / m, k % m)]).collect()
+}
+
+/// The eigenvalues (descending) of a symmetric row-major `m x m` matrix, by the spectrum's solver.
+pub fn eigenvalues_desc(values: &[f64], m: usize) -> Vec<f64> {
+    let matrix = faer::Mat::<f64>::from_fn(m, m, |r, c| values[r * m + c]);
+    crate::spectrum::eigenvalues_desc(matrix.as_ref())
 }

@@ -13,6 +13,20 @@
 //!   `round_largest_remainder(n_c * T[c][j])` samples go to each class j.
 //! - [`swap_captions`]: exactly `m` pairs (raised to 2 when `m` is 1 and `n >= 2`, since one
 //!   pair cannot swap with itself) receive another selected pair's caption.
+//!
+//! # Examples
+//!
+//! ```
+//! use nml_core::noise::LabelNoise;
+//!
+//! let labels: Vec<u32> = (0..100).map(|i| i % 10).collect();
+//! let noisy = LabelNoise::Symmetric { ratio: 0.2 }.apply(&labels, 10, 7)?;
+//! assert_eq!(noisy.changed_count(), 20);
+//! assert!((noisy.rate() - 0.2).abs() < 1e-12);
+//! // The same seed gives the same noise.
+//! assert_eq!(LabelNoise::Symmetric { ratio: 0.2 }.apply(&labels, 10, 7)?, noisy);
+//! # Ok::<(), nml_core::NmlError>(())
+//! ```
 
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
@@ -25,11 +39,62 @@ use crate::error::{NmlError, Result};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum LabelNoise {
-    Symmetric { ratio: f64 },
-    SymmetricAll { ratio: f64 },
-    PairFlip { ratio: f64, mapping: Option<Vec<u32>> },
+    Symmetric {
+        ratio: f64,
+    },
+    SymmetricAll {
+        ratio: f64,
+    },
+    PairFlip {
+        ratio: f64,
+        mapping: Option<Vec<u32>>,
+    },
     /// A row-stochastic matrix: `matrix[c][j]` is the probability that class c becomes j.
-    Transition { matrix: Vec<Vec<f64>> },
+    Transition {
+        matrix: Vec<Vec<f64>>,
+    },
+}
+
+/// The corruptions that take a single ratio: what a study sweeps over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum NoiseKind {
+    /// Each corrupted label moves to one of the other classes, uniformly.
+    #[default]
+    Symmetric,
+    /// The authors' variant: each drawn label is redrawn over all classes (its own included).
+    SymmetricAll,
+    /// Each corrupted label moves to the next class.
+    PairFlip,
+}
+
+impl NoiseKind {
+    /// The corruption of this kind at `ratio`; `None` (clean) at 0.
+    pub fn at(self, ratio: f64) -> Option<LabelNoise> {
+        if ratio == 0.0 {
+            return None;
+        }
+        Some(match self {
+            Self::Symmetric => LabelNoise::Symmetric { ratio },
+            Self::SymmetricAll => LabelNoise::SymmetricAll { ratio },
+            Self::PairFlip => LabelNoise::PairFlip { ratio, mapping: None },
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Symmetric => "symmetric",
+            Self::SymmetricAll => "symmetric-all",
+            Self::PairFlip => "pair-flip",
+        }
+    }
+}
+
+impl std::fmt::Display for NoiseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Labels after corruption and the mask of those that changed.
@@ -99,12 +164,12 @@ impl LabelNoise {
             }
             LabelNoise::PairFlip { ratio, mapping } => {
                 check_ratio(*ratio)?;
-                if let Some(map) = mapping {
-                    if map.len() != num_classes || map.iter().any(|&t| t >= c) {
-                        return Err(NmlError::Invalid(format!(
-                            "pair-flip mapping must list one target below {num_classes} per class, got {map:?}"
-                        )));
-                    }
+                if let Some(map) = mapping
+                    && (map.len() != num_classes || map.iter().any(|&t| t >= c))
+                {
+                    return Err(NmlError::Invalid(format!(
+                        "pair-flip mapping must list one target below {num_classes} per class, got {map:?}"
+                    )));
                 }
                 for i in chosen(labels.len(), *ratio, &mut rng) {
                     noisy[i] = match mapping {
@@ -152,11 +217,15 @@ fn check_transition(matrix: &[Vec<f64>], num_classes: usize) -> Result<()> {
             )));
         }
         if row.iter().any(|&p| !(p >= 0.0 && p.is_finite())) {
-            return Err(NmlError::Invalid(format!("transition matrix row {r} has a negative or non-finite entry")));
+            return Err(NmlError::Invalid(format!(
+                "transition matrix row {r} has a negative or non-finite entry"
+            )));
         }
         let sum: f64 = row.iter().sum();
         if (sum - 1.0).abs() > 1e-6 {
-            return Err(NmlError::Invalid(format!("transition matrix row {r} sums to {sum}, not 1")));
+            return Err(NmlError::Invalid(format!(
+                "transition matrix row {r} sums to {sum}, not 1"
+            )));
         }
     }
     Ok(())
@@ -227,7 +296,10 @@ mod tests {
         assert_eq!(noisy.rate(), 0.2);
         // Off-diagonal spread: every wrong class receives some of the flips.
         let m = confusion(&labels, &noisy.labels, 10);
-        let off: Vec<usize> = (0..10).flat_map(|a| (0..10).filter(move |&b| b != a).map(move |b| (a, b))).map(|(a, b)| m[a][b]).collect();
+        let off: Vec<usize> = (0..10)
+            .flat_map(|a| (0..10).filter(move |&b| b != a).map(move |b| (a, b)))
+            .map(|(a, b)| m[a][b])
+            .collect();
         assert_eq!(off.iter().sum::<usize>(), 200);
         assert!(off.iter().filter(|&&x| x > 0).count() > 60);
     }
@@ -254,17 +326,22 @@ mod tests {
     #[test]
     fn pair_flip_goes_to_the_next_class_or_the_mapping() {
         let labels = balanced(100, 4);
-        let noisy = LabelNoise::PairFlip { ratio: 0.4, mapping: None }.apply(&labels, 4, 1).unwrap();
+        let noisy =
+            LabelNoise::PairFlip { ratio: 0.4, mapping: None }.apply(&labels, 4, 1).unwrap();
         assert_eq!(noisy.changed_count(), 40);
-        for i in 0..100 {
-            if noisy.changed[i] {
-                assert_eq!(noisy.labels[i], (labels[i] + 1) % 4);
+        for ((&changed, &noisy), &clean) in noisy.changed.iter().zip(&noisy.labels).zip(&labels) {
+            if changed {
+                assert_eq!(noisy, (clean + 1) % 4);
             }
         }
         let mapping = Some(vec![1, 0, 3, 3]);
         let noisy = LabelNoise::PairFlip { ratio: 1.0, mapping }.apply(&labels, 4, 1).unwrap();
         assert_eq!(noisy.changed_count(), 75, "class 3 maps to itself");
-        assert!(LabelNoise::PairFlip { ratio: 0.1, mapping: Some(vec![9, 0, 1, 2]) }.apply(&labels, 4, 1).is_err());
+        assert!(
+            LabelNoise::PairFlip { ratio: 0.1, mapping: Some(vec![9, 0, 1, 2]) }
+                .apply(&labels, 4, 1)
+                .is_err()
+        );
     }
 
     #[test]
@@ -282,7 +359,13 @@ mod tests {
     #[test]
     fn bad_arguments_are_errors() {
         assert!(LabelNoise::Symmetric { ratio: 1.5 }.apply(&[0, 1], 2, 0).is_err());
-        assert!(LabelNoise::Symmetric { ratio: 0.1 }.apply(&[0, 7], 2, 0).unwrap_err().to_string().contains("index 1"));
+        assert!(
+            LabelNoise::Symmetric { ratio: 0.1 }
+                .apply(&[0, 7], 2, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("index 1")
+        );
         assert!(LabelNoise::Symmetric { ratio: 0.1 }.apply(&[0, 0], 1, 0).is_err());
     }
 
@@ -292,7 +375,11 @@ mod tests {
         assert_eq!(changed.iter().filter(|&&c| c).count(), 300);
         let mut sorted = caption.clone();
         sorted.sort_unstable();
-        assert_eq!(sorted, (0..1000).collect::<Vec<_>>(), "a permutation: no caption lost or doubled");
+        assert_eq!(
+            sorted,
+            (0..1000).collect::<Vec<_>>(),
+            "a permutation: no caption lost or doubled"
+        );
         let (_, changed) = swap_captions(10, 0.1, 0).unwrap();
         assert_eq!(changed.iter().filter(|&&c| c).count(), 2);
     }

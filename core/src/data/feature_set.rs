@@ -6,20 +6,33 @@ use rand::seq::SliceRandom;
 use crate::error::{NmlError, Result};
 
 /// N feature vectors of dimension D (row-major) with one class label each: the one type that
-/// spectra and tuning take, whatever file or model it came from.
+/// spectra and tuning take, whatever file or model it came from. Built only through
+/// [`FeatureSet::new`] (or a reader that calls it), so every set in nml is non-empty, finite and
+/// labelled within its classes.
+///
+/// # Examples
+///
+/// ```
+/// use nml_core::FeatureSet;
+///
+/// let set = FeatureSet::new("toy", vec![0.5, 1.0, -0.25, 2.0, 0.0, 1.5], 2, vec![0, 1, 1], None)?;
+/// assert_eq!((set.n(), set.d(), set.num_classes()), (3, 2, 2));
+/// assert_eq!(set.row(1), &[-0.25, 2.0]);
+/// // A NaN is refused, naming the set, row and column.
+/// let err = FeatureSet::new("bad.npy", vec![1.0, f32::NAN], 2, vec![0], None).unwrap_err();
+/// assert!(err.to_string().contains("bad.npy") && err.to_string().contains("row 0, column 1"));
+/// # Ok::<(), nml_core::NmlError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeatureSet {
-    /// Where the set came from (a path or a name), used in every message about it.
-    pub name: String,
-    pub n: usize,
-    pub d: usize,
-    pub features: Vec<f32>,
-    pub labels: Vec<u32>,
-    pub num_classes: usize,
-    /// One name per class when the file carried them; empty otherwise.
-    pub class_names: Vec<String>,
-    /// The data domain (e.g. "mnist", "opencv-digits") when known.
-    pub domain: Option<String>,
+    name: String,
+    n: usize,
+    d: usize,
+    features: Vec<f32>,
+    labels: Vec<u32>,
+    num_classes: usize,
+    class_names: Vec<String>,
+    domain: Option<String>,
 }
 
 impl FeatureSet {
@@ -36,7 +49,7 @@ impl FeatureSet {
         if labels.is_empty() || features.is_empty() || d == 0 {
             return Err(NmlError::format(&name, "empty feature set (no samples or no dimensions)"));
         }
-        if features.len() % d != 0 {
+        if !features.len().is_multiple_of(d) {
             return Err(NmlError::format(
                 &name,
                 format!("{} values do not form rows of dimension {d}", features.len()),
@@ -61,7 +74,10 @@ impl FeatureSet {
             ));
         }
         if let Some(i) = labels.iter().position(|&l| l < 0) {
-            return Err(NmlError::format(&name, format!("negative label {} at index {i}", labels[i])));
+            return Err(NmlError::format(
+                &name,
+                format!("negative label {} at index {i}", labels[i]),
+            ));
         }
         let max_label = *labels.iter().max().expect("non-empty") as usize;
         let num_classes = num_classes.unwrap_or(max_label + 1);
@@ -69,7 +85,10 @@ impl FeatureSet {
             let i = labels.iter().position(|&l| l as usize >= num_classes).expect("exists");
             return Err(NmlError::format(
                 &name,
-                format!("label {} at index {i} is out of range for {num_classes} classes", labels[i]),
+                format!(
+                    "label {} at index {i} is out of range for {num_classes} classes",
+                    labels[i]
+                ),
             ));
         }
         if num_classes > 1 << 20 {
@@ -104,6 +123,69 @@ impl FeatureSet {
     pub fn with_domain(mut self, domain: Option<String>) -> Self {
         self.domain = domain;
         self
+    }
+
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Other features for the same samples (e.g. a head's transform of these), `d` wide, with
+    /// the labels, classes and domain kept; checked as [`FeatureSet::new`] checks.
+    pub fn with_features(
+        &self,
+        name: impl Into<String>,
+        features: Vec<f32>,
+        d: usize,
+    ) -> Result<FeatureSet> {
+        let labels = self.labels.iter().map(|&l| i64::from(l)).collect();
+        let set = FeatureSet::new(name, features, d, labels, Some(self.num_classes))?;
+        if set.n != self.n {
+            return Err(NmlError::format(
+                &set.name,
+                format!("{} rows for the {} samples of {}", set.n, self.n, self.name),
+            ));
+        }
+        Ok(FeatureSet { class_names: self.class_names.clone(), domain: self.domain.clone(), ..set })
+    }
+
+    /// Where the set came from (a path or a name), used in every message about it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The number of samples (rows).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The feature dimension (columns).
+    pub fn d(&self) -> usize {
+        self.d
+    }
+
+    /// All features, row-major (`n x d`).
+    pub fn features(&self) -> &[f32] {
+        &self.features
+    }
+
+    /// One class index per row.
+    pub fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    /// One name per class when the file carried them; empty otherwise.
+    pub fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+
+    /// The data domain (e.g. "mnist", "opencv-digits") when known.
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
     }
 
     pub fn row(&self, i: usize) -> &[f32] {
@@ -175,11 +257,8 @@ impl FeatureSet {
         let (mut keep, mut held) = (Vec::new(), Vec::new());
         for members in self.shuffled_by_class(seed) {
             let m = members.len();
-            let take = if m >= 2 {
-                ((fraction * m as f64).round() as usize).clamp(1, m - 1)
-            } else {
-                0
-            };
+            let take =
+                if m >= 2 { ((fraction * m as f64).round() as usize).clamp(1, m - 1) } else { 0 };
             held.extend_from_slice(&members[..take]);
             keep.extend_from_slice(&members[take..]);
         }
@@ -229,7 +308,10 @@ mod tests {
     #[test]
     fn rejects_bad_sets_naming_the_place() {
         let err = FeatureSet::new("f.npy", vec![1.0, f32::NAN], 2, vec![0], None).unwrap_err();
-        assert!(err.to_string().contains("f.npy") && err.to_string().contains("row 0, column 1"), "{err}");
+        assert!(
+            err.to_string().contains("f.npy") && err.to_string().contains("row 0, column 1"),
+            "{err}"
+        );
         let err = FeatureSet::new("f", vec![1.0; 4], 2, vec![0], None).unwrap_err();
         assert!(err.to_string().contains("2 feature rows but 1 labels"), "{err}");
         let err = FeatureSet::new("f", vec![1.0; 4], 2, vec![0, 5], Some(3)).unwrap_err();
@@ -259,7 +341,8 @@ mod tests {
         let (train, val) = set.stratified_split(0.25, 1).unwrap();
         assert_eq!(train.n + val.n, set.n);
         assert_eq!(val.class_counts(), vec![1, 1, 1]);
-        let mut firsts: Vec<i64> = train.features.chunks(4).chain(val.features.chunks(4)).map(|r| r[0] as i64).collect();
+        let mut firsts: Vec<i64> =
+            train.features.chunks(4).chain(val.features.chunks(4)).map(|r| r[0] as i64).collect();
         firsts.sort();
         assert_eq!(firsts, (0..10).map(|i| i * 4).collect::<Vec<_>>());
     }

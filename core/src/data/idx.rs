@@ -34,9 +34,9 @@ fn decompressed(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
         let rank = usize::from(header[3]);
         let mut out = header[..4].to_vec();
         let mut dims_bytes = vec![0u8; 4 * rank];
-        decoder
-            .read_exact(&mut dims_bytes)
-            .map_err(|e| NmlError::format(name, format!("gzip stream ends inside the IDX header: {e}")))?;
+        decoder.read_exact(&mut dims_bytes).map_err(|e| {
+            NmlError::format(name, format!("gzip stream ends inside the IDX header: {e}"))
+        })?;
         out.extend_from_slice(&dims_bytes);
         let elements = element_count(&dims_bytes, name)?;
         decoder

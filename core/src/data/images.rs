@@ -6,18 +6,18 @@ use crate::data::npy_file;
 use crate::error::{NmlError, Result};
 use crate::io::read_file;
 
-/// Labelled greyscale images, one byte a pixel, row-major, all the same size.
+/// Labelled greyscale images, one byte a pixel, row-major, all the same size. Built only
+/// through checked constructors: every image is there, every label names a class.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageSet {
-    pub name: String,
-    pub n: usize,
-    pub height: usize,
-    pub width: usize,
-    pub pixels: Vec<u8>,
-    pub labels: Vec<u32>,
-    pub num_classes: usize,
-    /// The brightest value the format allows (255 for MNIST, 16 for the 8x8 digits).
-    pub max_value: u8,
+    name: String,
+    n: usize,
+    height: usize,
+    width: usize,
+    pixels: Vec<u8>,
+    labels: Vec<u32>,
+    num_classes: usize,
+    max_value: u8,
 }
 
 /// Labels as class indices; negative or absurdly large ones are errors naming the index.
@@ -26,17 +26,21 @@ fn checked_labels(values: &[i64], name: &str) -> Result<Vec<u32>> {
         .iter()
         .enumerate()
         .map(|(i, &v)| {
-            u32::try_from(v)
-                .ok()
-                .filter(|&v| v < 1 << 20)
-                .ok_or_else(|| NmlError::format(name, format!("label {v} at index {i} is not a class index")))
+            u32::try_from(v).ok().filter(|&v| v < 1 << 20).ok_or_else(|| {
+                NmlError::format(name, format!("label {v} at index {i} is not a class index"))
+            })
         })
         .collect()
 }
 
 impl ImageSet {
     /// Pairs an IDX image file (N x H x W) with an IDX label file (N).
-    pub fn from_idx(image_bytes: &[u8], image_name: &str, label_bytes: &[u8], label_name: &str) -> Result<Self> {
+    pub fn from_idx(
+        image_bytes: &[u8],
+        image_name: &str,
+        label_bytes: &[u8],
+        label_name: &str,
+    ) -> Result<Self> {
         let images = read_idx(image_bytes, image_name)?;
         let labels = read_idx(label_bytes, label_name)?;
         let &[n, height, width] = images.dims.as_slice() else {
@@ -52,25 +56,40 @@ impl ImageSet {
             ));
         }
         let labels = labels.data.into_iter().map(u32::from).collect();
-        Self::assemble(image_name, n, height, width, images.data, labels)
+        Self::new(image_name, height, width, images.data, labels, None)
     }
 
     /// Pairs a `.npy` image array (N x H x W; uint8 or integers 0..255, or floats in [0, 1] or
     /// [0, 255]) with a `.npy` label array (N; int64, int32 or uint8).
-    pub fn from_npy(image_bytes: &[u8], image_name: &str, label_bytes: &[u8], label_name: &str) -> Result<Self> {
+    pub fn from_npy(
+        image_bytes: &[u8],
+        image_name: &str,
+        label_bytes: &[u8],
+        label_name: &str,
+    ) -> Result<Self> {
         let (shape, pixels) = match npy_file::read_i64(image_bytes, image_name) {
             Ok(ints) => {
-                if let Some((i, v)) = ints.data.iter().enumerate().find(|(_, v)| !(0..=255).contains(*v)) {
-                    return Err(NmlError::format(image_name, format!("pixel {v} at index {i} is outside 0..255")));
+                if let Some((i, v)) =
+                    ints.data.iter().enumerate().find(|(_, v)| !(0..=255).contains(*v))
+                {
+                    return Err(NmlError::format(
+                        image_name,
+                        format!("pixel {v} at index {i} is outside 0..255"),
+                    ));
                 }
                 (ints.shape, ints.data.iter().map(|&v| v as u8).collect::<Vec<u8>>())
             }
             Err(int_error) => {
                 let floats = npy_file::read_f32(image_bytes, image_name).map_err(|_| int_error)?;
-                if let Some(i) = floats.data.iter().position(|v| !(v.is_finite() && (0.0..=255.0).contains(v))) {
+                if let Some(i) =
+                    floats.data.iter().position(|v| !(v.is_finite() && (0.0..=255.0).contains(v)))
+                {
                     return Err(NmlError::format(
                         image_name,
-                        format!("pixel {} at index {i} is not a number in [0, 1] or [0, 255]", floats.data[i]),
+                        format!(
+                            "pixel {} at index {i} is not a number in [0, 1] or [0, 255]",
+                            floats.data[i]
+                        ),
                     ));
                 }
                 let max = floats.data.iter().copied().fold(0.0f32, f32::max);
@@ -80,19 +99,25 @@ impl ImageSet {
         };
         let labels = npy_file::read_i64(label_bytes, label_name)?;
         let &[n, height, width] = shape.as_slice() else {
-            return Err(NmlError::format(image_name, format!("images must be 3-D (N x H x W), found shape {shape:?}")));
+            return Err(NmlError::format(
+                image_name,
+                format!("images must be 3-D (N x H x W), found shape {shape:?}"),
+            ));
         };
         if labels.shape != [n] {
-            return Err(NmlError::format(label_name, format!("labels have shape {:?}; {image_name} holds {n} images", labels.shape)));
+            return Err(NmlError::format(
+                label_name,
+                format!("labels have shape {:?}; {image_name} holds {n} images", labels.shape),
+            ));
         }
         let labels = checked_labels(&labels.data, label_name)?;
-        Self::assemble(image_name, n, height, width, pixels, labels)
+        Self::new(image_name, height, width, pixels, labels, None)
     }
 
     /// Images from a folder holding one subfolder per class (sorted subfolder names are the
     /// classes 0, 1, ...), each with PNG or JPEG files (sorted by name). Colour images become
     /// grey (luma); every image is resampled to the size of the first one.
-    pub fn load_folder(dir: &Path) -> Result<Self> {
+    pub fn read_folder(dir: &Path) -> Result<Self> {
         let name = dir.display().to_string();
         let sorted_entries = |path: &Path| -> Result<Vec<std::path::PathBuf>> {
             let mut entries: Vec<_> = std::fs::read_dir(path)
@@ -104,22 +129,40 @@ impl ImageSet {
         };
         let classes: Vec<_> = sorted_entries(dir)?.into_iter().filter(|p| p.is_dir()).collect();
         if classes.is_empty() {
-            return Err(NmlError::format(&name, "no class subfolders (expected DIR/CLASS/IMAGE.png)"));
+            return Err(NmlError::format(
+                &name,
+                "no class subfolders (expected DIR/CLASS/IMAGE.png)",
+            ));
         }
         let (mut pixels, mut labels, mut size) = (Vec::new(), Vec::new(), None);
         for (class, folder) in classes.iter().enumerate() {
             for file in sorted_entries(folder)? {
-                let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+                let ext =
+                    file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
                 if !matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
                     continue;
                 }
                 let bytes = read_file(&file)?;
                 let grey = image::load_from_memory(&bytes)
-                    .map_err(|e| NmlError::format(file.display().to_string(), format!("cannot decode the image: {e}")))?
+                    .map_err(|e| {
+                        NmlError::format(
+                            file.display().to_string(),
+                            format!("cannot decode the image: {e}"),
+                        )
+                    })?
                     .to_luma8();
                 let (w, h) = (grey.width() as usize, grey.height() as usize);
                 let (height, width) = *size.get_or_insert((h, w));
-                let one = ImageSet { name: String::new(), n: 1, height: h, width: w, pixels: grey.into_raw(), labels: vec![0], num_classes: 1, max_value: 255 };
+                let one = ImageSet {
+                    name: String::new(),
+                    n: 1,
+                    height: h,
+                    width: w,
+                    pixels: grey.into_raw(),
+                    labels: vec![0],
+                    num_classes: 1,
+                    max_value: 255,
+                };
                 pixels.extend(one.resized(height, width).pixels);
                 labels.push(class as u32);
             }
@@ -127,20 +170,46 @@ impl ImageSet {
         let Some((height, width)) = size else {
             return Err(NmlError::format(&name, "no PNG or JPEG images in the class subfolders"));
         };
-        let n = labels.len();
-        let mut set = Self::assemble(&name, n, height, width, pixels, labels)?;
-        set.num_classes = classes.len();
-        Ok(set)
+        Self::new(&name, height, width, pixels, labels, Some(classes.len()))
     }
 
-    fn assemble(name: &str, n: usize, height: usize, width: usize, pixels: Vec<u8>, labels: Vec<u32>) -> Result<Self> {
+    /// Images of `height x width` pixels (`pixels` holds them one after another, row-major) with
+    /// one label each. `num_classes` defaults to the largest label plus one; the brightest value
+    /// the format allows is 16 when no pixel exceeds it (the 8x8 digits), else 255.
+    pub fn new(
+        name: impl Into<String>,
+        height: usize,
+        width: usize,
+        pixels: Vec<u8>,
+        labels: Vec<u32>,
+        num_classes: Option<usize>,
+    ) -> Result<Self> {
+        let name = name.into();
+        let n = labels.len();
         if n == 0 || height == 0 || width == 0 {
-            return Err(NmlError::format(name, "no images"));
+            return Err(NmlError::format(&name, "no images"));
         }
-        let num_classes = *labels.iter().max().expect("n > 0") as usize + 1;
+        let expected = n.checked_mul(height).and_then(|v| v.checked_mul(width));
+        if expected != Some(pixels.len()) {
+            return Err(NmlError::format(
+                &name,
+                format!("{} pixels do not make {n} images of {height}x{width}", pixels.len()),
+            ));
+        }
+        let largest = *labels.iter().max().expect("n > 0") as usize;
+        let num_classes = num_classes.unwrap_or(largest + 1);
+        if let Some(i) = labels.iter().position(|&l| l as usize >= num_classes) {
+            return Err(NmlError::format(
+                &name,
+                format!(
+                    "label {} at index {i} is out of range for {num_classes} classes",
+                    labels[i]
+                ),
+            ));
+        }
         let brightest = pixels.iter().copied().max().unwrap_or(0);
         Ok(Self {
-            name: name.to_string(),
+            name,
             n,
             height,
             width,
@@ -152,9 +221,84 @@ impl ImageSet {
         })
     }
 
-    pub fn load_idx(images: &Path, labels: &Path) -> Result<Self> {
+    /// Where the set came from (a path or a name), used in every message about it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The number of images.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// All pixels, image after image, row-major.
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// The pixels of image `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let size = self.height * self.width;
+        &self.pixels[i * size..(i + 1) * size]
+    }
+
+    pub fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    /// The brightest value the format allows (255 for MNIST, 16 for the 8x8 digits).
+    pub fn max_value(&self) -> u8 {
+        self.max_value
+    }
+
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The same images with other labels (e.g. noisy ones), one per image, within the classes.
+    pub fn with_labels(mut self, labels: Vec<u32>) -> Result<Self> {
+        if labels.len() != self.n {
+            return Err(NmlError::format(
+                &self.name,
+                format!("{} labels for {} images", labels.len(), self.n),
+            ));
+        }
+        if let Some(i) = labels.iter().position(|&l| l as usize >= self.num_classes) {
+            return Err(NmlError::format(
+                &self.name,
+                format!(
+                    "label {} at index {i} is out of range for {} classes",
+                    labels[i], self.num_classes
+                ),
+            ));
+        }
+        self.labels = labels;
+        Ok(self)
+    }
+
+    /// Reads an IDX image file (N x H x W, gzip-compressed or not) and its IDX label file.
+    pub fn read_idx(images: &Path, labels: &Path) -> Result<Self> {
         let (ib, lb) = (read_file(images)?, read_file(labels)?);
         Self::from_idx(&ib, &images.display().to_string(), &lb, &labels.display().to_string())
+    }
+
+    /// Reads a `.npy` image array and its `.npy` labels (see [`ImageSet::from_npy`]).
+    pub fn read_npy(images: &Path, labels: &Path) -> Result<Self> {
+        let (ib, lb) = (read_file(images)?, read_file(labels)?);
+        Self::from_npy(&ib, &images.display().to_string(), &lb, &labels.display().to_string())
     }
 
     /// The images resampled to `height x width` by bilinear interpolation at pixel centres
@@ -165,7 +309,8 @@ impl ImageSet {
         }
         let (sh, sw) = (self.height, self.width);
         let src_coord = |dst: usize, dst_len: usize, src_len: usize| -> (usize, usize, f32) {
-            let x = ((dst as f32 + 0.5) * src_len as f32 / dst_len as f32 - 0.5).clamp(0.0, (src_len - 1) as f32);
+            let x = ((dst as f32 + 0.5) * src_len as f32 / dst_len as f32 - 0.5)
+                .clamp(0.0, (src_len - 1) as f32);
             let lo = x.floor() as usize;
             (lo, (lo + 1).min(src_len - 1), x - lo as f32)
         };
@@ -196,18 +341,28 @@ impl ImageSet {
     /// 20-pixel digit sits in a 28-pixel frame.
     pub fn framed(&self, inner: usize, outer: usize) -> Result<ImageSet> {
         if inner == 0 || inner > outer {
-            return Err(NmlError::Invalid(format!("frame needs 0 < inner <= outer, got {inner} in {outer}")));
+            return Err(NmlError::Invalid(format!(
+                "frame needs 0 < inner <= outer, got {inner} in {outer}"
+            )));
         }
         let small = self.resized(inner, inner);
         let offset = (outer - inner) / 2;
         let mut pixels = vec![0u8; self.n * outer * outer];
-        for (img, canvas) in small.pixels.chunks_exact(inner * inner).zip(pixels.chunks_exact_mut(outer * outer)) {
+        for (img, canvas) in
+            small.pixels.chunks_exact(inner * inner).zip(pixels.chunks_exact_mut(outer * outer))
+        {
             for (y, row) in img.chunks_exact(inner).enumerate() {
                 let start = (y + offset) * outer + offset;
                 canvas[start..start + inner].copy_from_slice(row);
             }
         }
-        Ok(ImageSet { name: format!("{} (framed {inner} in {outer})", self.name), height: outer, width: outer, pixels, ..small })
+        Ok(ImageSet {
+            name: format!("{} (framed {inner} in {outer})", self.name),
+            height: outer,
+            width: outer,
+            pixels,
+            ..small
+        })
     }
 
     /// Each image rotated by `degrees` (counter-clockwise) about its centre, bilinear, with black
@@ -219,7 +374,11 @@ impl ImageSet {
         let mut pixels = Vec::with_capacity(self.pixels.len());
         for img in self.pixels.chunks_exact(h * w) {
             let at = |y: isize, x: isize| -> f64 {
-                if (0..h as isize).contains(&y) && (0..w as isize).contains(&x) { f64::from(img[y as usize * w + x as usize]) } else { 0.0 }
+                if (0..h as isize).contains(&y) && (0..w as isize).contains(&x) {
+                    f64::from(img[y as usize * w + x as usize])
+                } else {
+                    0.0
+                }
             };
             for y in 0..h {
                 for x in 0..w {
@@ -266,7 +425,13 @@ impl ImageSet {
         let scale = 1.0 / f32::from(self.max_value);
         let features = self.pixels.iter().map(|&p| f32::from(p) * scale).collect();
         let labels = self.labels.iter().map(|&l| i64::from(l)).collect();
-        FeatureSet::new(self.name.clone(), features, self.height * self.width, labels, Some(self.num_classes))
+        FeatureSet::new(
+            self.name.clone(),
+            features,
+            self.height * self.width,
+            labels,
+            Some(self.num_classes),
+        )
     }
 }
 
@@ -275,7 +440,16 @@ mod tests {
     use super::*;
 
     fn one(height: usize, width: usize, pixels: Vec<u8>) -> ImageSet {
-        ImageSet { name: "t".into(), n: 1, height, width, pixels, labels: vec![0], num_classes: 1, max_value: 255 }
+        ImageSet {
+            name: "t".into(),
+            n: 1,
+            height,
+            width,
+            pixels,
+            labels: vec![0],
+            num_classes: 1,
+            max_value: 255,
+        }
     }
 
     #[test]
@@ -296,7 +470,8 @@ mod tests {
     fn framing_centres_the_resized_image() {
         let img = one(2, 2, vec![200; 4]).framed(2, 6).unwrap();
         assert_eq!((img.height, img.width), (6, 6));
-        let lit: Vec<usize> = img.pixels.iter().enumerate().filter(|(_, p)| **p > 0).map(|(i, _)| i).collect();
+        let lit: Vec<usize> =
+            img.pixels.iter().enumerate().filter(|(_, p)| **p > 0).map(|(i, _)| i).collect();
         assert_eq!(lit, vec![14, 15, 20, 21]);
         assert!(one(2, 2, vec![0; 4]).framed(7, 6).is_err());
     }
@@ -319,12 +494,21 @@ mod tests {
         assert_eq!((set.n, set.height, set.width, set.num_classes), (2, 3, 4, 2));
         assert_eq!((set.pixels.clone(), set.labels.clone()), (pixels, vec![1, 0]));
         let floats: Vec<f32> = (0..24).map(|v| v as f32 / 23.0).collect();
-        let from_floats = ImageSet::from_npy(&npy_file::write_f32(&[2, 3, 4], &floats), "f.npy", &labels, "l.npy").unwrap();
+        let from_floats = ImageSet::from_npy(
+            &npy_file::write_f32(&[2, 3, 4], &floats),
+            "f.npy",
+            &labels,
+            "l.npy",
+        )
+        .unwrap();
         assert_eq!(from_floats.pixels[23], 255);
         let bad = npy_file::write_f32(&[2, 3, 4], &[f32::NAN; 24]);
         let err = ImageSet::from_npy(&bad, "bad.npy", &labels, "l.npy").unwrap_err().to_string();
         assert!(err.contains("bad.npy") && err.contains("index 0"), "{err}");
-        let err = ImageSet::from_npy(&images, "i.npy", &npy_file::write_i64(&[3], &[0, 1, 2]), "l.npy").unwrap_err().to_string();
+        let err =
+            ImageSet::from_npy(&images, "i.npy", &npy_file::write_i64(&[3], &[0, 1, 2]), "l.npy")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("l.npy: labels have shape [3]"), "{err}");
     }
 
@@ -339,19 +523,26 @@ mod tests {
             }
         }
         // An RGB PNG of another size is converted to grey and resampled to the first size.
-        image::RgbImage::from_pixel(12, 8, image::Rgb([200, 200, 200])).save(dir.path().join("dog/2.png")).unwrap();
+        image::RgbImage::from_pixel(12, 8, image::Rgb([200, 200, 200]))
+            .save(dir.path().join("dog/2.png"))
+            .unwrap();
         std::fs::write(dir.path().join("dog/notes.txt"), "ignored").unwrap();
-        let set = ImageSet::load_folder(dir.path()).unwrap();
+        let set = ImageSet::read_folder(dir.path()).unwrap();
         assert_eq!((set.n, set.height, set.width, set.num_classes), (5, 4, 6, 2));
         assert_eq!(set.labels, vec![0, 0, 1, 1, 1]);
         assert_eq!(set.pixels[0], 10);
         assert!(set.pixels[4 * 24..].iter().all(|&p| p == 200));
 
         std::fs::write(dir.path().join("cat/broken.png"), b"\x89PNG not really").unwrap();
-        let err = ImageSet::load_folder(dir.path()).unwrap_err().to_string();
+        let err = ImageSet::read_folder(dir.path()).unwrap_err().to_string();
         assert!(err.contains("broken.png") && err.contains("cannot decode"), "{err}");
         let empty = tempfile::tempdir().unwrap();
-        assert!(ImageSet::load_folder(empty.path()).unwrap_err().to_string().contains("no class subfolders"));
+        assert!(
+            ImageSet::read_folder(empty.path())
+                .unwrap_err()
+                .to_string()
+                .contains("no class subfolders")
+        );
     }
 
     #[test]

@@ -1,67 +1,94 @@
-//! Feature sets and the files they come from.
+//! Data in nml: feature sets, image sets and the files they come from, the starter pack built
+//! into the library, text vocabularies, and the host-side image augmentation.
 
+mod augment;
 mod feature_set;
 pub mod idx;
+mod image_source;
 mod images;
 pub mod npy_file;
 pub mod safetensors_file;
+mod starter;
+mod vocabulary;
 
+pub use augment::{AugmentConfig, Normalize, draw_crops, image_batch};
 pub use feature_set::FeatureSet;
+pub use image_source::{ImageOrigin, ImageSource, ImageTransform};
 pub use images::ImageSet;
+pub use starter::StarterSet;
+pub use vocabulary::Vocabulary;
 
 use std::path::Path;
 
 use crate::error::{NmlError, Result};
 use crate::io::{read_file, write_atomic};
 
-/// Reads a feature set named the way the command line names one: a `.safetensors` file, or
-/// `FEATURES.npy,LABELS.npy`.
-pub fn load_feature_set(spec: &str) -> Result<FeatureSet> {
-    match spec.split_once(',') {
-        Some((features, labels)) => {
-            let f_bytes = read_file(Path::new(features))?;
-            let l_bytes = read_file(Path::new(labels))?;
-            feature_set_from_npy(&f_bytes, features, &l_bytes, labels)
-        }
-        None => {
-            let bytes = read_file(Path::new(spec))?;
-            safetensors_file::read_feature_set(&bytes, spec)
-        }
+impl FeatureSet {
+    /// Reads a feature set from a safetensors file: tensors `features` (N x D; f32, f64, f16
+    /// or bf16) and `labels` (N; i64, i32 or u8), optional metadata `class_names` (a JSON
+    /// list), `domain` and `num_classes`.
+    pub fn read(path: &Path) -> Result<FeatureSet> {
+        let bytes = read_file(path)?;
+        safetensors_file::read_feature_set(&bytes, &path.display().to_string())
     }
-}
 
-/// Builds a feature set from the bytes of a features `.npy` (N x D) and a labels `.npy` (N).
-pub fn feature_set_from_npy(
-    feature_bytes: &[u8],
-    feature_name: &str,
-    label_bytes: &[u8],
-    label_name: &str,
-) -> Result<FeatureSet> {
-    let features = npy_file::read_f32(feature_bytes, feature_name)?;
-    let labels = npy_file::read_i64(label_bytes, label_name)?;
-    let &[n, d] = features.shape.as_slice() else {
-        return Err(NmlError::format(
-            feature_name,
-            format!("features must be 2-D [N, D], found shape {:?}", features.shape),
-        ));
-    };
-    if labels.shape != [n] {
-        return Err(NmlError::format(
-            label_name,
-            format!("labels have shape {:?}; {feature_name} has {n} rows", labels.shape),
-        ));
+    /// Reads a feature set from a features `.npy` (N x D; f32, f64 or f16) and a labels `.npy`
+    /// (N; i64, i32 or u8), C order.
+    pub fn read_npy(features: &Path, labels: &Path) -> Result<FeatureSet> {
+        let (f_bytes, l_bytes) = (read_file(features)?, read_file(labels)?);
+        Self::from_npy(
+            &f_bytes,
+            &features.display().to_string(),
+            &l_bytes,
+            &labels.display().to_string(),
+        )
     }
-    FeatureSet::new(format!("{feature_name},{label_name}"), features.data, d, labels.data, None)
-}
 
-/// Writes a feature set where the spec says: one `.safetensors` file, or a `.npy` pair.
-pub fn save_feature_set(set: &FeatureSet, spec: &str) -> Result<()> {
-    match spec.split_once(',') {
-        Some((features, labels)) => {
-            let label_values: Vec<i64> = set.labels.iter().map(|&l| i64::from(l)).collect();
-            write_atomic(Path::new(features), &npy_file::write_f32(&[set.n, set.d], &set.features))?;
-            write_atomic(Path::new(labels), &npy_file::write_i64(&[set.n], &label_values))
+    /// Builds a feature set from the bytes of a features `.npy` (N x D) and a labels `.npy` (N);
+    /// the names are used in messages.
+    pub fn from_npy(
+        feature_bytes: &[u8],
+        feature_name: &str,
+        label_bytes: &[u8],
+        label_name: &str,
+    ) -> Result<FeatureSet> {
+        let features = npy_file::read_f32(feature_bytes, feature_name)?;
+        let labels = npy_file::read_i64(label_bytes, label_name)?;
+        let &[n, d] = features.shape.as_slice() else {
+            return Err(NmlError::format(
+                feature_name,
+                format!("features must be 2-D [N, D], found shape {:?}", features.shape),
+            ));
+        };
+        if labels.shape != [n] {
+            return Err(NmlError::format(
+                label_name,
+                format!("labels have shape {:?}; {feature_name} has {n} rows", labels.shape),
+            ));
         }
-        None => write_atomic(Path::new(spec), &safetensors_file::write_feature_set(set)?),
+        FeatureSet::new(format!("{feature_name},{label_name}"), features.data, d, labels.data, None)
+    }
+
+    /// Builds a feature set from safetensors bytes (see [`FeatureSet::read`]); `name` is used in
+    /// messages and as the set's name.
+    pub fn from_safetensors(bytes: &[u8], name: &str) -> Result<FeatureSet> {
+        safetensors_file::read_feature_set(bytes, name)
+    }
+
+    /// The set as safetensors bytes (f32 features, i64 labels, metadata).
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        safetensors_file::write_feature_set(self)
+    }
+
+    /// Writes the set to a safetensors file, atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_atomic(path, &self.to_safetensors()?)
+    }
+
+    /// Writes the set as a features `.npy` (f32) and a labels `.npy` (i64), each atomically.
+    pub fn write_npy(&self, features: &Path, labels: &Path) -> Result<()> {
+        let label_values: Vec<i64> = self.labels().iter().map(|&l| i64::from(l)).collect();
+        write_atomic(features, &npy_file::write_f32(&[self.n(), self.d()], self.features()))?;
+        write_atomic(labels, &npy_file::write_i64(&[self.n()], &label_values))
     }
 }

@@ -34,10 +34,9 @@ fn split<'a>(bytes: &'a [u8], name: &str) -> Result<(Header, &'a [u8])> {
     }
     let (header_len, start) = match bytes[6] {
         1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10usize),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
+        2 | 3 if bytes.len() >= 12 => {
+            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+        }
         v => return Err(bad(&format!("unsupported format version {v}"))),
     };
     let end = start
@@ -59,7 +58,8 @@ fn parse_header(text: &str) -> std::result::Result<Header, String> {
     let mut rest = body.trim_start();
     while !rest.is_empty() {
         let (key, after) = quoted(rest).ok_or("expected a quoted key")?;
-        let after = after.trim_start().strip_prefix(':').ok_or("expected ':' after a key")?.trim_start();
+        let after =
+            after.trim_start().strip_prefix(':').ok_or("expected ':' after a key")?.trim_start();
         rest = match key {
             "descr" => {
                 let (value, after) = quoted(after).ok_or("descr must be a quoted dtype string")?;
@@ -83,7 +83,10 @@ fn parse_header(text: &str) -> std::result::Result<Header, String> {
                 let mut dims = Vec::new();
                 for part in inner[..close].split(',').map(str::trim).filter(|p| !p.is_empty()) {
                     let part = part.strip_suffix('L').unwrap_or(part);
-                    dims.push(part.parse::<usize>().map_err(|_| format!("shape entry {part:?} is not a size"))?);
+                    dims.push(
+                        part.parse::<usize>()
+                            .map_err(|_| format!("shape entry {part:?} is not a size"))?,
+                    );
                 }
                 shape = Some(dims);
                 &inner[close + 1..]
@@ -97,7 +100,10 @@ fn parse_header(text: &str) -> std::result::Result<Header, String> {
     let mut chars = descr.chars();
     let order = chars.next().ok_or("empty descr")?;
     let kind = chars.next().ok_or("descr has no type")?;
-    let size: usize = chars.as_str().parse().map_err(|_| format!("dtype {descr:?} is not a simple numeric type"))?;
+    let size: usize = chars
+        .as_str()
+        .parse()
+        .map_err(|_| format!("dtype {descr:?} is not a simple numeric type"))?;
     let little_endian = match order {
         '<' | '|' => true,
         '>' => false,
@@ -121,7 +127,12 @@ fn quoted(s: &str) -> Option<(&str, &str)> {
 }
 
 /// Checks dtype, order and size and returns the data bytes (exactly `count * size` of them).
-fn checked<'a>(bytes: &'a [u8], name: &str, what: &str, dtypes: &[(char, usize, &str)]) -> Result<(Header, &'a [u8])> {
+fn checked<'a>(
+    bytes: &'a [u8],
+    name: &str,
+    what: &str,
+    dtypes: &[(char, usize, &str)],
+) -> Result<(Header, &'a [u8])> {
     let (header, data) = split(bytes, name)?;
     if !dtypes.iter().any(|&(k, s, _)| (k, s) == (header.kind, header.size)) {
         let allowed: Vec<&str> = dtypes.iter().map(|d| d.2).collect();
@@ -159,7 +170,11 @@ fn checked<'a>(bytes: &'a [u8], name: &str, what: &str, dtypes: &[(char, usize, 
         )),
         None => Err(NmlError::format(
             name,
-            format!("shape {:?} needs more data bytes than any file can hold, file has {}", header.shape, data.len()),
+            format!(
+                "shape {:?} needs more data bytes than any file can hold, file has {}",
+                header.shape,
+                data.len()
+            ),
         )),
     }
 }
@@ -204,7 +219,8 @@ pub fn read_i64(bytes: &[u8], name: &str) -> Result<NpyArray<i64>> {
 
 fn write(descr: &str, shape: &[usize], data: Vec<u8>) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let tuple =
+        if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
     // numpy pads the header with spaces so the data starts on a 64-byte boundary.
     while (10 + header.len() + 1) % 64 != 0 {
@@ -259,28 +275,47 @@ mod tests {
 
     #[test]
     fn reads_numpy_float_kinds() {
-        let f32s: Vec<u8> = [1.5f32, -2.0, 3.25, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let f32s: Vec<u8> =
+            [1.5f32, -2.0, 3.25, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let a = read_f32(&numpy_bytes("<f4", false, "(2, 2)", &f32s), "a.npy").unwrap();
         assert_eq!(a.shape, vec![2, 2]);
         assert_eq!(a.data, vec![1.5, -2.0, 3.25, 0.0]);
         let f64s: Vec<u8> = [1.5f64, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert_eq!(read_f32(&numpy_bytes("<f8", false, "(2,)", &f64s), "b").unwrap().data, vec![1.5, -2.0]);
+        assert_eq!(
+            read_f32(&numpy_bytes("<f8", false, "(2,)", &f64s), "b").unwrap().data,
+            vec![1.5, -2.0]
+        );
         let f16s: Vec<u8> = [half::f16::from_f32(0.5), half::f16::from_f32(-4.0)]
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect();
-        assert_eq!(read_f32(&numpy_bytes("<f2", false, "(1, 2)", &f16s), "c").unwrap().data, vec![0.5, -4.0]);
+        assert_eq!(
+            read_f32(&numpy_bytes("<f2", false, "(1, 2)", &f16s), "c").unwrap().data,
+            vec![0.5, -4.0]
+        );
         let big: Vec<u8> = [7.0f32].iter().flat_map(|v| v.to_be_bytes()).collect();
-        assert_eq!(read_f32(&numpy_bytes(">f4", false, "(1,)", &big), "d").unwrap().data, vec![7.0]);
+        assert_eq!(
+            read_f32(&numpy_bytes(">f4", false, "(1,)", &big), "d").unwrap().data,
+            vec![7.0]
+        );
     }
 
     #[test]
     fn reads_numpy_label_kinds() {
         let i64s: Vec<u8> = [3i64, 0, 9].iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert_eq!(read_i64(&numpy_bytes("<i8", false, "(3,)", &i64s), "l").unwrap().data, vec![3, 0, 9]);
+        assert_eq!(
+            read_i64(&numpy_bytes("<i8", false, "(3,)", &i64s), "l").unwrap().data,
+            vec![3, 0, 9]
+        );
         let i32s: Vec<u8> = [-1i32, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert_eq!(read_i64(&numpy_bytes("<i4", false, "(2,)", &i32s), "l").unwrap().data, vec![-1, 2]);
-        assert_eq!(read_i64(&numpy_bytes("|u1", false, "(2,)", &[4, 255]), "l").unwrap().data, vec![4, 255]);
+        assert_eq!(
+            read_i64(&numpy_bytes("<i4", false, "(2,)", &i32s), "l").unwrap().data,
+            vec![-1, 2]
+        );
+        assert_eq!(
+            read_i64(&numpy_bytes("|u1", false, "(2,)", &[4, 255]), "l").unwrap().data,
+            vec![4, 255]
+        );
     }
 
     #[test]
@@ -299,7 +334,10 @@ mod tests {
             (b"not a numpy file".to_vec(), "not a valid .npy"),
             (numpy_bytes("<f4", true, "(2, 2)", &f32s), "Fortran order"),
             (numpy_bytes("<f4", false, "(3, 2)", &f32s), "needs 24 data bytes, file has 16"),
-            (numpy_bytes("<f4", false, "(9999999999, 99999999999)", &f32s), "more data bytes than any file"),
+            (
+                numpy_bytes("<f4", false, "(9999999999, 99999999999)", &f32s),
+                "more data bytes than any file",
+            ),
             (numpy_bytes("<f4", false, "(2, x)", &f32s), "is not a size"),
             (numpy_bytes("<U4", false, "(2,)", &f32s), "not supported"),
             (numpy_bytes("<i8", false, "(2,)", &f32s), "feature dtype 'i8'"),

@@ -1,5 +1,5 @@
-//! Feature sets as safetensors files: tensors `features` [N, D] (f32, f64, f16 or bf16) and
-//! `labels` [N] (i64, i32 or u8), with optional metadata `class_names` (a JSON list of strings),
+//! Feature sets as safetensors files: tensors `features` `[N, D]` (f32, f64, f16 or bf16) and
+//! `labels` `[N]` (i64, i32 or u8), with optional metadata `class_names` (a JSON list of strings),
 //! `domain` and `num_classes`.
 
 use std::collections::HashMap;
@@ -15,18 +15,16 @@ const LABELS: &str = "labels";
 fn decode_floats(view: &TensorView<'_>, name: &str) -> Result<Vec<f32>> {
     let bytes = view.data();
     let values = match view.dtype() {
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
+        Dtype::F32 => {
+            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        }
         Dtype::F64 => bytes
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
             .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
+        Dtype::F16 => {
+            bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+        }
         Dtype::BF16 => bytes
             .chunks_exact(2)
             .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
@@ -98,7 +96,10 @@ pub fn read_feature_set(bytes: &[u8], name: &str) -> Result<FeatureSet> {
     };
     let class_names: Vec<String> = match meta.get("class_names") {
         Some(v) => serde_json::from_str(v).map_err(|e| {
-            NmlError::format(name, format!("metadata class_names is not a JSON list of strings: {e}"))
+            NmlError::format(
+                name,
+                format!("metadata class_names is not a JSON list of strings: {e}"),
+            )
         })?,
         None => Vec::new(),
     };
@@ -110,35 +111,30 @@ pub fn read_feature_set(bytes: &[u8], name: &str) -> Result<FeatureSet> {
 
 /// Serialises a feature set (f32 features, i64 labels, metadata) to safetensors bytes.
 pub fn write_feature_set(set: &FeatureSet) -> Result<Vec<u8>> {
-    let feature_bytes: Vec<u8> = set.features.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let label_bytes: Vec<u8> = set
-        .labels
-        .iter()
-        .flat_map(|&l| i64::from(l).to_le_bytes())
-        .collect();
+    let feature_bytes: Vec<u8> = set.features().iter().flat_map(|v| v.to_le_bytes()).collect();
+    let label_bytes: Vec<u8> =
+        set.labels().iter().flat_map(|&l| i64::from(l).to_le_bytes()).collect();
     let views = [
         (
             FEATURES,
-            TensorView::new(Dtype::F32, vec![set.n, set.d], &feature_bytes).expect("sizes agree"),
+            TensorView::new(Dtype::F32, vec![set.n(), set.d()], &feature_bytes)
+                .expect("sizes agree"),
         ),
-        (
-            LABELS,
-            TensorView::new(Dtype::I64, vec![set.n], &label_bytes).expect("sizes agree"),
-        ),
+        (LABELS, TensorView::new(Dtype::I64, vec![set.n()], &label_bytes).expect("sizes agree")),
     ];
     let mut meta = HashMap::new();
-    meta.insert("num_classes".to_string(), set.num_classes.to_string());
-    if !set.class_names.is_empty() {
+    meta.insert("num_classes".to_string(), set.num_classes().to_string());
+    if !set.class_names().is_empty() {
         meta.insert(
             "class_names".to_string(),
-            serde_json::to_string(&set.class_names).expect("strings serialise"),
+            serde_json::to_string(set.class_names()).expect("strings serialise"),
         );
     }
-    if let Some(domain) = &set.domain {
-        meta.insert("domain".to_string(), domain.clone());
+    if let Some(domain) = set.domain() {
+        meta.insert("domain".to_string(), domain.to_string());
     }
     safetensors::serialize(views, Some(meta))
-        .map_err(|e| NmlError::format(&set.name, format!("cannot serialise: {e}")))
+        .map_err(|e| NmlError::format(set.name(), format!("cannot serialise: {e}")))
 }
 
 #[cfg(test)]
@@ -160,7 +156,10 @@ mod tests {
         assert_eq!(back, set);
     }
 
-    fn raw(features: (Dtype, Vec<usize>, Vec<u8>), labels: (Dtype, Vec<usize>, Vec<u8>)) -> Vec<u8> {
+    fn raw(
+        features: (Dtype, Vec<usize>, Vec<u8>),
+        labels: (Dtype, Vec<usize>, Vec<u8>),
+    ) -> Vec<u8> {
         let views = vec![
             (FEATURES, TensorView::new(features.0, features.1, &features.2).unwrap()),
             (LABELS, TensorView::new(labels.0, labels.1, &labels.2).unwrap()),
@@ -170,10 +169,14 @@ mod tests {
 
     #[test]
     fn reads_other_dtypes() {
-        let f16: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
+        let f16: Vec<u8> =
+            [1.5f32, -2.0].iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
         let bytes = raw((Dtype::F16, vec![1, 2], f16), (Dtype::U8, vec![1], vec![3]));
         let set = read_feature_set(&bytes, "h").unwrap();
-        assert_eq!((set.features.clone(), set.labels.clone(), set.num_classes), (vec![1.5, -2.0], vec![3], 4));
+        assert_eq!(
+            (set.features(), set.labels(), set.num_classes()),
+            (&[1.5, -2.0][..], &[3][..], 4)
+        );
     }
 
     #[test]
@@ -182,15 +185,33 @@ mod tests {
         let i64s: Vec<u8> = [0i64].iter().flat_map(|v| v.to_le_bytes()).collect();
         let cases = [
             (b"garbage".to_vec(), "not a valid safetensors"),
-            (raw((Dtype::F32, vec![1, 2], f32s.clone()), (Dtype::I64, vec![1], i64s.clone())), "non-finite"),
-            (raw((Dtype::F32, vec![2], f32s.clone()), (Dtype::I64, vec![1], i64s.clone())), "must be 2-D"),
-            (raw((Dtype::F32, vec![2, 1], f32s.clone()), (Dtype::I64, vec![1], i64s.clone())), "expected [2]"),
-            (raw((Dtype::I32, vec![1, 2], f32s.clone()), (Dtype::I64, vec![1], i64s.clone())), "dtype I32"),
-            (raw((Dtype::F32, vec![1, 2], f32s.clone()), (Dtype::F32, vec![2], f32s.clone())), "shape [2]"),
+            (
+                raw((Dtype::F32, vec![1, 2], f32s.clone()), (Dtype::I64, vec![1], i64s.clone())),
+                "non-finite",
+            ),
+            (
+                raw((Dtype::F32, vec![2], f32s.clone()), (Dtype::I64, vec![1], i64s.clone())),
+                "must be 2-D",
+            ),
+            (
+                raw((Dtype::F32, vec![2, 1], f32s.clone()), (Dtype::I64, vec![1], i64s.clone())),
+                "expected [2]",
+            ),
+            (
+                raw((Dtype::I32, vec![1, 2], f32s.clone()), (Dtype::I64, vec![1], i64s.clone())),
+                "dtype I32",
+            ),
+            (
+                raw((Dtype::F32, vec![1, 2], f32s.clone()), (Dtype::F32, vec![2], f32s.clone())),
+                "shape [2]",
+            ),
         ];
         for (bytes, expected) in cases {
             let err = read_feature_set(&bytes, "bad.safetensors").unwrap_err().to_string();
-            assert!(err.starts_with("bad.safetensors: ") && err.contains(expected), "{expected}: {err}");
+            assert!(
+                err.starts_with("bad.safetensors: ") && err.contains(expected),
+                "{expected}: {err}"
+            );
         }
     }
 }

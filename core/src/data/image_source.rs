@@ -1,0 +1,234 @@
+//! Where an image set comes from, in the one-line form suites and the command line use:
+//! `starter:NAME`, `IMAGES.idx[.gz],LABELS.idx[.gz]`, `IMAGES.npy,LABELS.npy` or a folder of
+//! class subfolders; then optionally `@A..B` (images A to B-1) and any of `|rotate=DEGREES` and
+//! `|frame=INNER/OUTER`, applied in order, e.g. `starter:mnist@8000..10000|rotate=30`.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{ImageSet, StarterSet};
+use crate::error::{NmlError, Result};
+
+/// See the module documentation. Parsing checks the syntax; [`ImageSource::load`] reads the files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageSource {
+    /// The source as written: its identity in caches, reports and messages.
+    text: String,
+    origin: ImageOrigin,
+    range: Option<Range<usize>>,
+    transforms: Vec<ImageTransform>,
+}
+
+/// The images a source starts from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImageOrigin {
+    Starter(StarterSet),
+    Idx {
+        images: PathBuf,
+        labels: PathBuf,
+    },
+    Npy {
+        images: PathBuf,
+        labels: PathBuf,
+    },
+    /// One subfolder of PNG/JPEG images per class.
+    Folder(PathBuf),
+}
+
+/// A shift applied to every image of a source.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ImageTransform {
+    /// Counter-clockwise by this many degrees (see [`ImageSet::rotated`]).
+    Rotate(f64),
+    /// Shrunk to `inner` pixels and centred on an `outer` canvas (see [`ImageSet::framed`]).
+    Frame { inner: usize, outer: usize },
+}
+
+impl ImageSource {
+    pub fn origin(&self) -> &ImageOrigin {
+        &self.origin
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Reads the images, keeps the range and applies the transforms; the set is named by the
+    /// source as written.
+    pub fn load(&self) -> Result<ImageSet> {
+        let mut set = match &self.origin {
+            ImageOrigin::Starter(starter) => ImageSet::starter(*starter)?,
+            ImageOrigin::Idx { images, labels } => ImageSet::read_idx(images, labels)?,
+            ImageOrigin::Npy { images, labels } => ImageSet::read_npy(images, labels)?,
+            ImageOrigin::Folder(dir) if dir.is_dir() => ImageSet::read_folder(dir)?,
+            ImageOrigin::Folder(_) => return Err(self.unknown_form()),
+        };
+        if let Some(range) = &self.range {
+            if range.end > set.n() {
+                return Err(NmlError::Invalid(format!(
+                    "{}: range must be A..B with A < B <= {} (the set's size)",
+                    self.base_text(),
+                    set.n()
+                )));
+            }
+            set = set.subset(&range.clone().collect::<Vec<_>>());
+        }
+        for transform in &self.transforms {
+            set = match *transform {
+                ImageTransform::Rotate(degrees) => set.rotated(degrees),
+                ImageTransform::Frame { inner, outer } => set.framed(inner, outer)?,
+            };
+        }
+        Ok(set.with_name(self.text.clone()))
+    }
+
+    fn base_text(&self) -> &str {
+        self.text.split('|').next().unwrap_or_default()
+    }
+
+    fn unknown_form(&self) -> NmlError {
+        NmlError::Invalid(format!(
+            "{}: name images as starter:NAME, IMAGES.idx,LABELS.idx, IMAGES.npy,LABELS.npy or a folder of class subfolders",
+            self.base_text()
+        ))
+    }
+}
+
+impl FromStr for ImageSource {
+    type Err = NmlError;
+    fn from_str(text: &str) -> Result<Self> {
+        let mut parts = text.split('|');
+        let base = parts.next().unwrap_or_default();
+        let (source, range) = match base.rsplit_once('@') {
+            Some((source, range)) => (source, Some(range)),
+            None => (base, None),
+        };
+        let origin = match source.strip_prefix("starter:") {
+            Some(name) => ImageOrigin::Starter(name.parse()?),
+            None => match source.split_once(',') {
+                Some((images, labels)) if images.ends_with(".npy") => ImageOrigin::Npy {
+                    images: PathBuf::from(images),
+                    labels: PathBuf::from(labels),
+                },
+                Some((images, labels)) => ImageOrigin::Idx {
+                    images: PathBuf::from(images),
+                    labels: PathBuf::from(labels),
+                },
+                None => ImageOrigin::Folder(PathBuf::from(source)),
+            },
+        };
+        let range = match range {
+            None => None,
+            Some(range) => Some(
+                range
+                    .split_once("..")
+                    .and_then(|(a, b)| Some(a.parse::<usize>().ok()?..b.parse::<usize>().ok()?))
+                    .filter(|r| r.start < r.end)
+                    .ok_or_else(|| {
+                        NmlError::Invalid(format!("{base}: range must be A..B with A < B"))
+                    })?,
+            ),
+        };
+        let transforms = parts
+            .map(|op| {
+                let bad = || {
+                    NmlError::Invalid(format!(
+                        "{text}: cannot read {op:?}; use rotate=DEGREES or frame=INNER/OUTER"
+                    ))
+                };
+                let (name, arg) = op.split_once('=').ok_or_else(bad)?;
+                match name {
+                    "rotate" => Ok(ImageTransform::Rotate(
+                        arg.parse::<f64>().ok().filter(|d| d.is_finite()).ok_or_else(bad)?,
+                    )),
+                    "frame" => {
+                        let (inner, outer) = arg.split_once('/').ok_or_else(bad)?;
+                        let (inner, outer): (usize, usize) =
+                            (inner.parse().map_err(|_| bad())?, outer.parse().map_err(|_| bad())?);
+                        if outer > 4096 || inner == 0 || inner > outer {
+                            return Err(bad());
+                        }
+                        Ok(ImageTransform::Frame { inner, outer })
+                    }
+                    _ => Err(bad()),
+                }
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { text: text.to_string(), origin, range, transforms })
+    }
+}
+
+impl fmt::Display for ImageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for ImageSource {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageSource {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl From<StarterSet> for ImageSource {
+    fn from(set: StarterSet) -> Self {
+        format!("starter:{}", set.name()).parse().expect("a starter name parses")
+    }
+}
+
+impl ImageSource {
+    /// A source for an image folder (one subfolder of PNG/JPEG images per class).
+    pub fn folder(dir: &Path) -> Self {
+        Self {
+            text: dir.display().to_string(),
+            origin: ImageOrigin::Folder(dir.to_path_buf()),
+            range: None,
+            transforms: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_load_and_keep_their_text() {
+        let source: ImageSource =
+            "starter:sklearn-digits@0..100|frame=20/28|rotate=90".parse().unwrap();
+        assert_eq!(source.origin(), &ImageOrigin::Starter(StarterSet::SklearnDigits));
+        let set = source.load().unwrap();
+        assert_eq!(
+            (set.n(), set.height(), set.name()),
+            (100, 28, "starter:sklearn-digits@0..100|frame=20/28|rotate=90")
+        );
+        assert_eq!(source.to_string(), source.as_str());
+        assert_eq!(
+            serde_json::to_string(&source).unwrap(),
+            "\"starter:sklearn-digits@0..100|frame=20/28|rotate=90\""
+        );
+    }
+
+    #[test]
+    fn bad_sources_say_what_is_wrong() {
+        let err = |s: &str| s.parse::<ImageSource>().unwrap_err().to_string();
+        assert!(err("starter:cifar").contains("no built-in image set \"cifar\""));
+        assert!(err("starter:mnist@5..2").contains("range must be A..B"));
+        assert!(err("starter:mnist|blur=2").contains("use rotate=DEGREES or frame=INNER/OUTER"));
+        let too_far: ImageSource = "starter:mnist@0..20000".parse().unwrap();
+        assert!(too_far.load().unwrap_err().to_string().contains("B <= 10000"));
+        let nowhere: ImageSource = "/no/such/folder".parse().unwrap();
+        assert!(nowhere.load().unwrap_err().to_string().contains("name images as starter:NAME"));
+    }
+}

@@ -1,0 +1,28 @@
+//! The paper's study as one call: for every pre-training objective, seed and noise ratio,
+//! pre-train an encoder on noisy labels (or captions), extract every downstream task's
+//! features, measure their spectra, tune every head at every data fraction (and, when asked,
+//! the encoder itself), and collect every number with what produced it. The command line's
+//! `nml sweep` and any Rust program drive the same code.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use nml_core::study::{StudyOptions, Suite, run_study};
+//! use nml_core::Device;
+//!
+//! let suite = Suite::from_toml(&std::fs::read_to_string("native/suites/quick.toml")?, "quick.toml")?;
+//! let options = StudyOptions { out: "nml-sweep".into(), devices: vec![Device::flex()], backend: "cpu".into(), finetune: None };
+//! let results = run_study(&suite, &options, &mut ())?;
+//! results.write_data(&options.out)?;
+//! let eval = &results.evals()[0];
+//! println!("{} {}: LP at 0% noise {:?}", eval.0, eval.2, results.accuracy(eval, "lp", 0.0));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod results;
+mod run;
+mod suite;
+
+pub use results::{Curve, Eval, Figure, ResultRow, Results, mean_std};
+pub use run::{StudyEvent, StudyObserver, StudyOptions, cell_count, run_study, run_tag};
+pub use suite::{FinetuneSuite, ObjectiveKind, Suite, Task, TuneSuite};

@@ -1,0 +1,423 @@
+//! The study's results: one row per number, with everything that produced it; the tables and
+//! series the report shows are computed here (means and spreads over seeds, the change from
+//! the cleanest pre-training), so every reader of a study sees the same numbers.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::suite::{FinetuneSuite, Suite};
+use crate::error::{NmlError, Result};
+use crate::io::write_atomic;
+use crate::tune::Role;
+
+/// One number of the study, with everything that produced it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResultRow {
+    /// `supervised` or `contrastive`.
+    pub objective: String,
+    pub ratio: f64,
+    pub seed: u64,
+    pub task: String,
+    /// Whether `eval` is the task's own test set or a shifted one.
+    pub kind: Role,
+    /// The evaluation set: `test` or the OOD set's name.
+    pub eval: String,
+    /// lp, mlp, nmtune (heads on frozen features) or lora, lora-nmtune, ft, ft-nmtune.
+    pub method: String,
+    pub fraction: f64,
+    pub accuracy: f64,
+    /// Of the evaluation set's features from the pre-trained encoder (paper mode).
+    pub sve: f64,
+    pub lsvr_ratio: f64,
+    pub lsvr_neglog: f64,
+    pub pretrain_noise_rate: f64,
+    pub pretrain_train_accuracy: f64,
+    pub tune_seconds: f64,
+}
+
+/// An evaluation of a task: `(task, role, eval)`.
+pub type Eval = (String, Role, String);
+
+/// A study's rows with the suite (and fine-tuning plan) that made them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Results {
+    pub suite: Suite,
+    pub finetune: Option<FinetuneSuite>,
+    /// The device the study ran on, as described to the user.
+    pub backend: String,
+    pub rows: Vec<ResultRow>,
+}
+
+/// Mean and (sample) standard deviation; the spread is 0 for a single value.
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// A line of a figure: `(x, mean, spread)` points.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Curve {
+    pub label: String,
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// A figure of the report: its file stem, labels and lines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figure {
+    pub file: &'static str,
+    pub title: &'static str,
+    pub x_label: &'static str,
+    pub y_label: &'static str,
+    pub log_x: bool,
+    pub series: Vec<Curve>,
+}
+
+impl Results {
+    /// Writes `results.json` (every number with its suite) and `results.csv` into `out`.
+    pub fn write_data(&self, out: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| NmlError::Invalid(format!("cannot serialise the results: {e}")))?;
+        write_atomic(&out.join("results.json"), format!("{json}\n").as_bytes())?;
+        write_atomic(&out.join("results.csv"), &self.csv()?)
+    }
+
+    /// The rows as CSV, a header line first.
+    pub fn csv(&self) -> Result<Vec<u8>> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let bad =
+            |e: csv::Error| NmlError::Invalid(format!("cannot write the results as CSV: {e}"));
+        writer
+            .write_record([
+                "objective",
+                "ratio",
+                "seed",
+                "task",
+                "kind",
+                "eval",
+                "method",
+                "fraction",
+                "accuracy",
+                "sve",
+                "lsvr_ratio",
+                "lsvr_neglog",
+                "pretrain_noise_rate",
+                "pretrain_train_accuracy",
+                "tune_seconds",
+            ])
+            .map_err(bad)?;
+        for r in &self.rows {
+            writer
+                .write_record([
+                    r.objective.clone(),
+                    r.ratio.to_string(),
+                    r.seed.to_string(),
+                    r.task.clone(),
+                    r.kind.name().to_string(),
+                    r.eval.clone(),
+                    r.method.clone(),
+                    r.fraction.to_string(),
+                    format!("{:.6}", r.accuracy),
+                    format!("{:.6}", r.sve),
+                    format!("{:.6}", r.lsvr_ratio),
+                    format!("{:.6}", r.lsvr_neglog),
+                    format!("{:.6}", r.pretrain_noise_rate),
+                    format!("{:.6}", r.pretrain_train_accuracy),
+                    format!("{:.3}", r.tune_seconds),
+                ])
+                .map_err(bad)?;
+        }
+        writer
+            .into_inner()
+            .map_err(|e| NmlError::Invalid(format!("cannot write the results as CSV: {e}")))
+    }
+
+    /// Names of the head methods, in the suite's order.
+    pub fn head_methods(&self) -> Vec<String> {
+        self.suite.tune.methods.iter().map(|m| m.name().to_string()).collect()
+    }
+
+    /// Head methods, then the fine-tuning methods.
+    pub fn methods(&self) -> Vec<String> {
+        let mut methods = self.head_methods();
+        methods.extend(
+            self.finetune.iter().flat_map(|p| p.methods.iter().map(|m| m.name().to_string())),
+        );
+        methods
+    }
+
+    /// The largest downstream data fraction: the headline one.
+    pub fn full_fraction(&self) -> f64 {
+        self.suite.tune.fractions.iter().copied().fold(0.0, f64::max)
+    }
+
+    /// The cleanest pre-training's noise ratio.
+    pub fn clean_ratio(&self) -> f64 {
+        self.suite.ratios.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    /// Whether a row is a headline number: a head at the largest data fraction, or a
+    /// fine-tuned encoder (always on all data).
+    pub fn is_headline(&self, r: &ResultRow) -> bool {
+        let heads = self.head_methods();
+        r.fraction == if heads.contains(&r.method) { self.full_fraction() } else { 1.0 }
+    }
+
+    /// Every `(task, role, eval)`, sorted.
+    pub fn evals(&self) -> Vec<Eval> {
+        let mut v: Vec<Eval> =
+            self.rows.iter().map(|r| (r.task.clone(), r.kind, r.eval.clone())).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    fn over_seeds<'a>(
+        &'a self,
+        keep: impl Fn(&ResultRow) -> bool + 'a,
+        value: impl Fn(&ResultRow) -> f64,
+    ) -> (f64, f64) {
+        let values: Vec<f64> = self.rows.iter().filter(|r| keep(r)).map(value).collect();
+        mean_std(&values)
+    }
+
+    /// Headline accuracy (%) of `method` on an evaluation after pre-training at `ratio`: mean
+    /// and spread over seeds.
+    pub fn accuracy(&self, eval: &Eval, method: &str, ratio: f64) -> (f64, f64) {
+        self.over_seeds(
+            |r| {
+                r.task == eval.0
+                    && r.eval == eval.2
+                    && r.method == method
+                    && r.ratio == ratio
+                    && self.is_headline(r)
+            },
+            |r| r.accuracy * 100.0,
+        )
+    }
+
+    /// Accuracy (%) of a head method at one data fraction.
+    pub fn fraction_accuracy(
+        &self,
+        eval: &Eval,
+        method: &str,
+        ratio: f64,
+        fraction: f64,
+    ) -> (f64, f64) {
+        self.over_seeds(
+            |r| {
+                r.task == eval.0
+                    && r.eval == eval.2
+                    && r.method == method
+                    && r.ratio == ratio
+                    && r.fraction == fraction
+            },
+            |r| r.accuracy * 100.0,
+        )
+    }
+
+    /// The frozen features' spectrum metric the paper reads for a role: SVE in domain, -ln LSVR
+    /// out of domain; with its name.
+    pub fn spectrum_metric(&self, eval: &Eval, ratio: f64) -> (&'static str, (f64, f64)) {
+        let (name, value): (&str, fn(&ResultRow) -> f64) = match eval.1 {
+            Role::Id => ("SVE", |r| r.sve),
+            Role::Ood => ("-ln LSVR", |r| r.lsvr_neglog),
+        };
+        let first = &self.head_methods()[0];
+        let full = self.full_fraction();
+        (
+            name,
+            self.over_seeds(
+                |r| {
+                    r.task == eval.0
+                        && r.eval == eval.2
+                        && r.ratio == ratio
+                        && &r.method == first
+                        && r.fraction == full
+                },
+                value,
+            ),
+        )
+    }
+
+    /// The paper's Figure 4: for `method`, the mean over every evaluation of `role` of the
+    /// accuracy at `ratio` minus the accuracy at the cleanest ratio, in points; mean and spread
+    /// over seeds (NaN where no seed has both).
+    pub fn gap(&self, method: &str, role: Role, ratio: f64) -> (f64, f64) {
+        let clean = self.clean_ratio();
+        let evals = self.evals();
+        let per_seed: Vec<f64> = self
+            .suite
+            .seeds
+            .iter()
+            .filter_map(|&seed| {
+                let diffs: Vec<f64> = evals
+                    .iter()
+                    .filter(|e| e.1 == role)
+                    .filter_map(|(task, _, eval)| {
+                        let acc = |at: f64| {
+                            self.rows
+                                .iter()
+                                .find(|r| {
+                                    &r.task == task
+                                        && &r.eval == eval
+                                        && r.method == method
+                                        && r.ratio == at
+                                        && r.seed == seed
+                                        && self.is_headline(r)
+                                })
+                                .map(|r| r.accuracy * 100.0)
+                        };
+                        Some(acc(ratio)? - acc(clean)?)
+                    })
+                    .collect();
+                (!diffs.is_empty()).then(|| diffs.iter().sum::<f64>() / diffs.len() as f64)
+            })
+            .collect();
+        if per_seed.is_empty() { (f64::NAN, 0.0) } else { mean_std(&per_seed) }
+    }
+
+    /// The gap curves (one per method and role that has any), x in % noise.
+    pub fn gap_series(&self) -> Vec<Curve> {
+        let mut series = Vec::new();
+        for method in &self.methods() {
+            for (role, name) in [(Role::Id, "ID"), (Role::Ood, "OOD")] {
+                let points: Vec<(f64, f64, f64)> = self
+                    .suite
+                    .ratios
+                    .iter()
+                    .map(|&ratio| {
+                        let (m, s) = self.gap(method, role, ratio);
+                        (ratio * 100.0, m, s)
+                    })
+                    .collect();
+                if points.iter().all(|p| p.1.is_nan()) {
+                    continue;
+                }
+                series.push(Curve { label: format!("{method} {name}"), points });
+            }
+        }
+        series
+    }
+
+    fn series_over_ratio(
+        &self,
+        role: Role,
+        value: fn(&ResultRow) -> f64,
+        per_method: bool,
+    ) -> Vec<Curve> {
+        let mut series = Vec::new();
+        let methods = self.methods();
+        let heads = self.head_methods();
+        for eval in self.evals().iter().filter(|e| e.1 == role) {
+            let chosen: &[String] = if per_method { &methods } else { &heads[..1] };
+            for method in chosen {
+                let points = self
+                    .suite
+                    .ratios
+                    .iter()
+                    .map(|&ratio| {
+                        let (m, s) = self.over_seeds(
+                            |r| {
+                                r.task == eval.0
+                                    && r.eval == eval.2
+                                    && &r.method == method
+                                    && r.ratio == ratio
+                                    && self.is_headline(r)
+                            },
+                            value,
+                        );
+                        (ratio * 100.0, m, s)
+                    })
+                    .collect();
+                let (task, kind, name) = eval;
+                let label = if per_method {
+                    format!("{task} / {name} ({}) {method}", kind.name())
+                } else {
+                    format!("{task} / {name}")
+                };
+                series.push(Curve { label, points });
+            }
+        }
+        series
+    }
+
+    /// Every figure of the report.
+    pub fn figures(&self) -> Vec<Figure> {
+        let mut fraction_series = Vec::new();
+        for eval in self.evals().iter().filter(|e| e.1 == Role::Id) {
+            for method in &self.head_methods() {
+                for &ratio in &self.suite.ratios {
+                    let points = self
+                        .suite
+                        .tune
+                        .fractions
+                        .iter()
+                        .map(|&fraction| {
+                            let (m, s) = self.fraction_accuracy(eval, method, ratio, fraction);
+                            (fraction * 100.0, m, s)
+                        })
+                        .collect();
+                    fraction_series.push(Curve {
+                        label: format!("{} {method} noise {:.0}%", eval.0, ratio * 100.0),
+                        points,
+                    });
+                }
+            }
+        }
+        let over = |file, title, y_label, series| Figure {
+            file,
+            title,
+            x_label: "pre-training noise (%)",
+            y_label,
+            log_x: false,
+            series,
+        };
+        vec![
+            over(
+                "gap_vs_noise",
+                "Accuracy change from clean pre-training, per tuning method",
+                "accuracy change (points)",
+                self.gap_series(),
+            ),
+            over(
+                "id_accuracy_vs_noise",
+                "In-domain accuracy vs pre-training noise",
+                "accuracy (%)",
+                self.series_over_ratio(Role::Id, |r| r.accuracy * 100.0, true),
+            ),
+            over(
+                "ood_accuracy_vs_noise",
+                "Out-of-domain accuracy vs pre-training noise",
+                "accuracy (%)",
+                self.series_over_ratio(Role::Ood, |r| r.accuracy * 100.0, true),
+            ),
+            over(
+                "sve_vs_noise",
+                "SVE of in-domain features vs pre-training noise",
+                "SVE",
+                self.series_over_ratio(Role::Id, |r| r.sve, false),
+            ),
+            over(
+                "lsvr_vs_noise",
+                "LSVR of out-of-domain features vs pre-training noise",
+                "-ln(s1 / Σ s)",
+                self.series_over_ratio(Role::Ood, |r| r.lsvr_neglog, false),
+            ),
+            Figure {
+                file: "accuracy_vs_fraction",
+                title: "In-domain accuracy vs downstream data",
+                x_label: "downstream training data (%)",
+                y_label: "accuracy (%)",
+                log_x: true,
+                series: fraction_series,
+            },
+        ]
+    }
+}
