@@ -1,9 +1,11 @@
-//! `nml`: the command line of the Noisy Model Learning toolkit.
+//! `nml`: the command line of the Noisy Model Learning toolkit. It parses, shows progress and
+//! renders tables and figures; everything it computes comes from `nml_core`.
 
+mod args;
 mod commands;
 mod plot;
 mod progress;
-mod starter;
+mod sets;
 
 use std::process::ExitCode;
 
@@ -14,19 +16,25 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "nml", version, about = "Label noise in pre-training: inject it, measure feature spectra, tune robust heads (NMTune)")]
+#[command(
+    name = "nml",
+    version,
+    about = "Label noise in pre-training: inject it, measure feature spectra, tune robust heads (NMTune)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+// Parsed once per run, so the size of the largest variant (tune's many flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Singular-value spectrum, SVE and LSVR of one or more feature sets.
     Spectrum(commands::spectrum::Args),
     /// Inject seeded label noise into a labels file.
     Noise(commands::noise::Args),
-    /// Train a linear probe, MLP or NMTune head on features and evaluate it in and out of domain.
+    /// Train a linear probe, MLP or NMTune head on features (or LoRA / fine-tune an encoder) and evaluate it in and out of domain.
     Tune(commands::tune::Args),
     /// Predict classes with a head saved by `nml tune --save`.
     Predict(commands::predict::Args),
@@ -38,7 +46,7 @@ enum Command {
     Extract(commands::extract::Args),
     /// The paper's study in one command: noisy pre-training, features, spectra, heads, tables, plots.
     Sweep(commands::sweep::Args),
-    /// Run spectrum and tuning end to end on the starter data built into this binary.
+    /// Run spectrum and tuning end to end on the starter data built into nml.
     Demo(commands::demo::Args),
     /// Time nml's paths on this machine: spectrum, WGSL kernels vs composed ops, tuning, pre-training, scaling.
     Bench(commands::bench::Args),

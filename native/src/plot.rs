@@ -6,6 +6,7 @@ use std::sync::Once;
 
 use nml_core::io::write_atomic;
 use nml_core::spectrum::SpectrumReport;
+use nml_core::study::{Curve, Figure as StudyFigure};
 use nml_core::{NmlError, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -60,7 +61,9 @@ pub fn render(path: &Path, figure: &impl Figure) -> Result<()> {
             }
             result
         }
-        _ => Err(NmlError::Invalid(format!("{}: plots are written as .png or .svg", path.display()))),
+        _ => {
+            Err(NmlError::Invalid(format!("{}: plots are written as .png or .svg", path.display())))
+        }
     }
 }
 
@@ -130,7 +133,9 @@ impl Figure for SpectrumFigure<'_> {
                 ))
                 .map_err(plot_error)?
                 .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                });
         }
         chart
             .configure_series_labels()
@@ -149,20 +154,26 @@ pub fn spectrum_plot(path: &Path, title: &str, series: &[PlotSeries]) -> Result<
     render(path, &SpectrumFigure { title, series })
 }
 
-/// One line of a [`LineFigure`]: points `(x, mean, spread)`; the spread is drawn as an error bar
-/// when it is non-zero.
-pub struct Curve {
-    pub label: String,
-    pub points: Vec<(f64, f64, f64)>,
-}
-
-/// Several labelled lines over one x axis (optionally log-scale), e.g. accuracy against noise.
+/// Several labelled lines over one x axis (optionally log-scale), e.g. accuracy against noise;
+/// a point's spread is drawn as an error bar when it is non-zero.
 pub struct LineFigure<'a> {
     pub title: &'a str,
     pub x_label: &'a str,
     pub y_label: &'a str,
     pub series: &'a [Curve],
     pub log_x: bool,
+}
+
+impl<'a> From<&'a StudyFigure> for LineFigure<'a> {
+    fn from(f: &'a StudyFigure) -> Self {
+        Self {
+            title: f.title,
+            x_label: f.x_label,
+            y_label: f.y_label,
+            series: &f.series,
+            log_x: f.log_x,
+        }
+    }
 }
 
 impl LineFigure<'_> {
@@ -188,7 +199,13 @@ impl Figure for LineFigure<'_> {
         let pad_x = ((x1 - x0) * 0.05).max(1e-6);
         let pad_y = ((y1 - y0) * 0.08).max(1e-6);
         let log_x = self.log_x;
-        let x_format = move |v: &f64| if log_x { format!("{}", (10f64.powf(*v) * 1000.0).round() / 1000.0) } else { format!("{v}") };
+        let x_format = move |v: &f64| {
+            if log_x {
+                format!("{}", (10f64.powf(*v) * 1000.0).round() / 1000.0)
+            } else {
+                format!("{v}")
+            }
+        };
         let mut chart = ChartBuilder::on(&area)
             .caption(self.title, ("sans-serif", 24))
             .margin(16)
@@ -198,7 +215,11 @@ impl Figure for LineFigure<'_> {
             .map_err(plot_error)?;
         chart
             .configure_mesh()
-            .x_desc(if log_x { format!("{} (log scale)", self.x_label) } else { self.x_label.to_string() })
+            .x_desc(if log_x {
+                format!("{} (log scale)", self.x_label)
+            } else {
+                self.x_label.to_string()
+            })
             .y_desc(self.y_label)
             .x_label_formatter(&x_format)
             .label_style(("sans-serif", 15))
@@ -206,14 +227,28 @@ impl Figure for LineFigure<'_> {
             .map_err(plot_error)?;
         for (k, s) in self.series.iter().enumerate() {
             let color = Palette99::pick(k).to_rgba();
-            let points: Vec<(f64, f64, f64)> = s.points.iter().filter(|p| p.1.is_finite()).map(|p| (self.axis_x(p.0), p.1, p.2)).collect();
+            let points: Vec<(f64, f64, f64)> = s
+                .points
+                .iter()
+                .filter(|p| p.1.is_finite())
+                .map(|p| (self.axis_x(p.0), p.1, p.2))
+                .collect();
             chart
-                .draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.1)), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    points.iter().map(|p| (p.0, p.1)),
+                    color.stroke_width(2),
+                ))
                 .map_err(plot_error)?
                 .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
-            chart.draw_series(points.iter().map(|p| Circle::new((p.0, p.1), 3, color.filled()))).map_err(plot_error)?;
-            let bars = points.iter().filter(|p| p.2 > 0.0).map(|&(x, m, e)| PathElement::new(vec![(x, m - e), (x, m + e)], color.stroke_width(1)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                });
+            chart
+                .draw_series(points.iter().map(|p| Circle::new((p.0, p.1), 3, color.filled())))
+                .map_err(plot_error)?;
+            let bars = points.iter().filter(|p| p.2 > 0.0).map(|&(x, m, e)| {
+                PathElement::new(vec![(x, m - e), (x, m + e)], color.stroke_width(1))
+            });
             chart.draw_series(bars).map_err(plot_error)?;
         }
         chart

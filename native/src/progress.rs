@@ -1,6 +1,10 @@
+//! Progress bars that follow training runs and the study.
+
 use indicatif::{ProgressBar, ProgressStyle};
+use nml_core::Observer;
 use nml_core::finetune::FinetuneEpoch;
-use nml_core::tune::{EpochStats, TrainObserver};
+use nml_core::pretrain::EpochRecord;
+use nml_core::tune::EpochStats;
 
 /// An epoch progress bar showing the latest loss (and validation accuracy when there is one).
 pub struct EpochBar {
@@ -11,9 +15,11 @@ impl EpochBar {
     pub fn new(label: &str, epochs: usize) -> Self {
         let bar = ProgressBar::new(epochs as u64);
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} epochs {msg} ({elapsed})")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>12} [{bar:30}] {pos}/{len} epochs {msg} ({elapsed})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(label.to_string());
         Self { bar }
@@ -30,23 +36,26 @@ impl EpochBar {
     }
 }
 
-impl TrainObserver for EpochBar {
+impl Observer<EpochStats> for EpochBar {
     fn on_epoch(&mut self, stats: &EpochStats) {
         if stats.epoch as u64 <= self.bar.position() {
             // A new grid point of --select starts over.
             self.bar.set_position(0);
         }
-        let val = stats
-            .val_accuracy
-            .map(|a| format!(" val {:.2}%", a * 100.0))
-            .unwrap_or_default();
+        let val = stats.val_accuracy.map(|a| format!(" val {:.2}%", a * 100.0)).unwrap_or_default();
         self.show(stats.epoch, &format!("loss {:.4}{val}", stats.loss));
     }
 }
 
-impl TrainObserver<FinetuneEpoch> for EpochBar {
+impl Observer<FinetuneEpoch> for EpochBar {
     fn on_epoch(&mut self, e: &FinetuneEpoch) {
         self.show(e.epoch, &format!("loss {:.4} ce {:.4} ({:.1} s)", e.loss, e.ce, e.seconds));
+    }
+}
+
+impl Observer<EpochRecord> for EpochBar {
+    fn on_epoch(&mut self, r: &EpochRecord) {
+        self.show(r.epoch, &format!("loss {:.4} acc {:.1}%", r.loss, r.train_accuracy * 100.0));
     }
 }
 
@@ -60,9 +69,11 @@ impl StepBar {
     pub fn new(label: &str, steps: usize) -> Self {
         let bar = ProgressBar::new(steps as u64);
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, ~{eta} left)")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, ~{eta} left)",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(label.to_string());
         Self { bar }

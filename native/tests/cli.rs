@@ -24,7 +24,16 @@ fn demo_runs_on_built_in_data() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for file in ["summary.md", "spectrum.png", "spectrum.svg", "spectrum.json", "report-lp.json", "report-mlp.json", "report-nmtune.json", "features/mnist-train.safetensors"] {
+    for file in [
+        "summary.md",
+        "spectrum.png",
+        "spectrum.svg",
+        "spectrum.json",
+        "report-lp.json",
+        "report-mlp.json",
+        "report-nmtune.json",
+        "features/mnist-train.safetensors",
+    ] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();

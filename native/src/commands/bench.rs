@@ -1,26 +1,32 @@
 //! `nml bench`: what nml's own paths cost on this machine, as ratios taken in one run: the
-//! spectrum and its accuracy against f64, nml's WGSL kernels against their composed-ops
-//! references, a tuning epoch, pre-training throughput, and how spectrum and NMTune cost grow.
-//! `bench/compare.py` adds numpy and PyTorch beside the criterion benches.
+//! spectrum and its accuracy against f64, the eigen solver against nalgebra's, nml's WGSL
+//! kernels against their composed-ops references, a tuning epoch, pre-training throughput, and
+//! how spectrum and NMTune cost grow. `--json` records every timing for `bench/compare.py`,
+//! which puts numpy and PyTorch beside them.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use nml_core::bench::{median_seconds, synthetic_feature_set, synthetic_features, synthetic_images, sync, teacher_task};
-use nml_core::device::{BackendChoice, ComputeDevice};
+use nml_core::bench::{
+    eigenvalues_desc, gram_f64_dense, median_seconds, sync, synthetic_feature_set,
+    synthetic_features, synthetic_images, teacher_task,
+};
+use nml_core::data::{AugmentConfig, image_batch};
+use nml_core::device::ComputeDevice;
 use nml_core::io::write_atomic;
 use nml_core::kernels::{self, reference};
-use nml_core::pretrain::{AugmentConfig, DeviceImages, image_batch, pretrain};
-use nml_core::spectrum::{Precision, Preprocess, measure};
+use nml_core::pretrain::{DeviceImages, pretrain};
+use nml_core::spectrum::{GramPrecision, Preprocess, measure};
 use nml_core::tune::{Method, TuneConfig, fit};
 use nml_core::{NmlError, Result};
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
-use super::device;
 use super::sweep::load_suite;
-use crate::starter::load_images;
+use crate::args::BackendArg;
+use crate::sets::read_images;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -28,34 +34,71 @@ pub struct Args {
     /// on a 2-core CPU).
     #[arg(long)]
     quick: bool,
-    /// Device for everything but the f64 references: auto, wgpu (software adapters included)
-    /// or cpu. The kernel section needs wgpu.
-    #[arg(long, default_value = "auto")]
-    backend: BackendChoice,
-    /// Sections to run, comma-separated: spectrum, kernels, tune, pretrain, scaling.
-    #[arg(long, value_delimiter = ',', default_value = "spectrum,kernels,tune,pretrain,scaling")]
-    only: Vec<String>,
+    /// Device for everything but the f64 references (the kernel section needs wgpu).
+    #[command(flatten)]
+    backend: BackendArg,
+    /// Sections to run, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "spectrum,eigen,kernels,tune,pretrain,scaling"
+    )]
+    only: Vec<Section>,
     /// Also write the report (Markdown) here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write every timing here as JSON: `[{"name": ..., "seconds": ...}, ...]`.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
-const SECTIONS: [&str; 5] = ["spectrum", "kernels", "tune", "pretrain", "scaling"];
+/// The parts of the bench.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    Spectrum,
+    Eigen,
+    Kernels,
+    Tune,
+    Pretrain,
+    Scaling,
+}
+
+thread_local! {
+    /// Every timing taken in this run, by name, for `--json`.
+    static TIMINGS: RefCell<Vec<(String, f64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records a timing for `--json` and passes it on.
+fn timed(name: String, seconds: f64) -> f64 {
+    TIMINGS.with(|t| t.borrow_mut().push((name, seconds)));
+    seconds
+}
+
+/// A section: the report text it adds, measured on a device (`quick` for small sizes).
+type SectionFn = fn(&ComputeDevice, bool) -> Result<String>;
 
 pub fn run(args: Args) -> Result<()> {
-    if let Some(bad) = args.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
-        return Err(NmlError::Invalid(format!("unknown section {bad:?} in --only; use {}", SECTIONS.join(", "))));
-    }
-    let target = device(args.backend)?;
+    let target = args.backend.device()?;
     let mut report = String::new();
-    let _ = writeln!(report, "# nml bench{}\n\nDevice: {}. Times are medians of repeated runs after a warm-up run; ratios are taken in this one run.\n", if args.quick { " --quick" } else { "" }, target.description);
+    let _ = writeln!(
+        report,
+        "# nml bench{}\n\nDevice: {}. Times are medians of repeated runs after a warm-up run; ratios are taken in this one run.\n",
+        if args.quick { " --quick" } else { "" },
+        target.description
+    );
     print!("{report}");
-    let want = |s: &str| args.only.iter().any(|o| o == s);
-    let sections: [(&str, fn(&ComputeDevice, bool) -> Result<String>); 5] =
-        [("spectrum", spectrum), ("kernels", kernel_section), ("tune", tune_epochs), ("pretrain", pretrain_throughput), ("scaling", scaling)];
+    let sections: [(Section, SectionFn); 6] = [
+        (Section::Spectrum, spectrum),
+        (Section::Eigen, eigen_solvers),
+        (Section::Kernels, kernel_section),
+        (Section::Tune, tune_epochs),
+        (Section::Pretrain, pretrain_throughput),
+        (Section::Scaling, scaling),
+    ];
     for (name, section) in sections {
-        if want(name) {
-            eprintln!("bench: {name} ...");
+        if args.only.contains(&name) {
+            eprintln!("bench: {name:?} ...");
             let text = section(&target, args.quick)?;
             print!("{text}");
             report.push_str(&text);
@@ -63,6 +106,19 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(path) = &args.out {
         write_atomic(path, report.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.json {
+        let records: Vec<serde_json::Value> = TIMINGS.with(|t| {
+            t.borrow()
+                .iter()
+                .map(|(name, seconds)| serde_json::json!({ "name": name, "seconds": seconds }))
+                .collect()
+        });
+        super::write_json(
+            path,
+            &serde_json::json!({ "device": target.description, "timings": records }),
+        )?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -74,7 +130,9 @@ fn features(n: usize, d: usize, device: &Device) -> Tensor<2> {
 
 /// Seconds since the UNIX epoch, the clock `bench/gpu_util.py` stamps its samples with.
 fn unix_seconds() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |t| t.as_secs_f64())
 }
 
 /// Prints a measurement's wall-clock window to stderr as `window LABEL START END`, so that a
@@ -115,29 +173,51 @@ fn repeats(seconds_guess: f64) -> usize {
 /// The default spectrum (paper mode, auto precision) on the device, and its SVE and LSVR
 /// against the exact f64 path.
 fn spectrum(target: &ComputeDevice, quick: bool) -> Result<String> {
-    let sizes: &[(usize, usize)] = if quick { &[(2000, 128), (5000, 256)] } else { &[(20000, 1024), (50000, 2048)] };
+    let sizes: &[(usize, usize)] =
+        if quick { &[(2000, 128), (5000, 256)] } else { &[(20000, 1024), (50000, 2048)] };
     let mut out = String::from(
         "## Spectrum (paper mode)\n\nDefault precision (auto: the f32 Gram, on the device or from f32 blocks summed in f64 on the CPU, checked against a model of its rounding and then, where that is too coarse, against its measured error; else the exact f64 path), the exact path alone, and the f32 Gram with no check (fast), each against the exact path's SVE and LSVR.\n\n| features | auto | method | auto: SVE rel. diff | auto: LSVR rel. diff | exact (f64) | fast | fast: SVE rel. diff | fast: LSVR rel. diff |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for &(n, d) in sizes {
         let set = synthetic_feature_set(n, d, 0);
         let mut report = None;
-        let t = median_windowed(&format!("spectrum-auto-{n}x{d}"), repeats(n as f64 * (d * d) as f64 / 2e10), || {
-            report = Some(measure(&set, Preprocess::Paper, Precision::Auto, &target.device));
-        });
+        let t = median_windowed(
+            &format!("spectrum-auto-{n}x{d}"),
+            repeats(n as f64 * (d * d) as f64 / 2e10),
+            || {
+                report =
+                    Some(measure(&set, Preprocess::Paper, GramPrecision::Auto, &target.device));
+            },
+        );
+        timed(format!("spectrum-auto-{n}x{d}"), t);
         let report = match report.expect("ran") {
             Ok(report) => report,
             // A size this device cannot hold is a finding, not the end of the report.
             Err(e) => {
-                let _ = writeln!(out, "| {n} x {d} | failed: {} | | | | | | | |", e.to_string().replace('\n', " "));
+                let _ = writeln!(
+                    out,
+                    "| {n} x {d} | failed: {} | | | | | | | |",
+                    e.to_string().replace('\n', " ")
+                );
                 continue;
             }
         };
         let mut exact = None;
-        let t_exact = median_seconds(1, || exact = Some(measure(&set, Preprocess::Paper, Precision::Exact, &Device::flex())));
+        let t_exact = timed(
+            format!("spectrum-exact-{n}x{d}"),
+            median_seconds(1, || {
+                exact =
+                    Some(measure(&set, Preprocess::Paper, GramPrecision::Exact, &Device::flex()))
+            }),
+        );
         let exact = exact.expect("ran")?;
         let mut fast = None;
-        let t_fast = median_seconds(1, || fast = Some(measure(&set, Preprocess::Paper, Precision::Fast, &target.device)));
+        let t_fast = timed(
+            format!("spectrum-fast-{n}x{d}"),
+            median_seconds(1, || {
+                fast = Some(measure(&set, Preprocess::Paper, GramPrecision::Fast, &target.device))
+            }),
+        );
         let fast = fast.expect("ran")?;
         let _ = writeln!(
             out,
@@ -147,6 +227,37 @@ fn spectrum(target: &ComputeDevice, quick: bool) -> Result<String> {
             relative(report.lsvr_ratio, exact.lsvr_ratio),
             relative(fast.sve, exact.sve),
             relative(fast.lsvr_ratio, exact.lsvr_ratio)
+        );
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// The f64 eigen solve of a symmetric Gram (faer, what the spectrum uses) against nalgebra's.
+fn eigen_solvers(_target: &ComputeDevice, quick: bool) -> Result<String> {
+    let sizes: &[usize] = if quick { &[128, 256] } else { &[512, 1024, 2048] };
+    let mut out = String::from(
+        "## Eigenvalues of a symmetric Gram (f64, host)\n\n| size | faer (nml's spectrum) | nalgebra | nalgebra / faer |\n|---|---|---|---|\n",
+    );
+    for &m in sizes {
+        let x = synthetic_features(4 * m, m, 1);
+        let gram = gram_f64_dense(&x, 4 * m, m);
+        let as_nalgebra = nalgebra::DMatrix::<f64>::from_row_slice(m, m, &gram);
+        let reps = if m >= 2048 { 3 } else { 5 };
+        let t_faer = timed(
+            format!("eigen-faer-{m}"),
+            median_seconds(reps, || drop(eigenvalues_desc(&gram, m))),
+        );
+        let t_nalgebra = timed(
+            format!("eigen-nalgebra-{m}"),
+            median_seconds(reps, || drop(as_nalgebra.clone().symmetric_eigenvalues())),
+        );
+        let _ = writeln!(
+            out,
+            "| {m} x {m} | {:.1} ms | {:.1} ms | {:.2}x |",
+            t_faer * 1e3,
+            t_nalgebra * 1e3,
+            t_nalgebra / t_faer
         );
     }
     out.push('\n');
@@ -165,24 +276,34 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
     let x = features(n, d, gpu);
     let exact = {
         let v = Preprocess::Paper.apply(features(n, d, &Device::flex()));
-        let host = v.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| NmlError::Backend(format!("{e:?}")))?;
-        let g = nml_core::spectrum::gram_f64(&host, n, d);
-        (0..d * d).map(|k| g[(k / d, k % d)]).collect::<Vec<f64>>()
+        let host = v
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| NmlError::Backend(format!("{e:?}")))?;
+        gram_f64_dense(&host, n, d)
     };
     let error = |gram: Tensor<2>| -> Result<f64> {
-        let values = gram.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| NmlError::Backend(format!("{e:?}")))?;
+        let values = gram
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| NmlError::Backend(format!("{e:?}")))?;
         let scale = exact.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        Ok(values.iter().zip(&exact).fold(0.0f64, |m, (a, b)| m.max((f64::from(*a) - b).abs())) / scale)
+        Ok(values.iter().zip(&exact).fold(0.0f64, |m, (a, b)| m.max((f64::from(*a) - b).abs()))
+            / scale)
     };
     let reps = if quick { 5 } else { 3 };
     let mut gram_kernel = None;
     let t_kernel = median_windowed("gram-kernel", reps, || {
-        gram_kernel = Some(kernels::preprocessed_gram(x.clone(), Preprocess::Paper));
+        gram_kernel =
+            Some(kernels::affine_gram(x.clone(), Preprocess::Paper.affine_stats(x.clone())));
         sync(gpu);
     });
     let mut gram_composed = None;
     let t_composed = median_windowed("gram-composed", reps, || {
-        gram_composed = Some(reference::preprocessed_gram(x.clone(), Preprocess::Paper));
+        gram_composed =
+            Some(reference::affine_gram(x.clone(), Preprocess::Paper.affine_stats(x.clone())));
         sync(gpu);
     });
     let e_kernel = error(gram_kernel.expect("ran"))?;
@@ -194,16 +315,17 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
         t_composed / t_kernel
     );
     let images = synthetic_images(6000, 28, 28, 0);
-    let indices: Vec<usize> = (0..256).map(|i| i * 23 % images.n).collect();
+    let indices: Vec<usize> = (0..256).map(|i| i * 23 % images.n()).collect();
     let config = AugmentConfig { pad: 2, flip: true, normalize: None };
     let on_gpu = DeviceImages::upload(&images, gpu);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut time_batch = |wgsl: bool| {
         kernels::set_wgsl_enabled(wgsl);
-        let t = median_windowed(if wgsl { "augment-kernel" } else { "augment-composed" }, 20, || {
-            let _batch = on_gpu.batch(&indices, Some((&config, &mut rng)));
-            sync(gpu);
-        });
+        let t =
+            median_windowed(if wgsl { "augment-kernel" } else { "augment-composed" }, 20, || {
+                let _batch = on_gpu.batch(&indices, Some((&config, &mut rng)));
+                sync(gpu);
+            });
         kernels::set_wgsl_enabled(true);
         t
     };
@@ -220,7 +342,11 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
         t_aug_composed * 1e3,
         t_aug_composed / t_aug_kernel
     );
-    let _ = writeln!(out, "\nThe same augmentation on the host, uploaded per batch: {:.2} ms.\n", t_host * 1e3);
+    let _ = writeln!(
+        out,
+        "\nThe same augmentation on the host, uploaded per batch: {:.2} ms.\n",
+        t_host * 1e3
+    );
     Ok(out)
 }
 
@@ -228,18 +354,21 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
 fn tune_epochs(target: &ComputeDevice, quick: bool) -> Result<String> {
     let (n, d) = if quick { (5000, 128) } else { (50000, 512) };
     let train = teacher_task(n, d, 10, 0);
-    let mut out = format!("## One tuning epoch on {n} x {d} features\n\n| method | epoch |\n|---|---|\n");
+    let mut out =
+        format!("## One tuning epoch on {n} x {d} features\n\n| method | epoch |\n|---|---|\n");
     for method in [Method::Lp, Method::Nmtune] {
         let config = TuneConfig { epochs: 1, ..TuneConfig::for_method(method) };
         let mut failed = None;
-        let t = median_windowed(&format!("tune-{}", method.name()), if quick { 3 } else { 1 }, || {
-            if let Err(e) = fit(&train, None, &config, &target.device, &mut ()) {
-                failed = Some(e);
-            }
-        });
+        let t =
+            median_windowed(&format!("tune-{}", method.name()), if quick { 3 } else { 1 }, || {
+                if let Err(e) = fit(&train, None, &config, &target.device, &mut ()) {
+                    failed = Some(e);
+                }
+            });
         if let Some(e) = failed {
             return Err(e);
         }
+        timed(format!("tune-{}-{n}x{d}", method.name()), t);
         let _ = writeln!(out, "| {} | {t:.2} s |", method.name());
     }
     out.push('\n');
@@ -250,7 +379,7 @@ fn tune_epochs(target: &ComputeDevice, quick: bool) -> Result<String> {
 /// with and (on WGPU) without the augmentation kernel.
 fn pretrain_throughput(target: &ComputeDevice, quick: bool) -> Result<String> {
     let n = if quick { 1024 } else { 4096 };
-    let images = load_images(&format!("starter:mnist@0..{n}"))?;
+    let images = read_images(&format!("starter:mnist@0..{n}"))?;
     let mut config = load_suite("quick", None, None)?.pretrain;
     config.epochs = 1;
     let mut out = format!(
@@ -258,7 +387,10 @@ fn pretrain_throughput(target: &ComputeDevice, quick: bool) -> Result<String> {
         config.batch_size
     );
     let variants: Vec<(&str, &str, bool)> = if kernels::uses_wgsl(&target.device) {
-        vec![("WGSL kernel on the device", "kernel", true), ("composed Burn ops on the device", "composed", false)]
+        vec![
+            ("WGSL kernel on the device", "kernel", true),
+            ("composed Burn ops on the device", "composed", false),
+        ]
     } else {
         vec![("host loop (the CPU backend's path)", "host", true)]
     };
@@ -268,7 +400,8 @@ fn pretrain_throughput(target: &ComputeDevice, quick: bool) -> Result<String> {
         let mut seconds = f64::INFINITY;
         for epoch in 0..2 {
             let label = format!("pretrain-{tag}-epoch{}", epoch + 1);
-            let trained = windowed(&label, || pretrain(&images, &config, None, &target.device, &mut ()));
+            let trained =
+                windowed(&label, || pretrain(&images, &config, None, &target.device, &mut ()));
             let trained = match trained {
                 Ok(t) => t,
                 Err(e) => {
@@ -288,10 +421,24 @@ fn pretrain_throughput(target: &ComputeDevice, quick: bool) -> Result<String> {
 /// Spectrum and NMTune-epoch time at four sizes, N and D doubling together, with the growth
 /// exponent between neighbours: log2 of the time ratio per doubling (N D^2 work gives 3).
 fn scaling(target: &ComputeDevice, quick: bool) -> Result<String> {
-    let spectrum_sizes: Vec<(usize, usize)> = if quick { vec![(1000, 64), (2000, 128), (4000, 256), (8000, 512)] } else { vec![(5000, 256), (10000, 512), (20000, 1024), (40000, 2048)] };
-    let tune_sizes: Vec<(usize, usize)> = if quick { vec![(1000, 16), (2000, 32), (4000, 64), (8000, 128)] } else { vec![(6250, 64), (12500, 128), (25000, 256), (50000, 512)] };
-    let mut out = String::from("## How cost grows (N and D doubling together)\n\n| work | N x D | time | exponent vs previous (log2 of the ratio) |\n|---|---|---|---|\n");
-    let mut rows = |name: &str, tag: &str, sizes: &[(usize, usize)], time: &mut dyn FnMut(&str, usize, usize) -> Result<f64>| -> Result<()> {
+    let spectrum_sizes: Vec<(usize, usize)> = if quick {
+        vec![(1000, 64), (2000, 128), (4000, 256), (8000, 512)]
+    } else {
+        vec![(5000, 256), (10000, 512), (20000, 1024), (40000, 2048)]
+    };
+    let tune_sizes: Vec<(usize, usize)> = if quick {
+        vec![(1000, 16), (2000, 32), (4000, 64), (8000, 128)]
+    } else {
+        vec![(6250, 64), (12500, 128), (25000, 256), (50000, 512)]
+    };
+    let mut out = String::from(
+        "## How cost grows (N and D doubling together)\n\n| work | N x D | time | exponent vs previous (log2 of the ratio) |\n|---|---|---|---|\n",
+    );
+    let mut rows = |name: &str,
+                    tag: &str,
+                    sizes: &[(usize, usize)],
+                    time: &mut dyn FnMut(&str, usize, usize) -> Result<f64>|
+     -> Result<()> {
         let mut previous: Option<f64> = None;
         for &(n, d) in sizes {
             let t = time(&format!("scaling-{tag}-{n}x{d}"), n, d)?;
@@ -301,16 +448,23 @@ fn scaling(target: &ComputeDevice, quick: bool) -> Result<String> {
         }
         Ok(())
     };
-    rows("spectrum (paper mode, default precision)", "spectrum", &spectrum_sizes, &mut |label, n, d| {
-        let set = synthetic_feature_set(n, d, 0);
-        let mut result = Ok(());
-        let t = median_windowed(label, repeats(n as f64 * (d * d) as f64 / 2e10), || {
-            if let Err(e) = measure(&set, Preprocess::Paper, Precision::Auto, &target.device) {
-                result = Err(e);
-            }
-        });
-        result.map(|_| t)
-    })?;
+    rows(
+        "spectrum (paper mode, default precision)",
+        "spectrum",
+        &spectrum_sizes,
+        &mut |label, n, d| {
+            let set = synthetic_feature_set(n, d, 0);
+            let mut result = Ok(());
+            let t = median_windowed(label, repeats(n as f64 * (d * d) as f64 / 2e10), || {
+                if let Err(e) =
+                    measure(&set, Preprocess::Paper, GramPrecision::Auto, &target.device)
+                {
+                    result = Err(e);
+                }
+            });
+            result.map(|_| t)
+        },
+    )?;
     rows("NMTune epoch (hidden 4 D)", "nmtune", &tune_sizes, &mut |label, n, d| {
         let train = teacher_task(n, d, 10, 0);
         let config = TuneConfig { epochs: 1, ..TuneConfig::for_method(Method::Nmtune) };

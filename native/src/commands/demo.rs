@@ -4,17 +4,15 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use nml_core::data::{FeatureSet, ImageSet, save_feature_set};
-use nml_core::device::BackendChoice;
 use nml_core::io::write_atomic;
-use nml_core::spectrum::{Precision, Preprocess, measure};
-use nml_core::tune::{Method, TuneConfig, TuneReport, run as tune};
-use nml_core::Result;
+use nml_core::spectrum::{GramPrecision, Preprocess, measure};
+use nml_core::tune::{Method, TuneConfig, TuneReport, tune};
+use nml_core::{FeatureSet, ImageSet, Result, StarterSet};
 
-use super::{device, write_json};
+use super::write_json;
+use crate::args::BackendArg;
 use crate::plot::{PlotSeries, spectrum_plot};
 use crate::progress::EpochBar;
-use crate::starter;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,8 +24,8 @@ pub struct Args {
     epochs: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value = "auto")]
-    backend: BackendChoice,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 /// Images are resampled to this side so every domain shares one feature space.
@@ -38,44 +36,59 @@ fn features(images: &ImageSet, domain: &str) -> Result<FeatureSet> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = device(args.backend)?;
+    let device = args.backend.device()?;
     let start = std::time::Instant::now();
-    let mnist = features(&starter::mnist()?, "mnist")?;
-    let split = 8000.min(mnist.n * 4 / 5);
-    let train = FeatureSet { name: "mnist-train".into(), ..mnist.subset(&(0..split).collect::<Vec<_>>(), "") };
-    let test = FeatureSet { name: "mnist-test".into(), ..mnist.subset(&(split..mnist.n).collect::<Vec<_>>(), "") };
+    let mnist = features(&ImageSet::starter(StarterSet::Mnist)?, "mnist")?;
+    let split = 8000.min(mnist.n() * 4 / 5);
+    let train = mnist.subset(&(0..split).collect::<Vec<_>>(), "mnist-train");
+    let test = mnist.subset(&(split..mnist.n()).collect::<Vec<_>>(), "mnist-test");
     let ood = vec![
-        ("opencv-digits".to_string(), FeatureSet { name: "opencv-digits".into(), ..features(&starter::opencv_digits()?, "opencv-digits")? }),
-        ("sklearn-digits".to_string(), FeatureSet { name: "sklearn-digits".into(), ..features(&starter::sklearn_digits()?, "sklearn-digits")? }),
+        (
+            "opencv-digits".to_string(),
+            features(&ImageSet::starter(StarterSet::OpencvDigits)?, "opencv-digits")?
+                .with_name("opencv-digits"),
+        ),
+        (
+            "sklearn-digits".to_string(),
+            features(&ImageSet::starter(StarterSet::SklearnDigits)?, "sklearn-digits")?
+                .with_name("sklearn-digits"),
+        ),
     ];
     let feature_dir = args.out.join("features");
-    for set in std::iter::once(&train).chain(std::iter::once(&test)).chain(ood.iter().map(|(_, s)| s)) {
-        save_feature_set(set, &feature_dir.join(format!("{}.safetensors", set.name)).display().to_string())?;
+    for set in
+        std::iter::once(&train).chain(std::iter::once(&test)).chain(ood.iter().map(|(_, s)| s))
+    {
+        set.write(&feature_dir.join(format!("{}.safetensors", set.name())))?;
     }
     eprintln!(
         "features: {SIDE}x{SIDE} pixels of MNIST ({} train / {} test), OpenCV digits ({}) and scikit-learn digits ({}) in {}",
-        train.n,
-        test.n,
-        ood[0].1.n,
-        ood[1].1.n,
+        train.n(),
+        test.n(),
+        ood[0].1.n(),
+        ood[1].1.n(),
         feature_dir.display()
     );
 
     let mut spectra = Vec::new();
     for set in std::iter::once(&test).chain(ood.iter().map(|(_, s)| s)) {
-        spectra.push(measure(set, Preprocess::Paper, Precision::Auto, &device.device)?);
+        spectra.push(measure(set, Preprocess::Paper, GramPrecision::Auto, &device.device)?);
     }
     println!("\n== Spectra of the raw pixel features (paper mode) ==");
     super::spectrum::print_table(&spectra);
     write_json(&args.out.join("spectrum.json"), &spectra)?;
     let series: Vec<PlotSeries> = spectra.iter().map(PlotSeries::from_report).collect();
     for ext in ["png", "svg"] {
-        spectrum_plot(&args.out.join(format!("spectrum.{ext}")), "Pixel-feature spectra: ID (MNIST) and OOD digit sets", &series)?;
+        spectrum_plot(
+            &args.out.join(format!("spectrum.{ext}")),
+            "Pixel-feature spectra: ID (MNIST) and OOD digit sets",
+            &series,
+        )?;
     }
 
     let mut reports: Vec<TuneReport> = Vec::new();
     for method in [Method::Lp, Method::Mlp, Method::Nmtune] {
-        let config = TuneConfig { epochs: args.epochs, seed: args.seed, ..TuneConfig::for_method(method) };
+        let config =
+            TuneConfig { epochs: args.epochs, seed: args.seed, ..TuneConfig::for_method(method) };
         let t0 = std::time::Instant::now();
         let mut bar = EpochBar::new(method.name(), config.epochs);
         let outcome = tune(&train, &test, &ood, &config, &device.device, &mut bar);
@@ -90,8 +103,15 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut md = String::new();
     let _ = writeln!(md, "# nml demo: spectra and heads on the starter digits\n");
-    let _ = writeln!(md, "Backend: {}. Features: {SIDE}x{SIDE} pixels. {} epochs per head, seed {}.\n", device.description, args.epochs, args.seed);
-    let _ = writeln!(md, "| method | ID MNIST | OOD OpenCV | OOD sklearn | SVE test before -> after | LSVR OpenCV before -> after | seconds |");
+    let _ = writeln!(
+        md,
+        "Backend: {}. Features: {SIDE}x{SIDE} pixels. {} epochs per head, seed {}.\n",
+        device.description, args.epochs, args.seed
+    );
+    let _ = writeln!(
+        md,
+        "| method | ID MNIST | OOD OpenCV | OOD sklearn | SVE test before -> after | LSVR OpenCV before -> after | seconds |"
+    );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for r in &reports {
         let (id, ocv) = (&r.spectra[0], &r.spectra[1]);

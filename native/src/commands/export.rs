@@ -1,7 +1,10 @@
+//! `nml export`: feature sets between formats, or pixel features of IDX images.
+
 use std::path::PathBuf;
 
-use nml_core::data::{ImageSet, load_feature_set, save_feature_set};
-use nml_core::{NmlError, Result};
+use nml_core::{ImageSet, NmlError, Result};
+
+use crate::sets::{read_features, write_features};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,23 +41,34 @@ fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
 
 pub fn run(args: Args) -> Result<()> {
     let mut set = match (&args.input, &args.idx_images, &args.idx_labels) {
-        (Some(spec), None, None) => load_feature_set(spec)?,
+        (Some(spec), None, None) => read_features(spec)?,
         (None, Some(images), Some(labels)) => {
-            let mut images = ImageSet::load_idx(images, labels)?;
+            let mut images = ImageSet::read_idx(images, labels)?;
             if let Some((h, w)) = args.size {
                 images = images.resized(h, w);
             }
             images.pixel_features()?
         }
-        _ => return Err(NmlError::Invalid("give --input, or --idx-images with --idx-labels".into())),
+        _ => {
+            return Err(NmlError::Invalid(
+                "give --input, or --idx-images with --idx-labels".into(),
+            ));
+        }
     };
     if args.domain.is_some() {
-        set.domain = args.domain.clone();
+        set = set.with_domain(args.domain.clone());
     }
     if let Some(names) = args.class_names.clone() {
         set = set.with_class_names(names)?;
     }
-    save_feature_set(&set, &args.output)?;
-    println!("{}: {} samples x {} features, {} classes -> {}", set.name, set.n, set.d, set.num_classes, args.output);
+    write_features(&set, &args.output)?;
+    println!(
+        "{}: {} samples x {} features, {} classes -> {}",
+        set.name(),
+        set.n(),
+        set.d(),
+        set.num_classes(),
+        args.output
+    );
     Ok(())
 }

@@ -2,20 +2,19 @@
 
 use std::path::PathBuf;
 
-use nml_core::data::save_feature_set;
-use nml_core::device::BackendChoice;
-use nml_core::pretrain::{extract, load_model};
-use nml_core::Result;
+use nml_core::{EncoderFile, Result};
 
-use super::device;
-use crate::starter::load_images;
+use crate::args::BackendArg;
+use crate::sets::{read_images, write_features};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A model written by `nml pretrain` (its `model.safetensors`).
+    /// A model written by `nml pretrain` (its `model.safetensors`), or a fine-tuned one exported
+    /// by `nml tune --export`.
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Images: `starter:NAME` or `IMAGES.idx[.gz],LABELS.idx[.gz]`, optional `@A..B` range.
+    /// Images: `starter:NAME`, `IMAGES.idx[.gz],LABELS.idx[.gz]`, `IMAGES.npy,LABELS.npy` or a
+    /// folder of class subfolders, optional `@A..B` range.
     #[arg(long)]
     data: String,
     /// Where to write: `set.safetensors` or `features.npy,labels.npy`.
@@ -24,17 +23,26 @@ pub struct Args {
     /// Domain name stored in the metadata (default: the data spec).
     #[arg(long)]
     domain: Option<String>,
-    #[arg(long, default_value = "auto")]
-    backend: BackendChoice,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = device(args.backend)?;
-    let (model, meta) = load_model(&args.checkpoint, &device.device)?;
-    let images = load_images(&args.data)?;
-    let set = extract(&model, &images, meta.config.image_size, &args.data, &device.device)?
+    let device = args.backend.device()?;
+    let saved = EncoderFile::read(&args.checkpoint, &device.device)?;
+    let images = read_images(&args.data)?;
+    let set = saved
+        .encoder
+        .extract(&images, saved.image_size, &args.data, &device.device)?
         .with_domain(Some(args.domain.clone().unwrap_or_else(|| args.data.clone())));
-    save_feature_set(&set, &args.out)?;
-    println!("{}: {} images -> {} x {} features -> {}", args.data, images.n, set.n, set.d, args.out);
+    write_features(&set, &args.out)?;
+    println!(
+        "{}: {} images -> {} x {} features -> {}",
+        args.data,
+        images.n(),
+        set.n(),
+        set.d(),
+        args.out
+    );
     Ok(())
 }

@@ -11,19 +11,11 @@ pub mod tune;
 
 use std::path::Path;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use nml_core::device::{BackendChoice, ComputeDevice, select};
 use nml_core::io::{read_file, write_atomic};
 use nml_core::{NmlError, Result};
-use serde::Serialize;
-
-/// Selects the device and tells the user which one runs.
-pub fn device(choice: BackendChoice) -> Result<ComputeDevice> {
-    let device = select(choice)?;
-    eprintln!("backend: {}", device.description);
-    Ok(device)
-}
 
 /// A downstream task's sets: training, in-domain test, and named out-of-domain sets, as specs
 /// (`Splits<String>`) or loaded.
@@ -39,7 +31,11 @@ impl Splits<String> {
         Ok(Splits {
             train: load(&self.train)?,
             test: load(&self.test)?,
-            ood: self.ood.iter().map(|(name, spec)| Ok((name.clone(), load(spec)?))).collect::<Result<_>>()?,
+            ood: self
+                .ood
+                .iter()
+                .map(|(name, spec)| Ok((name.clone(), load(spec)?)))
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -61,12 +57,19 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 
 /// `base` with the settings of a TOML file laid over it; a key `base` does not have is an error
 /// naming it, and keys in `fixed` are ignored (the command line decides them).
-pub fn merge_toml<T: Serialize + DeserializeOwned>(base: T, path: &Path, fixed: &[&str]) -> Result<T> {
+pub fn merge_toml<T: Serialize + DeserializeOwned>(
+    base: T,
+    path: &Path,
+    fixed: &[&str],
+) -> Result<T> {
     let name = path.display().to_string();
-    let text = String::from_utf8(read_file(path)?).map_err(|_| NmlError::format(&name, "not UTF-8 text"))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| NmlError::format(&name, e.to_string()))?;
+    let text = String::from_utf8(read_file(path)?)
+        .map_err(|_| NmlError::format(&name, "not UTF-8 text"))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| NmlError::format(&name, e.to_string()))?;
     let mut merged = serde_json::to_value(&base).expect("config serialises");
-    let overrides = serde_json::to_value(&table).map_err(|e| NmlError::format(&name, e.to_string()))?;
+    let overrides =
+        serde_json::to_value(&table).map_err(|e| NmlError::format(&name, e.to_string()))?;
     for (key, value) in overrides.as_object().expect("a table is an object") {
         if fixed.contains(&key.as_str()) {
             continue;

@@ -1,3 +1,5 @@
+//! `nml noise`: seeded label noise on a labels file, with the confusion it made.
+
 use std::path::{Path, PathBuf};
 
 use nml_core::data::npy_file::{read_i64, write_i64, write_u8};
@@ -56,7 +58,10 @@ fn read_matrix(path: &Path) -> Result<Vec<Vec<f64>>> {
             line.split(',')
                 .map(|v| {
                     v.trim().parse::<f64>().map_err(|_| {
-                        NmlError::format(path.display().to_string(), format!("line {}: {v:?} is not a number", i + 1))
+                        NmlError::format(
+                            path.display().to_string(),
+                            format!("line {}: {v:?} is not a number", i + 1),
+                        )
                     })
                 })
                 .collect()
@@ -68,24 +73,28 @@ pub fn run(args: Args) -> Result<()> {
     let name = args.labels.display().to_string();
     let raw = read_i64(&read_file(&args.labels)?, &name)?;
     if raw.shape.len() != 1 {
-        return Err(NmlError::format(&name, format!("labels must be 1-D, found shape {:?}", raw.shape)));
+        return Err(NmlError::format(
+            &name,
+            format!("labels must be 1-D, found shape {:?}", raw.shape),
+        ));
     }
     if let Some(i) = raw.data.iter().position(|&l| !(0..=u32::MAX as i64).contains(&l)) {
-        return Err(NmlError::format(&name, format!("label {} at index {i} is not a class index", raw.data[i])));
+        return Err(NmlError::format(
+            &name,
+            format!("label {} at index {i} is not a class index", raw.data[i]),
+        ));
     }
     let labels: Vec<u32> = raw.data.iter().map(|&l| l as u32).collect();
-    let num_classes = args
-        .num_classes
-        .unwrap_or_else(|| labels.iter().max().map_or(0, |&m| m as usize + 1));
+    let num_classes =
+        args.num_classes.unwrap_or_else(|| labels.iter().max().map_or(0, |&m| m as usize + 1));
     let noise = match args.kind {
         Kind::Symmetric => LabelNoise::Symmetric { ratio: args.ratio },
         Kind::SymmetricAll => LabelNoise::SymmetricAll { ratio: args.ratio },
         Kind::PairFlip => LabelNoise::PairFlip { ratio: args.ratio, mapping: args.mapping.clone() },
         Kind::Transition => {
-            let path = args
-                .matrix
-                .as_ref()
-                .ok_or_else(|| NmlError::Invalid("--kind transition needs --matrix T.csv".into()))?;
+            let path = args.matrix.as_ref().ok_or_else(|| {
+                NmlError::Invalid("--kind transition needs --matrix T.csv".into())
+            })?;
             LabelNoise::Transition { matrix: read_matrix(path)? }
         }
     };

@@ -1,13 +1,14 @@
+//! `nml predict`: classes of features from a head saved by `nml tune --save`.
+
 use std::path::PathBuf;
 
 use nml_core::data::npy_file::{read_f32, write_i64};
-use nml_core::data::load_feature_set;
-use nml_core::device::BackendChoice;
 use nml_core::io::{read_file, write_atomic};
 use nml_core::tune::{head_from_bytes, predict};
 use nml_core::{NmlError, Result};
 
-use super::device;
+use crate::args::BackendArg;
+use crate::sets::read_features;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,24 +22,28 @@ pub struct Args {
     /// Write the predicted classes (.npy, int64).
     #[arg(long)]
     out: Option<PathBuf>,
-    #[arg(long, default_value = "auto")]
-    backend: BackendChoice,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = device(args.backend)?;
+    let device = args.backend.device()?;
     let head_name = args.head.display().to_string();
-    let (head, shape, config) = head_from_bytes(&read_file(&args.head)?, &head_name, &device.device)?;
+    let (head, shape, config) =
+        head_from_bytes(&read_file(&args.head)?, &head_name, &device.device)?;
     let lone_npy = !args.features.contains(',') && args.features.ends_with(".npy");
     let (features, d, labels) = if lone_npy {
         let array = read_f32(&read_file(std::path::Path::new(&args.features))?, &args.features)?;
         let &[_, d] = array.shape.as_slice() else {
-            return Err(NmlError::format(&args.features, format!("features must be 2-D, found {:?}", array.shape)));
+            return Err(NmlError::format(
+                &args.features,
+                format!("features must be 2-D, found {:?}", array.shape),
+            ));
         };
         (array.data, d, None)
     } else {
-        let set = load_feature_set(&args.features)?;
-        (set.features, set.d, Some(set.labels))
+        let set = read_features(&args.features)?;
+        (set.features().to_vec(), set.d(), Some(set.labels().to_vec()))
     };
     if d != shape.d {
         return Err(NmlError::format(
@@ -47,10 +52,18 @@ pub fn run(args: Args) -> Result<()> {
         ));
     }
     if let Some(i) = features.iter().position(|v| !v.is_finite()) {
-        return Err(NmlError::format(&args.features, format!("non-finite value at row {}, column {}", i / d, i % d)));
+        return Err(NmlError::format(
+            &args.features,
+            format!("non-finite value at row {}, column {}", i / d, i % d),
+        ));
     }
     let predicted = predict(&head, &features, d, &device.device)?;
-    println!("{} rows classified by a {} head ({} classes)", predicted.len(), config.method.name(), shape.num_classes);
+    println!(
+        "{} rows classified by a {} head ({} classes)",
+        predicted.len(),
+        config.method.name(),
+        shape.num_classes
+    );
     if let Some(labels) = labels {
         let correct = predicted.iter().zip(&labels).filter(|(p, l)| p == l).count();
         println!("accuracy: {:.2}%", 100.0 * correct as f64 / labels.len() as f64);

@@ -1,12 +1,14 @@
+//! `nml spectrum`: singular values, SVE and LSVR of feature sets; JSON and a plot.
+
 use std::path::PathBuf;
 
 use nml_core::Result;
-use nml_core::data::load_feature_set;
-use nml_core::device::BackendChoice;
-use nml_core::spectrum::{Precision, Preprocess, SpectrumReport, measure};
+use nml_core::spectrum::{GramPrecision, Preprocess, SpectrumReport, measure};
 
-use super::{device, write_json};
+use super::write_json;
+use crate::args::BackendArg;
 use crate::plot::{PlotSeries, spectrum_plot};
+use crate::sets::read_features;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,19 +16,19 @@ pub struct Args {
     #[arg(required = true)]
     features: Vec<String>,
     /// paper (rows L2-normalised, then row-centred), centered (columns centred) or raw.
-    #[arg(long, default_value = "paper")]
+    #[arg(long, value_enum, default_value_t = Preprocess::Paper)]
     mode: Preprocess,
     /// auto (fast f32 Gram, exact f64 when needed), fast or exact.
-    #[arg(long, default_value = "auto")]
-    precision: Precision,
+    #[arg(long, value_enum, default_value_t = GramPrecision::Auto)]
+    precision: GramPrecision,
     /// JSON output: one object for one input, an array for several.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Log-scale spectrum plot, all inputs overlaid (.png or .svg).
     #[arg(long)]
     plot: Option<PathBuf>,
-    #[arg(long, default_value = "auto")]
-    backend: BackendChoice,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 pub fn print_table(reports: &[SpectrumReport]) {
@@ -60,13 +62,13 @@ pub fn shorten(s: &str, width: usize) -> String {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = device(args.backend)?;
+    let device = args.backend.device()?;
     let mut reports = Vec::new();
     for spec in &args.features {
-        let set = load_feature_set(spec)?;
+        let set = read_features(spec)?;
         let start = std::time::Instant::now();
         let report = measure(&set, args.mode, args.precision, &device.device)?;
-        eprintln!("{spec}: {} x {} in {:.2} s", set.n, set.d, start.elapsed().as_secs_f64());
+        eprintln!("{spec}: {} x {} in {:.2} s", set.n(), set.d(), start.elapsed().as_secs_f64());
         reports.push(report);
     }
     println!("mode: {}", args.mode.name());
@@ -81,7 +83,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(path) = &args.plot {
         let series: Vec<PlotSeries> = reports.iter().map(PlotSeries::from_report).collect();
-        spectrum_plot(path, &format!("Singular value spectrum ({} mode)", args.mode.name()), &series)?;
+        spectrum_plot(
+            path,
+            &format!("Singular value spectrum ({} mode)", args.mode.name()),
+            &series,
+        )?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -4,19 +4,19 @@
 
 use std::path::PathBuf;
 
-use nml_core::data::{FeatureSet, load_feature_set};
-use nml_core::device::BackendChoice;
-use nml_core::finetune::{self, FinetuneConfig, FinetuneMeta, FinetuneMethod, FinetuneReport, LoraTargets};
+use nml_core::finetune::{
+    self, FinetuneConfig, FinetuneMeta, FinetuneMethod, FinetuneReport, LoraTargets,
+};
 use nml_core::io::write_atomic;
-use nml_core::pretrain::{extract, load_model};
-use nml_core::tune::{Method, TuneConfig, TuneReport, head_to_bytes, run as tune};
-use nml_core::{NmlError, Result};
+use nml_core::tune::{Method, TuneConfig, TuneReport, head_to_bytes, tune};
+use nml_core::{EncoderFile, FeatureSet, NmlError, Result};
 use serde::Serialize;
 
 use super::sweep::load_suite;
-use super::{Splits, device, merge_toml, peak_memory_mib, write_json};
+use super::{Splits, merge_toml, peak_memory_mib, write_json};
+use crate::args::BackendArg;
 use crate::progress::EpochBar;
-use crate::starter::load_images;
+use crate::sets::{read_features, read_images};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -93,7 +93,7 @@ pub struct Args {
     lora_dropout: Option<f64>,
     /// Where LoRA adapters go: the transformer MLPs (default) or the attention projections too.
     #[arg(long, value_enum)]
-    lora_targets: Option<TargetsArg>,
+    lora_targets: Option<LoraTargets>,
     /// Save what trained: the head (lp, mlp, nmtune; for `nml predict`), the LoRA adapters and
     /// head, or the fine-tuned encoder and head.
     #[arg(long)]
@@ -104,8 +104,8 @@ pub struct Args {
     /// Write the JSON report here.
     #[arg(long)]
     report: Option<PathBuf>,
-    #[arg(long, default_value = "auto")]
-    backend: BackendChoice,
+    #[command(flatten)]
+    backend: BackendArg,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -117,12 +117,6 @@ enum MethodArg {
     LoraNmtune,
     Ft,
     FtNmtune,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum TargetsArg {
-    Mlp,
-    MlpAndAttention,
 }
 
 /// What `--method` names: a head on frozen features, or tuning of the encoder.
@@ -145,7 +139,9 @@ fn chosen(method: MethodArg) -> Chosen {
 
 fn parse_named(s: &str) -> std::result::Result<(String, String), String> {
     match s.split_once('=') {
-        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_string(), path.to_string())),
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), path.to_string()))
+        }
         _ => Err(format!("expected NAME=SET, got {s:?}")),
     }
 }
@@ -153,7 +149,9 @@ fn parse_named(s: &str) -> std::result::Result<(String, String), String> {
 /// Flags that belong to the other family of methods are refused, not silently ignored.
 fn refuse_flags(method: &str, flags: &[(&str, bool)]) -> Result<()> {
     match flags.iter().find(|(_, given)| *given) {
-        Some((flag, _)) => Err(NmlError::Invalid(format!("--{flag} does not apply to --method {method}"))),
+        Some((flag, _)) => {
+            Err(NmlError::Invalid(format!("--{flag} does not apply to --method {method}")))
+        }
         None => Ok(()),
     }
 }
@@ -176,12 +174,31 @@ fn lora_flags(args: &Args) -> [(&'static str, bool); 4] {
 /// the flags.
 fn head_config(args: &Args, method: Method) -> Result<TuneConfig> {
     refuse_flags(method.name(), &lora_flags(args))?;
-    refuse_flags(method.name(), &[("encoder-lr-ratio", args.encoder_lr_ratio.is_some()), ("export", args.export.is_some())])?;
+    refuse_flags(
+        method.name(),
+        &[("encoder-lr-ratio", args.encoder_lr_ratio.is_some()), ("export", args.export.is_some())],
+    )?;
     let mut config = TuneConfig::for_method(method);
     if let Some(path) = &args.config {
         config = merge_toml(config, path, &["method"])?;
     }
-    set_given!(args, config, epochs, batch_size, lr, weight_decay, hidden_mult, w_mse, w_cov, w_svd, top_k, seed, data_fraction, val_fraction, patience);
+    set_given!(
+        args,
+        config,
+        epochs,
+        batch_size,
+        lr,
+        weight_decay,
+        hidden_mult,
+        w_mse,
+        w_cov,
+        w_svd,
+        top_k,
+        seed,
+        data_fraction,
+        val_fraction,
+        patience
+    );
     if args.select {
         config.select = true;
     }
@@ -191,14 +208,17 @@ fn head_config(args: &Args, method: Method) -> Result<TuneConfig> {
 
 /// A fine-tuning config: the method's defaults, then the TOML file, then the flags.
 fn finetune_config(args: &Args, method: FinetuneMethod) -> Result<FinetuneConfig> {
-    refuse_flags(method.name(), &[
-        ("hidden-mult", args.hidden_mult.is_some()),
-        ("w-mse", args.w_mse.is_some()),
-        ("data-fraction", args.data_fraction.is_some()),
-        ("val-fraction", args.val_fraction.is_some()),
-        ("patience", args.patience.is_some()),
-        ("select", args.select),
-    ])?;
+    refuse_flags(
+        method.name(),
+        &[
+            ("hidden-mult", args.hidden_mult.is_some()),
+            ("w-mse", args.w_mse.is_some()),
+            ("data-fraction", args.data_fraction.is_some()),
+            ("val-fraction", args.val_fraction.is_some()),
+            ("patience", args.patience.is_some()),
+            ("select", args.select),
+        ],
+    )?;
     if !method.uses_lora() {
         refuse_flags(method.name(), &lora_flags(args))?;
     }
@@ -206,7 +226,19 @@ fn finetune_config(args: &Args, method: FinetuneMethod) -> Result<FinetuneConfig
     if let Some(path) = &args.config {
         config = merge_toml(config, path, &["method"])?;
     }
-    set_given!(args, config, epochs, batch_size, lr, weight_decay, w_cov, w_svd, top_k, seed, encoder_lr_ratio);
+    set_given!(
+        args,
+        config,
+        epochs,
+        batch_size,
+        lr,
+        weight_decay,
+        w_cov,
+        w_svd,
+        top_k,
+        seed,
+        encoder_lr_ratio
+    );
     if let Some(v) = args.lora_rank {
         config.lora.rank = v;
     }
@@ -216,11 +248,8 @@ fn finetune_config(args: &Args, method: FinetuneMethod) -> Result<FinetuneConfig
     if let Some(v) = args.lora_dropout {
         config.lora.dropout = v;
     }
-    if let Some(t) = args.lora_targets {
-        config.lora.targets = match t {
-            TargetsArg::Mlp => LoraTargets::Mlp,
-            TargetsArg::MlpAndAttention => LoraTargets::MlpAndAttention,
-        };
+    if let Some(targets) = args.lora_targets {
+        config.lora.targets = targets;
     }
     config.validate()?;
     Ok(config)
@@ -230,12 +259,20 @@ fn finetune_config(args: &Args, method: FinetuneMethod) -> Result<FinetuneConfig
 fn set_specs(args: &Args) -> Result<Splits<String>> {
     match &args.task {
         Some(name) => {
-            let suite = load_suite(args.preset.as_deref().unwrap_or("quick"), args.suite.as_deref(), None)?;
+            let suite =
+                load_suite(args.preset.as_deref().unwrap_or("quick"), args.suite.as_deref(), None)?;
             let task = suite.tasks.iter().find(|t| &t.name == name).ok_or_else(|| {
                 let names: Vec<&str> = suite.tasks.iter().map(|t| t.name.as_str()).collect();
-                NmlError::Invalid(format!("no task {name:?} in the suite (it has {})", names.join(", ")))
+                NmlError::Invalid(format!(
+                    "no task {name:?} in the suite (it has {})",
+                    names.join(", ")
+                ))
             })?;
-            Ok(task.splits())
+            Ok(Splits {
+                train: task.train.to_string(),
+                test: task.test.to_string(),
+                ood: task.ood.iter().map(|(n, s)| (n.clone(), s.to_string())).collect(),
+            })
         }
         None => Ok(Splits {
             train: args.train.clone().expect("clap requires --train without --task"),
@@ -260,7 +297,13 @@ fn print_memory() {
 }
 
 pub fn print_report(r: &TuneReport) {
-    println!("method {}  seed {}  backend {}  {:.1} s", r.method.name(), r.seed, r.backend, r.seconds);
+    println!(
+        "method {}  seed {}  backend {}  {:.1} s",
+        r.method.name(),
+        r.seed,
+        r.backend,
+        r.seconds
+    );
     println!("  accuracy (ID test): {:.2}%", r.accuracy * 100.0);
     for (name, acc) in &r.ood {
         println!("  accuracy (OOD {name}): {:.2}%", acc * 100.0);
@@ -268,7 +311,7 @@ pub fn print_report(r: &TuneReport) {
     for s in &r.spectra {
         println!(
             "  {:<4} {:<24} SVE {:.4} -> {:.4}   LSVR {:.5} -> {:.5}",
-            s.role,
+            s.role.name(),
             super::spectrum::shorten(&s.set, 24),
             s.before.sve,
             s.after.sve,
@@ -301,18 +344,19 @@ pub fn run(args: Args) -> Result<()> {
 fn run_head(args: &Args, method: Method) -> Result<()> {
     let config = head_config(args, method)?;
     let specs = set_specs(args)?;
-    let device = device(args.backend)?;
+    let device = args.backend.device()?;
     let start = std::time::Instant::now();
     let Splits { train, test, ood } = match &args.checkpoint {
         // Frozen features of the images, as `nml extract` writes them.
         Some(checkpoint) => {
-            let (model, meta) = load_model(checkpoint, &device.device)?;
-            let size = meta.config.image_size;
-            let sets = specs.load(|spec| -> Result<FeatureSet> { extract(&model, &load_images(spec)?, size, spec, &device.device) })?;
+            let saved = EncoderFile::read(checkpoint, &device.device)?;
+            let sets = specs.load(|spec| -> Result<FeatureSet> {
+                saved.encoder.extract(&read_images(spec)?, saved.image_size, spec, &device.device)
+            })?;
             eprintln!("extracted features in {:.1} s", start.elapsed().as_secs_f64());
             sets
         }
-        None => specs.load(load_feature_set)?,
+        None => specs.load(read_features)?,
     };
     let mut bar = EpochBar::new(config.method.name(), config.epochs);
     let outcome = tune(&train, &test, &ood, &config, &device.device, &mut bar);
@@ -323,7 +367,10 @@ fn run_head(args: &Args, method: Method) -> Result<()> {
     print_report(&outcome.report);
     print_memory();
     if let Some(path) = &args.report {
-        write_json(path, &WithMemory { report: &outcome.report, peak_memory_mib: peak_memory_mib() })?;
+        write_json(
+            path,
+            &WithMemory { report: &outcome.report, peak_memory_mib: peak_memory_mib() },
+        )?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = &args.save {
@@ -335,11 +382,26 @@ fn run_head(args: &Args, method: Method) -> Result<()> {
 }
 
 fn print_finetune_report(r: &FinetuneReport) {
-    let per_epoch = r.history.iter().map(|e| e.seconds).sum::<f64>() / r.history.len().max(1) as f64;
-    println!("method {}  seed {}  backend {}  {:.1} s ({per_epoch:.2} s per epoch)", r.method.name(), r.config.seed, r.backend, r.seconds);
-    println!("  parameters trained {} of {} ({:.2}%)", r.params.trainable, r.params.total, 100.0 * r.params.trainable as f64 / r.params.total.max(1) as f64);
+    let per_epoch =
+        r.history.iter().map(|e| e.seconds).sum::<f64>() / r.history.len().max(1) as f64;
+    println!(
+        "method {}  seed {}  backend {}  {:.1} s ({per_epoch:.2} s per epoch)",
+        r.method.name(),
+        r.config.seed,
+        r.backend,
+        r.seconds
+    );
+    println!(
+        "  parameters trained {} of {} ({:.2}%)",
+        r.params.trainable,
+        r.params.total,
+        100.0 * r.params.trainable as f64 / r.params.total.max(1) as f64
+    );
     if let (Some(first), Some(last)) = (r.history.first(), r.history.last()) {
-        println!("  cross-entropy {:.4} (epoch 1) -> {:.4} (epoch {})", first.ce, last.ce, last.epoch);
+        println!(
+            "  cross-entropy {:.4} (epoch 1) -> {:.4} (epoch {})",
+            first.ce, last.ce, last.epoch
+        );
     }
     println!("  accuracy (ID test): {:.2}%", r.accuracy * 100.0);
     for (name, acc) in &r.ood {
@@ -350,25 +412,38 @@ fn print_finetune_report(r: &FinetuneReport) {
 fn run_finetune(args: &Args, method: FinetuneMethod) -> Result<()> {
     let config = finetune_config(args, method)?;
     let checkpoint = args.checkpoint.as_deref().ok_or_else(|| {
-        NmlError::Invalid(format!("--method {} tunes a pre-trained encoder: give it with --checkpoint", method.name()))
+        NmlError::Invalid(format!(
+            "--method {} tunes a pre-trained encoder: give it with --checkpoint",
+            method.name()
+        ))
     })?;
     let specs = set_specs(args)?;
-    let device = device(args.backend)?;
-    let (encoder, meta) = load_model(checkpoint, &device.device)?;
-    let Splits { train, test, ood } = specs.load(load_images)?;
-    let image_size = meta.config.image_size;
+    let device = args.backend.device()?;
+    let saved = EncoderFile::read(checkpoint, &device.device)?;
+    let Splits { train, test, ood } = specs.load(read_images)?;
+    let (encoder, image_size, meta) = (saved.encoder, saved.image_size, saved.pretraining);
     let mut bar = EpochBar::new(method.name(), config.epochs);
-    let outcome = finetune::run(encoder, image_size, &train, &test, &ood, &config, &device.device, &mut bar);
+    let outcome =
+        finetune::run(encoder, image_size, &train, &test, &ood, &config, &device.device, &mut bar);
     bar.finish();
     let mut outcome = outcome?;
     outcome.report.backend = device.description.clone();
     print_finetune_report(&outcome.report);
     print_memory();
     if let Some(path) = &args.report {
-        write_json(path, &WithMemory { report: &outcome.report, peak_memory_mib: peak_memory_mib() })?;
+        write_json(
+            path,
+            &WithMemory { report: &outcome.report, peak_memory_mib: peak_memory_mib() },
+        )?;
         eprintln!("wrote {}", path.display());
     }
-    let finetune_meta = FinetuneMeta { config, base: meta, num_classes: train.num_classes, image_size, merged: false };
+    let finetune_meta = FinetuneMeta {
+        config,
+        base: meta,
+        num_classes: train.num_classes(),
+        image_size,
+        merged: false,
+    };
     if let Some(path) = &args.save {
         write_atomic(path, &finetune::trained_bytes(&outcome.model, &finetune_meta)?)?;
         eprintln!("wrote {}", path.display());

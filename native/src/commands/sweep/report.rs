@@ -1,0 +1,115 @@
+//! `summary.md`: the study's tables, rendered from core's results (every number in it is
+//! computed in `nml_core::study`).
+
+use std::fmt::Write as _;
+
+use nml_core::study::Results;
+use nml_core::tune::Role;
+
+/// The whole summary; its first line says how many seeds it rests on.
+pub fn summary(results: &Results) -> String {
+    let suite = &results.suite;
+    let seeds = suite.seeds.len();
+    let full = results.full_fraction();
+    let evals = results.evals();
+    let methods = results.methods();
+    let heads = results.head_methods();
+    let pm = |(m, s): (f64, f64)| {
+        if seeds > 1 { format!("{m:.2} ± {s:.2}") } else { format!("{m:.2}") }
+    };
+    let objectives: Vec<String> = suite.objectives.iter().map(|o| o.to_string()).collect();
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# nml sweep\n\nBackend: {}. Seeds: {:?}. Objectives: {}. Noise: {} on the pre-training labels (supervised) or swapped captions (contrastive), pre-training on {}. Tuning: {} epochs; accuracies in % at {:.0}% of the downstream training data unless noted. SVE / LSVR of the frozen features (paper mode).{}\n",
+        results.backend,
+        suite.seeds,
+        objectives.join(", "),
+        suite.noise_kind,
+        suite.pretrain_data,
+        suite.tune.epochs,
+        full * 100.0,
+        if results.finetune.is_some() {
+            " Fine-tuned encoders (LoRA, FT) always train on all of it."
+        } else {
+            ""
+        }
+    );
+    let header: String = suite.ratios.iter().map(|r| format!(" {:.0}% |", r * 100.0)).collect();
+    let rule: String = suite.ratios.iter().map(|_| "---|").collect();
+    let _ = writeln!(
+        md,
+        "## Accuracy vs pre-training noise\n\n| task | eval | method |{header}\n|---|---|---|{rule}"
+    );
+    for eval in &evals {
+        for method in &methods {
+            let cells: String = suite
+                .ratios
+                .iter()
+                .map(|&ratio| format!(" {} |", pm(results.accuracy(eval, method, ratio))))
+                .collect();
+            let _ =
+                writeln!(md, "| {} | {} ({}) | {method} |{cells}", eval.0, eval.2, eval.1.name());
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n## Feature spectrum vs pre-training noise\n\nSVE on in-domain test features (higher = richer); LSVR as -ln(s1/Σs) on out-of-domain features (higher = less dominated by one direction).\n\n| task | eval | metric |{header}\n|---|---|---|{rule}"
+    );
+    for eval in &evals {
+        let metric = results.spectrum_metric(eval, suite.ratios[0]).0;
+        let cells: String = suite
+            .ratios
+            .iter()
+            .map(|&ratio| {
+                let (m, s) = results.spectrum_metric(eval, ratio).1;
+                format!(
+                    " {} |",
+                    if seeds > 1 { format!("{m:.4} ± {s:.4}") } else { format!("{m:.4}") }
+                )
+            })
+            .collect();
+        let _ = writeln!(md, "| {} | {} ({}) | {metric} |{cells}", eval.0, eval.2, eval.1.name());
+    }
+    let fractions = &suite.tune.fractions;
+    let _ = writeln!(
+        md,
+        "\n## Accuracy vs downstream data fraction (in domain)\n\n| task | method | ratio |{}\n|---|---|---|{}",
+        fractions.iter().map(|f| format!(" {:.0}% data |", f * 100.0)).collect::<String>(),
+        fractions.iter().map(|_| "---|").collect::<String>()
+    );
+    for eval in evals.iter().filter(|e| e.1 == Role::Id) {
+        for method in &heads {
+            for &ratio in &suite.ratios {
+                let cells: String = fractions
+                    .iter()
+                    .map(|&fraction| {
+                        format!(
+                            " {} |",
+                            pm(results.fraction_accuracy(eval, method, ratio, fraction))
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(md, "| {} | {method} | {:.0}% |{cells}", eval.0, ratio * 100.0);
+            }
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n## Accuracy change from the cleanest pre-training (the paper's Figure 4)\n\nFor each tuning method, the mean over every in-domain (ID) or out-of-domain (OOD) evaluation of the accuracy at each noise ratio minus the accuracy at {:.0}% noise, in points (positive: the noise helped).\n\n| method | eval |{header}\n|---|---|{rule}",
+        results.clean_ratio() * 100.0
+    );
+    for curve in results.gap_series() {
+        let (method, name) = curve.label.rsplit_once(' ').expect("gap labels are `METHOD ROLE`");
+        let cells: String =
+            curve
+                .points
+                .iter()
+                .map(|&(_, m, s)| {
+                    if seeds > 1 { format!(" {m:+.2} ± {s:.2} |") } else { format!(" {m:+.2} |") }
+                })
+                .collect();
+        let _ = writeln!(md, "| {method} | {name} |{cells}");
+    }
+    md
+}

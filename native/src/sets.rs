@@ -1,0 +1,27 @@
+//! How the command line names feature sets: one `.safetensors` file, or a pair
+//! `FEATURES.npy,LABELS.npy`. Image sets are named as core's `ImageSource` reads them.
+
+use std::path::Path;
+
+use nml_core::{FeatureSet, ImageSet, ImageSource, Result};
+
+/// Reads the feature set `spec` names.
+pub fn read_features(spec: &str) -> Result<FeatureSet> {
+    match spec.split_once(',') {
+        Some((features, labels)) => FeatureSet::read_npy(Path::new(features), Path::new(labels)),
+        None => FeatureSet::read(Path::new(spec)),
+    }
+}
+
+/// Writes `set` where `spec` says, atomically.
+pub fn write_features(set: &FeatureSet, spec: &str) -> Result<()> {
+    match spec.split_once(',') {
+        Some((features, labels)) => set.write_npy(Path::new(features), Path::new(labels)),
+        None => set.write(Path::new(spec)),
+    }
+}
+
+/// Reads the image set `spec` names (see [`ImageSource`]).
+pub fn read_images(spec: &str) -> Result<ImageSet> {
+    spec.parse::<ImageSource>()?.load()
+}
