@@ -1,11 +1,10 @@
 //! What the page computes, kept apart from the UI so it is testable natively and in WASM: reading
 //! the files a person picks, spectra, and one tuning run (the work of the page's Web Worker).
 
-use nml_core::data::{FeatureSet, feature_set_from_npy, safetensors_file};
 use nml_core::device::ComputeDevice;
-use nml_core::spectrum::{Precision, Preprocess, SpectrumReport, measure};
-use nml_core::tune::{EpochStats, TrainObserver, TuneConfig, TuneReport, run_async};
-use nml_core::{NmlError, Result};
+use nml_core::spectrum::{GramPrecision, Preprocess, SpectrumReport, measure};
+use nml_core::tune::{EpochStats, TuneConfig, TuneReport, tune_async};
+use nml_core::{FeatureSet, NmlError, Observer, Result};
 use serde::{Deserialize, Serialize};
 
 /// Files larger than this are refused before they are read: the page holds every set in memory
@@ -23,7 +22,11 @@ pub fn check_size(name: &str, bytes: f64) -> Result<()> {
     if bytes > MAX_FILE_BYTES {
         return Err(NmlError::format(
             name,
-            format!("{:.0} MiB is more than this page holds in memory ({:.0} MiB at most)", bytes / 1048576.0, MAX_FILE_BYTES / 1048576.0),
+            format!(
+                "{:.0} MiB is more than this page holds in memory ({:.0} MiB at most)",
+                bytes / 1048576.0,
+                MAX_FILE_BYTES / 1048576.0
+            ),
         ));
     }
     Ok(())
@@ -33,10 +36,13 @@ pub fn check_size(name: &str, bytes: f64) -> Result<()> {
 /// the float array is taken as the features).
 pub fn feature_set(files: &[Picked]) -> Result<FeatureSet> {
     match files {
-        [one] => safetensors_file::read_feature_set(&one.bytes, &one.name),
-        [a, b] => feature_set_from_npy(&a.bytes, &a.name, &b.bytes, &b.name)
-            .or_else(|first| feature_set_from_npy(&b.bytes, &b.name, &a.bytes, &a.name).map_err(|_| first)),
-        _ => Err(NmlError::Invalid("pick one .safetensors file, or a features .npy and a labels .npy".into())),
+        [one] => FeatureSet::from_safetensors(&one.bytes, &one.name),
+        [a, b] => FeatureSet::from_npy(&a.bytes, &a.name, &b.bytes, &b.name).or_else(|first| {
+            FeatureSet::from_npy(&b.bytes, &b.name, &a.bytes, &a.name).map_err(|_| first)
+        }),
+        _ => Err(NmlError::Invalid(
+            "pick one .safetensors file, or a features .npy and a labels .npy".into(),
+        )),
     }
 }
 
@@ -48,7 +54,7 @@ pub fn device() -> ComputeDevice {
 
 /// The spectrum the page shows (paper mode: rows L2-normalised, then centred).
 pub fn spectrum(set: &FeatureSet) -> Result<SpectrumReport> {
-    measure(set, Preprocess::Paper, Precision::Auto, &device().device)
+    measure(set, Preprocess::Paper, GramPrecision::Auto, &device().device)
 }
 
 /// Everything one tuning run needs; the worker receives it from the page.
@@ -68,8 +74,13 @@ pub struct TuneResult {
 }
 
 /// Runs `job` on `device` as `nml tune` does, reporting each epoch to `observer`.
-pub async fn tune(job: &TuneJob, device: &ComputeDevice, observer: &mut dyn TrainObserver<EpochStats>) -> Result<TuneResult> {
-    let mut outcome = run_async(&job.train, &job.test, &job.ood, &job.config, &device.device, observer).await?;
+pub async fn tune(
+    job: &TuneJob,
+    device: &ComputeDevice,
+    observer: &mut dyn Observer<EpochStats>,
+) -> Result<TuneResult> {
+    let mut outcome =
+        tune_async(&job.train, &job.test, &job.ood, &job.config, &device.device, observer).await?;
     outcome.report.backend = device.description.clone();
     Ok(TuneResult { report: outcome.report, after: outcome.transformed_spectra })
 }

@@ -6,27 +6,15 @@
 use js_sys::{Function, Promise, Reflect};
 use nml_core::device::{BackendChoice, ComputeDevice};
 use nml_core::{NmlError, Result};
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-/// The WebGPU adapter the browser offers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WebGpuAdapter {
-    /// Vendor and architecture as the browser reports them, e.g. `google swiftshader`.
-    pub description: String,
-    /// A fallback or CPU-emulated adapter (SwiftShader, llvmpipe).
-    pub software: bool,
-}
-
-impl WebGpuAdapter {
-    pub fn summary(&self) -> String {
-        format!("{}{}", self.description, if self.software { ", a software adapter" } else { "" })
-    }
-}
+pub use crate::io::WebGpuAdapter;
 
 fn property(object: &JsValue, name: &str) -> Option<JsValue> {
-    Reflect::get(object, &JsValue::from_str(name)).ok().filter(|v| !v.is_undefined() && !v.is_null())
+    Reflect::get(object, &JsValue::from_str(name))
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
 }
 
 /// Asks the browser for a WebGPU adapter (`navigator.gpu.requestAdapter()`), in a page or a
@@ -36,11 +24,22 @@ pub async fn probe_webgpu() -> Option<WebGpuAdapter> {
     let gpu = property(&navigator, "gpu")?;
     let request: Function = property(&gpu, "requestAdapter")?.dyn_into().ok()?;
     let promise: Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
-    let adapter = JsFuture::from(promise).await.ok().filter(|a| !a.is_null() && !a.is_undefined())?;
+    let adapter =
+        JsFuture::from(promise).await.ok().filter(|a| !a.is_null() && !a.is_undefined())?;
     let info = property(&adapter, "info");
-    let text = |name: &str| info.as_ref().and_then(|i| property(i, name)).and_then(|v| v.as_string()).unwrap_or_default();
-    let parts: Vec<String> = ["vendor", "architecture", "device", "description"].iter().map(|n| text(n)).filter(|t| !t.is_empty()).collect();
-    let description = if parts.is_empty() { "unnamed adapter".to_string() } else { parts.join(" ") };
+    let text = |name: &str| {
+        info.as_ref()
+            .and_then(|i| property(i, name))
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    let parts: Vec<String> = ["vendor", "architecture", "device", "description"]
+        .iter()
+        .map(|n| text(n))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let description =
+        if parts.is_empty() { "unnamed adapter".to_string() } else { parts.join(" ") };
     // Newer browsers say it in `info`, older ones on the adapter; neither flags SwiftShader
     // everywhere, so its name counts too.
     let fallback = info
@@ -50,7 +49,8 @@ pub async fn probe_webgpu() -> Option<WebGpuAdapter> {
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
     let lower = description.to_lowercase();
-    let software = fallback || ["swiftshader", "llvmpipe", "lavapipe", "software"].iter().any(|s| lower.contains(s));
+    let software = fallback
+        || ["swiftshader", "llvmpipe", "lavapipe", "software"].iter().any(|s| lower.contains(s));
     Some(WebGpuAdapter { description, software })
 }
 
@@ -68,17 +68,26 @@ async fn webgpu_device(adapter: &WebGpuAdapter) -> Result<ComputeDevice> {
     let device = match STARTED.with(|d| d.borrow().clone()) {
         Some(device) => device,
         None => {
-            let device = Device::wgpu_options().init_async().await.map_err(|e| NmlError::Backend(format!("WebGPU failed to start: {e}")))?;
+            let device = Device::wgpu_options()
+                .init_async()
+                .await
+                .map_err(|e| NmlError::Backend(format!("WebGPU failed to start: {e}")))?;
             STARTED.with(|d| *d.borrow_mut() = Some(device.clone()));
             device
         }
     };
-    Ok(ComputeDevice { device, kind: "wgpu", description: format!("wgpu: WebGPU ({})", adapter.summary()) })
+    Ok(ComputeDevice {
+        device,
+        kind: "wgpu",
+        description: format!("wgpu: WebGPU ({})", adapter.summary()),
+    })
 }
 
 #[cfg(not(feature = "webgpu"))]
 async fn webgpu_device(_adapter: &WebGpuAdapter) -> Result<ComputeDevice> {
-    Err(NmlError::Backend("this build has no WebGPU: WebGPU runs go to the worker built with it (pkg-webgpu/)".into()))
+    Err(NmlError::Backend(
+        "this build has no WebGPU: WebGPU runs go to the worker built with it (pkg-webgpu/)".into(),
+    ))
 }
 
 /// Whether [`select`] would start WebGPU: the page sends such runs to the worker built with it.
@@ -92,16 +101,22 @@ pub fn wants_webgpu(choice: BackendChoice, offered: Option<&WebGpuAdapter>) -> b
 
 /// The device for `choice`, given what [`probe_webgpu`] found. `auto` never fails: it falls back
 /// to the CPU and says why in the description.
-pub async fn select(choice: BackendChoice, offered: Option<&WebGpuAdapter>) -> Result<ComputeDevice> {
+pub async fn select(
+    choice: BackendChoice,
+    offered: Option<&WebGpuAdapter>,
+) -> Result<ComputeDevice> {
     match (choice, offered) {
         (_, Some(adapter)) if wants_webgpu(choice, offered) => match webgpu_device(adapter).await {
             Err(why) if choice == BackendChoice::Auto => Ok(ComputeDevice::cpu(&why.to_string())),
             started => started,
         },
-        (BackendChoice::Wgpu, _) => Err(NmlError::Backend("this browser offers no WebGPU adapter; choose auto or cpu".into())),
-        (BackendChoice::Auto, Some(adapter)) => {
-            Ok(ComputeDevice::cpu(&format!("WebGPU here is {}; choose webgpu to run on it", adapter.summary())))
-        }
+        (BackendChoice::Wgpu, _) => Err(NmlError::Backend(
+            "this browser offers no WebGPU adapter; choose auto or cpu".into(),
+        )),
+        (BackendChoice::Auto, Some(adapter)) => Ok(ComputeDevice::cpu(&format!(
+            "WebGPU here is {}; choose webgpu to run on it",
+            adapter.summary()
+        ))),
         (BackendChoice::Auto, None) => Ok(ComputeDevice::cpu("this browser offers no WebGPU")),
         (BackendChoice::Cpu, _) => Ok(ComputeDevice::cpu("chosen")),
     }

@@ -3,7 +3,8 @@
 //! runs (`backend.rs`). The page owns a [`TunerWorker`] per build; stopping a run terminates the
 //! workers and starts a fresh one.
 
-use nml_core::tune::{EpochStats, TrainObserver};
+use nml_core::Observer;
+use nml_core::tune::EpochStats;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
@@ -12,7 +13,7 @@ use yew::Callback;
 
 use crate::analysis::tune;
 use crate::backend::select;
-use crate::protocol::{FromWorker, decode};
+use crate::io::{FromWorker, decode};
 
 fn post(scope: &DedicatedWorkerGlobalScope, message: &FromWorker) {
     let json = serde_json::to_string(message).expect("plain data");
@@ -25,21 +26,29 @@ struct PostEpochs {
     job: u32,
 }
 
-impl TrainObserver<EpochStats> for PostEpochs {
+impl Observer<EpochStats> for PostEpochs {
     fn on_epoch(&mut self, stats: &EpochStats) {
         post(&self.scope, &FromWorker::Epoch { job: self.job, stats: stats.clone() });
     }
 }
 
 /// Runs one posted job to its reply: its epochs go out as they finish.
-async fn answer(scope: DedicatedWorkerGlobalScope, json: String, bytes: Vec<Vec<u8>>) -> FromWorker {
+async fn answer(
+    scope: DedicatedWorkerGlobalScope,
+    json: String,
+    bytes: Vec<Vec<u8>>,
+) -> FromWorker {
     let (request, job) = match decode(&json, &bytes) {
         Ok(decoded) => decoded,
-        Err(e) => return FromWorker::Failed { job: 0, message: e.to_string() },
+        Err(e) => {
+            return FromWorker::Failed { job: 0, message: e.to_string() };
+        }
     };
     let device = match select(request.backend, request.webgpu.as_ref()).await {
         Ok(device) => device,
-        Err(e) => return FromWorker::Failed { job: request.job, message: e.to_string() },
+        Err(e) => {
+            return FromWorker::Failed { job: request.job, message: e.to_string() };
+        }
     };
     let started = js_sys::Date::now();
     let mut observer = PostEpochs { scope, job: request.job };
@@ -60,7 +69,8 @@ pub fn worker_entry() {
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
         let data: js_sys::Array = event.data().unchecked_into();
         let json = data.get(0).as_string().unwrap_or_default();
-        let bytes: Vec<Vec<u8>> = (1..data.length()).map(|i| js_sys::Uint8Array::new(&data.get(i)).to_vec()).collect();
+        let bytes: Vec<Vec<u8>> =
+            (1..data.length()).map(|i| js_sys::Uint8Array::new(&data.get(i)).to_vec()).collect();
         let scope = replies.clone();
         spawn_local(async move {
             let reply = answer(scope.clone(), json, bytes).await;
@@ -91,19 +101,26 @@ impl TunerWorker {
     pub fn spawn(build: WorkerBuild, on_reply: Callback<FromWorker>) -> Result<Self, String> {
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);
-        let worker = Worker::new_with_options("worker.js", &options).map_err(|e| format!("cannot start the Web Worker: {e:?}"))?;
+        let worker = Worker::new_with_options("worker.js", &options)
+            .map_err(|e| format!("cannot start the Web Worker: {e:?}"))?;
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             let reply = event.data().as_string().map(|s| serde_json::from_str::<FromWorker>(&s));
             match reply {
                 Some(Ok(message)) => on_reply.emit(message),
-                other => on_reply.emit(FromWorker::Failed { job: 0, message: format!("unreadable message from the worker: {other:?}") }),
+                other => on_reply.emit(FromWorker::Failed {
+                    job: 0,
+                    message: format!("unreadable message from the worker: {other:?}"),
+                }),
             }
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         let start = js_sys::Object::new();
-        let set = |key: &str, value: &JsValue| js_sys::Reflect::set(&start, &JsValue::from_str(key), value).map(|_| ());
+        let set = |key: &str, value: &JsValue| {
+            js_sys::Reflect::set(&start, &JsValue::from_str(key), value).map(|_| ())
+        };
         let named = match build {
-            WorkerBuild::Page => set("script", &"./pkg/nml_web.js".into()).and_then(|()| set("module", &wasm_bindgen::module())),
+            WorkerBuild::Page => set("script", &"./pkg/nml_web.js".into())
+                .and_then(|()| set("module", &wasm_bindgen::module())),
             WorkerBuild::WebGpu => set("script", &"./pkg-webgpu/nml_web.js".into()),
         };
         named
@@ -112,7 +129,7 @@ impl TunerWorker {
         Ok(Self { worker, _on_message: on_message })
     }
 
-    /// Posts a job encoded by `protocol::encode`.
+    /// Posts a job encoded by `io::encode`.
     pub fn send(&self, json: String, sets: Vec<Vec<u8>>) -> Result<(), String> {
         let message = js_sys::Array::new();
         message.push(&JsValue::from_str(&json));

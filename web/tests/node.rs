@@ -3,11 +3,11 @@
 
 mod parity;
 
-use nml_core::data::FeatureSet;
+use nml_core::FeatureSet;
 use nml_core::device::BackendChoice;
 use nml_web::analysis::{Picked, check_size, device, feature_set, spectrum};
 use nml_web::backend::{WebGpuAdapter, select, wants_webgpu};
-use nml_web::protocol::{TuneRequest, decode, encode};
+use nml_web::io::{TuneRequest, decode, encode};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 #[wasm_bindgen_test]
@@ -22,7 +22,11 @@ async fn backend_choice_follows_the_adapter() {
     let software = WebGpuAdapter { description: "google swiftshader".into(), software: true };
     let auto = select(BackendChoice::Auto, Some(&software)).await.unwrap();
     assert_eq!(auto.kind, "cpu");
-    assert!(auto.description.contains("swiftshader") && auto.description.contains("software"), "{}", auto.description);
+    assert!(
+        auto.description.contains("swiftshader") && auto.description.contains("software"),
+        "{}",
+        auto.description
+    );
     assert_eq!(select(BackendChoice::Auto, None).await.unwrap().kind, "cpu");
     assert_eq!(select(BackendChoice::Cpu, Some(&software)).await.unwrap().kind, "cpu");
     let err = select(BackendChoice::Wgpu, None).await.err().unwrap().to_string();
@@ -56,8 +60,8 @@ fn jobs_survive_the_trip_to_the_worker() {
     let (json, bytes) = encode(&request, &sets).unwrap();
     let (back, decoded) = decode(&json, &bytes).unwrap();
     assert_eq!((back.job, back.backend), (7, BackendChoice::Cpu));
-    assert_eq!(decoded.train.features, job.train.features);
-    assert_eq!(decoded.ood[0].1.labels, job.ood[0].1.labels);
+    assert_eq!(decoded.train.features(), job.train.features());
+    assert_eq!(decoded.ood[0].1.labels(), job.ood[0].1.labels());
     let err = decode(&json, &bytes[..2]).err().unwrap().to_string();
     assert!(err.contains("2 sets for 3 names"), "{err}");
 }
@@ -70,12 +74,21 @@ fn bad_files_are_refused_by_name() {
     assert!(err.contains("junk.safetensors"), "{err}");
     let err = check_size("huge.npy", 4e9).err().unwrap().to_string();
     assert!(err.contains("huge.npy") && err.contains("MiB"), "{err}");
-    // A NaN in the features.
-    let mut set = parity::parity_job().test;
-    set.features[5] = f32::NAN;
-    let bytes = nml_core::data::safetensors_file::write_feature_set(&set).unwrap();
-    let err = feature_set(&[Picked { name: "nan.safetensors".into(), bytes }]).err().unwrap().to_string();
-    assert!(err.contains("nan.safetensors") && err.contains("non-finite"), "{err}");
+    // A NaN in the features (of a .npy pair: a FeatureSet itself can never hold one).
+    let set = parity::parity_job().test;
+    let mut values = set.features().to_vec();
+    values[5] = f32::NAN;
+    let labels: Vec<i64> = set.labels().iter().map(|&l| i64::from(l)).collect();
+    let features = Picked {
+        name: "nan.npy".into(),
+        bytes: nml_core::data::npy_file::write_f32(&[set.n(), set.d()], &values),
+    };
+    let labels = Picked {
+        name: "labels.npy".into(),
+        bytes: nml_core::data::npy_file::write_i64(&[set.n()], &labels),
+    };
+    let err = feature_set(&[features, labels]).err().unwrap().to_string();
+    assert!(err.contains("nan.npy") && err.contains("non-finite"), "{err}");
     let good = spectrum(&parity::parity_job().test).unwrap();
     assert!(good.sve > 1.0 && good.sve < (64f64).ln(), "{}", good.sve);
 }
@@ -86,15 +99,30 @@ async fn worker_replies_parse_back() {
     let mut job = parity::parity_job();
     job.config.epochs = 1;
     let result = nml_web::analysis::tune(&job, &device(), &mut ()).await.unwrap();
-    let json = serde_json::to_string(&nml_web::protocol::FromWorker::Done { job: 3, result: Box::new(result.clone()) }).unwrap();
+    let json = serde_json::to_string(&nml_web::io::FromWorker::Done {
+        job: 3,
+        result: Box::new(result.clone()),
+    })
+    .unwrap();
     match serde_json::from_str(&json).unwrap() {
-        nml_web::protocol::FromWorker::Done { job, result: back } => {
+        nml_web::io::FromWorker::Done { job, result: back } => {
             // JSON keeps floats to within an ulp or so.
-            assert_eq!((job, back.report.accuracy, &back.report.ood), (3, result.report.accuracy, &result.report.ood));
+            assert_eq!(
+                (job, back.report.accuracy, &back.report.ood),
+                (3, result.report.accuracy, &result.report.ood)
+            );
             assert_eq!(back.after.len(), 2);
             for (a, b) in back.after.iter().zip(&result.after) {
-                assert_eq!(a.top_k_share.keys().collect::<Vec<_>>(), b.top_k_share.keys().collect::<Vec<_>>());
-                assert!(a.singular_values.iter().zip(&b.singular_values).all(|(x, y)| (x - y).abs() <= 1e-12 * y.abs().max(1.0)));
+                assert_eq!(
+                    a.top_k_share.keys().collect::<Vec<_>>(),
+                    b.top_k_share.keys().collect::<Vec<_>>()
+                );
+                assert!(
+                    a.singular_values
+                        .iter()
+                        .zip(&b.singular_values)
+                        .all(|(x, y)| (x - y).abs() <= 1e-12 * y.abs().max(1.0))
+                );
             }
         }
         _ => panic!("wrong variant"),

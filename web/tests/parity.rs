@@ -2,9 +2,9 @@
 //! the numbers `nml tune` gives natively on the CPU backend (recorded in parity-native.json,
 //! which a native workflow test keeps honest).
 
-use nml_core::data::safetensors_file::read_feature_set;
-use nml_core::tune::{Method, TuneConfig};
+use nml_core::FeatureSet;
 use nml_core::device::ComputeDevice;
+use nml_core::tune::{Method, TuneConfig};
 use nml_web::analysis::{TuneJob, TuneResult, tune};
 use serde_json::Value;
 
@@ -17,9 +17,12 @@ const NATIVE: &str = include_str!("parity-native.json");
 pub fn parity_job() -> TuneJob {
     TuneJob {
         config: TuneConfig { epochs: 5, seed: 0, ..TuneConfig::for_method(Method::Nmtune) },
-        train: read_feature_set(TRAIN, "noise30-train").unwrap(),
-        test: read_feature_set(TEST, "noise30-test").unwrap(),
-        ood: vec![("rotated-30".into(), read_feature_set(OOD, "noise30-rotated-30").unwrap())],
+        train: FeatureSet::from_safetensors(TRAIN, "noise30-train").unwrap(),
+        test: FeatureSet::from_safetensors(TEST, "noise30-test").unwrap(),
+        ood: vec![(
+            "rotated-30".into(),
+            FeatureSet::from_safetensors(OOD, "noise30-rotated-30").unwrap(),
+        )],
     }
 }
 
@@ -31,9 +34,19 @@ pub fn check_against_native(result: &TuneResult) {
     // Accuracy: at most 2 of the 1,000 images may fall differently (summation order differs
     // between the native SIMD kernels and WASM's scalar ones).
     close("ID accuracy", result.report.accuracy, native["accuracy"].as_f64().unwrap(), 0.002);
-    close("OOD accuracy", result.report.ood["rotated-30"], native["ood"]["rotated-30"].as_f64().unwrap(), 0.002);
+    close(
+        "OOD accuracy",
+        result.report.ood["rotated-30"],
+        native["ood"]["rotated-30"].as_f64().unwrap(),
+        0.002,
+    );
     for (ours, theirs) in result.report.history.iter().zip(native["history"].as_array().unwrap()) {
-        close(&format!("loss at epoch {}", ours.epoch), ours.loss, theirs["loss"].as_f64().unwrap(), 1e-4 * ours.loss.abs().max(1.0));
+        close(
+            &format!("loss at epoch {}", ours.epoch),
+            ours.loss,
+            theirs["loss"].as_f64().unwrap(),
+            1e-4 * ours.loss.abs().max(1.0),
+        );
     }
     assert_eq!(result.report.history.len(), 5);
     assert_eq!(result.after.len(), 2, "spectra after the transform: test and OOD");

@@ -1,10 +1,11 @@
 //! Small SVG line charts drawn by the page itself (no plotting library in the WASM bundle).
 
-use yew::{Html, html};
+use yew::{Html, Properties, function_component, html};
 
 pub const COLOURS: [&str; 6] = ["#1f5fbf", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#495057"];
 
 /// One line: a label, a colour, points, and whether it is drawn dashed.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Line {
     pub label: String,
     pub colour: &'static str,
@@ -12,10 +13,27 @@ pub struct Line {
     pub dashed: bool,
 }
 
+#[derive(Properties, PartialEq)]
+pub struct LineChartProps {
+    pub id: &'static str,
+    pub title: String,
+    pub x_label: &'static str,
+    pub lines: Vec<Line>,
+    #[prop_or_default]
+    pub log_y: bool,
+}
+
 /// A chart with axes' ranges printed at the corners and a legend; `log_y` plots log10(y).
-pub fn line_chart(id: &str, title: &str, x_label: &str, lines: &[Line], log_y: bool) -> Html {
+#[function_component(LineChart)]
+pub fn line_chart(props: &LineChartProps) -> Html {
+    let LineChartProps { id, title, x_label, lines, log_y } = props;
+    let (id, title, x_label, log_y) = (*id, title.as_str(), *x_label, *log_y);
     let transform = |y: f64| if log_y { y.max(1e-300).log10() } else { y };
-    let all: Vec<(f64, f64)> = lines.iter().flat_map(|l| l.points.iter().map(|&(x, y)| (x, transform(y)))).filter(|p| p.1.is_finite()).collect();
+    let all: Vec<(f64, f64)> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|&(x, y)| (x, transform(y))))
+        .filter(|p| p.1.is_finite())
+        .collect();
     if all.is_empty() {
         return html! { <div id={id.to_string()} class="chart empty">{ format!("{title}: nothing yet") }</div> };
     }
@@ -42,7 +60,9 @@ pub fn line_chart(id: &str, title: &str, x_label: &str, lines: &[Line], log_y: b
             </g>
         }
     });
-    let y_name = |v: f64| if log_y { format!("{:.1e}", 10f64.powf(v)) } else { format!("{v:.3}") };
+    let y_name = |v: f64| {
+        if log_y { format!("{:.1e}", 10f64.powf(v)) } else { format!("{v:.3}") }
+    };
     html! {
         <figure id={id.to_string()} class="chart">
             <figcaption>{ title }</figcaption>
