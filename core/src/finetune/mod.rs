@@ -197,8 +197,8 @@ pub fn finetune(
     // trains more gently.
     let ratio = if config.method.uses_lora() { 1.0 } else { config.encoder_lr_ratio };
     let mut optimizer = SplitOptimizer {
-        first: legacy_adamw(&adamw),
-        second: legacy_adamw(&adamw),
+        first: adamw.init(),
+        second: adamw.init(),
         ratio,
         split: |m: Finetuner| (m.head, m.encoder),
         join: |head, encoder| Finetuner { encoder, head },
@@ -266,16 +266,6 @@ pub fn finetune(
         None,
     ))?;
     Ok((trained.model.valid(), trained.history))
-}
-
-/// Burn's AdamW as fine-tuning has always stepped it.
-fn legacy_adamw(config: &OptimizerConfig) -> burn::optim::ModuleOptimizer {
-    match *config {
-        OptimizerConfig::Adamw { weight_decay, .. } => {
-            burn::optim::AdamWConfig::new().with_weight_decay(weight_decay as f32).init()
-        }
-        OptimizerConfig::Sgd { .. } => config.init(),
-    }
 }
 
 /// Share of `images` (resampled to `image_size`) the model labels correctly.

@@ -26,9 +26,7 @@ use crate::data::ImageSet;
 use crate::error::{NmlError, Result};
 use crate::models::{ContrastiveModel, Encoder, compute_copy};
 use crate::readback::blocking;
-use crate::train::{
-    self, EpochSums, Flow, Observer, OptimizerConfig, Plan, RunDir, Shuffle, StepLoss,
-};
+use crate::train::{self, EpochSums, Flow, Observer, Plan, RunDir, Shuffle, StepLoss};
 
 /// One finished pre-training epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,16 +120,6 @@ pub fn noisy_training_set(images: &ImageSet, config: &PretrainConfig) -> Result<
             Ok((set.with_labels(noisy.labels)?, rate))
         }
         None => Ok((set, 0.0)),
-    }
-}
-
-/// The optimiser a pre-training run steps.
-fn optimizer(config: &OptimizerConfig) -> ModuleOptimizer {
-    match *config {
-        OptimizerConfig::Adamw { weight_decay, .. } => {
-            burn::optim::AdamWConfig::new().with_weight_decay(weight_decay as f32).init()
-        }
-        OptimizerConfig::Sgd { .. } => config.init(),
     }
 }
 
@@ -300,7 +288,7 @@ fn fit<M: Module>(
     step: impl AsyncFnMut(&M, &[usize], &mut ChaCha8Rng) -> Result<StepLoss>,
     observer: &mut dyn Observer<EpochRecord>,
 ) -> Result<(M, Vec<EpochRecord>, usize)> {
-    let mut optim = optimizer(&config.optimizer);
+    let mut optim = config.optimizer.init();
     let mut history = Vec::new();
     if let Some(dir) = run_dir
         && let Some((bytes, meta)) = dir.saved::<CheckpointMeta>()?
