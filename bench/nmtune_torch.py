@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The same NMTune / linear-probe epoch as core/benches/tune.rs, in PyTorch (on the CPU by
+"""The same NMTune / linear-probe epoch as `nml bench`'s tuning section, in PyTorch (on the CPU by
 default; `--device cuda` for a GPU, timed to the end of its queued work).
 
 Recipe (the paper's): features 50000 x 512, 10 classes, batch 64, AdamW (lr 1e-3 NMTune /

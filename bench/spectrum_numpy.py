@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""What a careful numpy user would run for a feature spectrum, on the matrices of
-core/benches/spectrum.rs (same shape and distribution: uniform noise with column scales
+"""What a careful numpy user would run for a feature spectrum, on the matrices of `nml bench`'s
+spectrum section (same shape and distribution: uniform noise with column scales
 1 / (1 + j / 16)): the f32 Gram + eigvalsh of the matrix as it is (the floor), the same after
 nml's paper-mode preprocessing (the work nml's spectrum rows do), and the full SVD. Prints
 seconds (median of --repeats) as JSON.
