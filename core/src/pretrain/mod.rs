@@ -343,3 +343,6 @@ fn fit<M: Module>(
     ))?;
     Ok((trained.model.valid(), trained.history, trained.epochs_trained))
 }
+
+#[cfg(test)]
+mod tests;

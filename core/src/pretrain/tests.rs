@@ -4,13 +4,17 @@ use burn::tensor::Device;
 
 use super::*;
 use crate::models::ComputePrecision;
-use crate::train::Observer;
 use crate::noise::LabelNoise;
+use crate::train::{Observer, OptimizerConfig};
 
 /// The first `n` MNIST digits of the starter pack.
 fn mnist(n: usize) -> ImageSet {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/starter");
-    let all = ImageSet::read_idx(&dir.join("mnist10k-images-idx3-ubyte.gz"), &dir.join("mnist10k-labels-idx1-ubyte.gz")).unwrap();
+    let all = ImageSet::read_idx(
+        &dir.join("mnist10k-images-idx3-ubyte.gz"),
+        &dir.join("mnist10k-labels-idx1-ubyte.gz"),
+    )
+    .unwrap();
     all.subset(&(0..n).collect::<Vec<_>>())
 }
 
@@ -37,14 +41,33 @@ fn tiny(epochs: usize) -> PretrainConfig {
 }
 
 fn weights(model: &Encoder) -> Vec<u8> {
-    crate::train::model_bytes(model, META_KEY, &CheckpointMeta { config: tiny(1), num_classes: 10, epochs_done: 0, history: vec![], vocabulary: vec![] }).unwrap()
+    crate::train::model_bytes(
+        model,
+        META_KEY,
+        &CheckpointMeta {
+            config: tiny(1),
+            num_classes: 10,
+            epochs_done: 0,
+            history: vec![],
+            vocabulary: vec![],
+        },
+    )
+    .unwrap()
 }
 
 /// Names of the tensors whose bytes differ between two models of one config.
 fn differing_tensors(a: &Encoder, b: &Encoder) -> Vec<String> {
     let (a, b) = (weights(a), weights(b));
-    let (ta, tb) = (safetensors::SafeTensors::deserialize(&a).unwrap(), safetensors::SafeTensors::deserialize(&b).unwrap());
-    let mut names: Vec<String> = ta.names().into_iter().filter(|n| ta.tensor(n).unwrap().data() != tb.tensor(n).unwrap().data()).map(String::from).collect();
+    let (ta, tb) = (
+        safetensors::SafeTensors::deserialize(&a).unwrap(),
+        safetensors::SafeTensors::deserialize(&b).unwrap(),
+    );
+    let mut names: Vec<String> = ta
+        .names()
+        .into_iter()
+        .filter(|n| ta.tensor(n).unwrap().data() != tb.tensor(n).unwrap().data())
+        .map(String::from)
+        .collect();
     names.sort();
     names
 }
@@ -53,15 +76,22 @@ fn differing_tensors(a: &Encoder, b: &Encoder) -> Vec<String> {
 fn pretraining_learns_real_digits_and_extracts_features() {
     let images = mnist(1500);
     let device = Device::flex();
-    let config = PretrainConfig { optimizer: OptimizerConfig::Adamw { lr: 1e-2, weight_decay: 5e-4 }, ..tiny(3) };
+    let config = PretrainConfig {
+        optimizer: OptimizerConfig::Adamw { lr: 1e-2, weight_decay: 5e-4 },
+        ..tiny(3)
+    };
     let run = pretrain(&images, &config, None, &device, &mut ()).unwrap();
     let h = &run.history;
     assert_eq!(h.len(), 3);
     assert!(h[2].loss < h[0].loss, "loss did not fall: {h:?}");
     assert!(h[2].train_accuracy > 0.4, "train accuracy {h:?}");
-    let features = run.model.extract(&images.subset(&[0, 1, 2, 3, 4]), 14, "five", &device).unwrap();
+    let features =
+        run.model.extract(&images.subset(&[0, 1, 2, 3, 4]), 14, "five", &device).unwrap();
     assert_eq!((features.n(), features.d(), features.num_classes()), (5, 16, 10));
-    assert!(features.features().iter().all(|v| v.is_finite() && *v >= 0.0), "pooled ReLU features are non-negative");
+    assert!(
+        features.features().iter().all(|v| v.is_finite() && *v >= 0.0),
+        "pooled ReLU features are non-negative"
+    );
 }
 
 #[test]
@@ -85,29 +115,42 @@ fn resumed_run_matches_an_uninterrupted_one() {
     let straight = pretrain(&images, &config, Some(whole.path()), &device, &mut ()).unwrap();
 
     let broken = tempfile::tempdir().unwrap();
-    let first = pretrain(&images, &config, Some(broken.path()), &device, &mut StopAfter(1)).unwrap();
+    let first =
+        pretrain(&images, &config, Some(broken.path()), &device, &mut StopAfter(1)).unwrap();
     assert_eq!(first.epochs_trained, 1);
     let resumed = pretrain(&images, &config, Some(broken.path()), &device, &mut ()).unwrap();
     assert_eq!(resumed.epochs_trained, 2);
     assert_eq!(resumed.history.len(), 3);
-    assert_eq!(differing_tensors(&straight.model, &resumed.model), Vec::<String>::new(), "resumed weights differ");
+    assert_eq!(
+        differing_tensors(&straight.model, &resumed.model),
+        Vec::<String>::new(),
+        "resumed weights differ"
+    );
     // Only the last optimiser state is kept.
-    let leftovers: Vec<_> = std::fs::read_dir(broken.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(broken.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 2, "{leftovers:?}");
 
     // A finished run is loaded, not trained again.
     let again = pretrain(&images, &config, Some(broken.path()), &device, &mut ()).unwrap();
     assert_eq!(again.epochs_trained, 0);
-    assert_eq!(differing_tensors(&again.model, &straight.model), Vec::<String>::new(), "reloaded weights differ");
+    assert_eq!(
+        differing_tensors(&again.model, &straight.model),
+        Vec::<String>::new(),
+        "reloaded weights differ"
+    );
 
     // Another config in the same directory is refused, and the checkpoint is kept.
     let before = std::fs::read(broken.path().join(RunDir::MODEL_FILE)).unwrap();
     let other = PretrainConfig { seed: 9, ..config };
-    let err = pretrain(&images, &other, Some(broken.path()), &device, &mut ()).err().unwrap().to_string();
+    let err =
+        pretrain(&images, &other, Some(broken.path()), &device, &mut ()).err().unwrap().to_string();
     assert!(err.contains("another config"), "{err}");
-    assert!(std::fs::read(broken.path().join(RunDir::MODEL_FILE)).unwrap() == before, "checkpoint changed");
+    assert!(
+        std::fs::read(broken.path().join(RunDir::MODEL_FILE)).unwrap() == before,
+        "checkpoint changed"
+    );
 }
-
 
 #[test]
 fn a_vit_pretrains_and_extracts_too() {
@@ -123,7 +166,10 @@ fn a_vit_pretrains_and_extracts_too() {
     assert!(h[2].loss < h[0].loss, "loss did not fall: {h:?}");
     let features = run.model.extract(&images.subset(&[0, 1, 2]), 14, "three", &device).unwrap();
     assert_eq!((features.n(), features.d()), (3, 32));
-    let bad = PretrainConfig { model: ModelShape::Vit { patch_size: 5, dim: 32, depth: 2, heads: 4, mlp_ratio: 2 }, ..tiny(1) };
+    let bad = PretrainConfig {
+        model: ModelShape::Vit { patch_size: 5, dim: 32, depth: 2, heads: 4, mlp_ratio: 2 },
+        ..tiny(1)
+    };
     assert!(bad.validate().unwrap_err().to_string().contains("tile the image"));
 }
 
@@ -160,16 +206,27 @@ fn two_devices_pretrain_and_resume_exactly() {
         ..tiny(3)
     };
     let whole = tempfile::tempdir().unwrap();
-    let straight = pretrain_data_parallel(&images, &config, Some(whole.path()), &devices, &mut ()).unwrap();
+    let straight =
+        pretrain_data_parallel(&images, &config, Some(whole.path()), &devices, &mut ()).unwrap();
     let h = &straight.history;
     assert!(h[2].loss < h[0].loss, "did not learn: {h:?}");
     let broken = tempfile::tempdir().unwrap();
-    let first = pretrain_data_parallel(&images, &config, Some(broken.path()), &devices, &mut StopAfter(1)).unwrap();
+    let first =
+        pretrain_data_parallel(&images, &config, Some(broken.path()), &devices, &mut StopAfter(1))
+            .unwrap();
     assert_eq!(first.history.len(), 1);
-    let resumed = pretrain_data_parallel(&images, &config, Some(broken.path()), &devices, &mut ()).unwrap();
+    let resumed =
+        pretrain_data_parallel(&images, &config, Some(broken.path()), &devices, &mut ()).unwrap();
     assert_eq!((resumed.epochs_trained, resumed.history.len()), (2, 3));
-    assert_eq!(differing_tensors(&straight.model, &resumed.model), Vec::<String>::new(), "resumed weights differ");
-    let names: Vec<_> = std::fs::read_dir(broken.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(
+        differing_tensors(&straight.model, &resumed.model),
+        Vec::<String>::new(),
+        "resumed weights differ"
+    );
+    let names: Vec<_> = std::fs::read_dir(broken.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(names.len(), 2, "model and last optimiser state, as one device writes: {names:?}");
     // The one-device path reads the finished run as its own.
     let again = pretrain(&images, &config, Some(broken.path()), &Device::flex(), &mut ()).unwrap();
@@ -190,14 +247,26 @@ fn mixed_precision_tracks_f32() {
     for precision in [ComputePrecision::Bf16, ComputePrecision::F16] {
         let mixed = run(precision);
         for (a, b) in full.history.iter().zip(&mixed.history) {
-            assert!((a.loss - b.loss).abs() < 0.02 * a.loss, "{precision}: loss {} vs f32 {}", b.loss, a.loss);
+            assert!(
+                (a.loss - b.loss).abs() < 0.02 * a.loss,
+                "{precision}: loss {} vs f32 {}",
+                b.loss,
+                a.loss
+            );
         }
         let features = mixed.model.extract(&images.subset(&[0, 1]), 14, "two", &device).unwrap();
         assert!(features.features().iter().all(|v| v.is_finite()));
         let bytes = weights(&mixed.model);
         let saved = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        assert!(saved.tensors().iter().all(|(_, t)| t.dtype() != safetensors::Dtype::BF16 && t.dtype() != safetensors::Dtype::F16));
+        assert!(
+            saved.tensors().iter().all(|(_, t)| t.dtype() != safetensors::Dtype::BF16
+                && t.dtype() != safetensors::Dtype::F16)
+        );
     }
-    let sgd = PretrainConfig { precision: ComputePrecision::F16, optimizer: OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9, weight_decay: 0.0 }, ..tiny(1) };
+    let sgd = PretrainConfig {
+        precision: ComputePrecision::F16,
+        optimizer: OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9, weight_decay: 0.0 },
+        ..tiny(1)
+    };
     assert!(sgd.validate().unwrap_err().to_string().contains("AdamW"));
 }
