@@ -50,7 +50,7 @@ pub fn synthetic_images(n: usize, height: usize, width: usize, seed: u64) -> Ima
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let pixels = (0..n * height * width).map(|_| rng.random::<u8>()).collect();
     let labels = (0..n).map(|i| (i % 10) as u32).collect();
-    ImageSet::new("bench", height, width, pixels, labels, Some(10))
+    ImageSet::new("bench", [height, width, 1], pixels, labels, Some(10))
         .expect("consistent by construction")
 }
 

@@ -65,7 +65,7 @@ impl EncoderFile {
         }
         let meta: CheckpointMeta = crate::train::read_meta(&bytes, &name, META_KEY)?;
         meta.config.validate().map_err(|e| NmlError::format(&name, e.to_string()))?;
-        let encoder = meta.config.init_encoder(meta.num_classes, 0, device);
+        let encoder = meta.config.init_encoder(meta.in_channels, meta.num_classes, 0, device);
         let encoder = match meta.config.objective {
             Objective::Supervised => {
                 let mut model = encoder;
@@ -160,12 +160,9 @@ mod tests {
             merged: false,
         };
         let probe = digits(400..410);
-        let pixels =
-            crate::data::image_batch(&probe.resized(8, 8), &(0..10).collect::<Vec<_>>(), None);
-        let x = burn::tensor::Tensor::<4>::from_data(
-            burn::tensor::TensorData::new(pixels, [10, 1, 8, 8]),
-            &ad,
-        );
+        let x =
+            crate::models::image_tensor(&probe.resized(8, 8), &(0..10).collect::<Vec<_>>(), &ad)
+                .unwrap();
         let tuned_features = blocking(floats(tuned.forward(x).0)).unwrap();
         let (merged_path, adapters_path) =
             (dir.path().join("merged.safetensors"), dir.path().join("adapters.safetensors"));

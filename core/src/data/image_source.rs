@@ -1,7 +1,9 @@
 //! Where an image set comes from, in the one-line form suites and the command line use:
-//! `starter:NAME`, `IMAGES.idx[.gz],LABELS.idx[.gz]`, `IMAGES.npy,LABELS.npy` or a folder of
-//! class subfolders; then optionally `@A..B` (images A to B-1) and any of `|rotate=DEGREES` and
-//! `|frame=INNER/OUTER`, applied in order, e.g. `starter:mnist@8000..10000|rotate=30`.
+//! `starter:NAME`, `IMAGES.idx[.gz],LABELS.idx[.gz]`, `IMAGES.npy,LABELS.npy`,
+//! `cifar10:PATH` or `cifar100:PATH` (a CIFAR binary file, or the folder of its training files)
+//! or a folder of class subfolders; then optionally `@A..B` (images A to B-1) and any of
+//! `|rotate=DEGREES`, `|frame=INNER/OUTER`, `|grey` and `|rgb`, applied in order, e.g.
+//! `starter:mnist@8000..10000|rotate=30`.
 
 use std::fmt;
 use std::ops::Range;
@@ -10,7 +12,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{ImageSet, StarterSet};
+use super::{CifarKind, ImageSet, StarterSet};
 use crate::error::{NmlError, Result};
 
 /// See the module documentation. Parsing checks the syntax; [`ImageSource::load`] reads the files.
@@ -35,6 +37,11 @@ pub enum ImageOrigin {
         images: PathBuf,
         labels: PathBuf,
     },
+    /// A CIFAR binary file, or a folder holding the training files.
+    Cifar {
+        path: PathBuf,
+        kind: CifarKind,
+    },
     /// One subfolder of PNG/JPEG images per class.
     Folder(PathBuf),
 }
@@ -46,6 +53,8 @@ pub enum ImageTransform {
     Rotate(f64),
     /// Shrunk to `inner` pixels and centred on an `outer` canvas (see [`ImageSet::framed`]).
     Frame { inner: usize, outer: usize },
+    /// To `channels` channels (see [`ImageSet::with_channels`]): 1 is `grey`, 3 is `rgb`.
+    Channels(usize),
 }
 
 impl ImageSource {
@@ -64,6 +73,7 @@ impl ImageSource {
             ImageOrigin::Starter(starter) => ImageSet::starter(*starter)?,
             ImageOrigin::Idx { images, labels } => ImageSet::read_idx(images, labels)?,
             ImageOrigin::Npy { images, labels } => ImageSet::read_npy(images, labels)?,
+            ImageOrigin::Cifar { path, kind } => ImageSet::read_cifar(path, *kind)?,
             ImageOrigin::Folder(dir) if dir.is_dir() => ImageSet::read_folder(dir)?,
             ImageOrigin::Folder(_) => return Err(self.unknown_form()),
         };
@@ -81,6 +91,7 @@ impl ImageSource {
             set = match *transform {
                 ImageTransform::Rotate(degrees) => set.rotated(degrees),
                 ImageTransform::Frame { inner, outer } => set.framed(inner, outer)?,
+                ImageTransform::Channels(channels) => set.with_channels(channels)?,
             };
         }
         Ok(set.with_name(self.text.clone()))
@@ -92,7 +103,7 @@ impl ImageSource {
 
     fn unknown_form(&self) -> NmlError {
         NmlError::Invalid(format!(
-            "{}: name images as starter:NAME, IMAGES.idx,LABELS.idx, IMAGES.npy,LABELS.npy or a folder of class subfolders",
+            "{}: name images as starter:NAME, IMAGES.idx,LABELS.idx, IMAGES.npy,LABELS.npy, cifar10:PATH, cifar100:PATH or a folder of class subfolders",
             self.base_text()
         ))
     }
@@ -107,8 +118,15 @@ impl FromStr for ImageSource {
             Some((source, range)) => (source, Some(range)),
             None => (base, None),
         };
+        let cifar = source
+            .split_once(':')
+            .and_then(|(kind, path)| Some((kind.parse::<CifarKind>().ok()?, path)));
         let origin = match source.strip_prefix("starter:") {
             Some(name) => ImageOrigin::Starter(name.parse()?),
+            None if cifar.is_some() => {
+                let (kind, path) = cifar.expect("checked");
+                ImageOrigin::Cifar { path: PathBuf::from(path), kind }
+            }
             None => match source.split_once(',') {
                 Some((images, labels)) if images.ends_with(".npy") => ImageOrigin::Npy {
                     images: PathBuf::from(images),
@@ -137,9 +155,14 @@ impl FromStr for ImageSource {
             .map(|op| {
                 let bad = || {
                     NmlError::Invalid(format!(
-                        "{text}: cannot read {op:?}; use rotate=DEGREES or frame=INNER/OUTER"
+                        "{text}: cannot read {op:?}; use rotate=DEGREES, frame=INNER/OUTER, grey or rgb"
                     ))
                 };
+                match op {
+                    "grey" => return Ok(ImageTransform::Channels(1)),
+                    "rgb" => return Ok(ImageTransform::Channels(3)),
+                    _ => {}
+                }
                 let (name, arg) = op.split_once('=').ok_or_else(bad)?;
                 match name {
                     "rotate" => Ok(ImageTransform::Rotate(
@@ -221,11 +244,33 @@ mod tests {
     }
 
     #[test]
+    fn cifar_sources_and_channel_transforms_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("test_batch.bin");
+        let mut bytes = Vec::new();
+        for label in [4u8, 9] {
+            bytes.push(label);
+            bytes.extend((0..3072).map(|i| (i % 251) as u8));
+        }
+        std::fs::write(&file, bytes).unwrap();
+        let text = format!("cifar10:{}@1..2|grey", file.display());
+        let source: ImageSource = text.parse().unwrap();
+        assert_eq!(
+            source.origin(),
+            &ImageOrigin::Cifar { path: file.clone(), kind: CifarKind::Cifar10 }
+        );
+        let set = source.load().unwrap();
+        assert_eq!((set.n(), set.channels(), set.labels()), (1, 1, &[9][..]));
+        let rgb: ImageSource = "starter:sklearn-digits@0..3|rgb".parse().unwrap();
+        assert_eq!(rgb.load().unwrap().channels(), 3);
+    }
+
+    #[test]
     fn bad_sources_say_what_is_wrong() {
         let err = |s: &str| s.parse::<ImageSource>().unwrap_err().to_string();
         assert!(err("starter:cifar").contains("no built-in image set \"cifar\""));
         assert!(err("starter:mnist@5..2").contains("range must be A..B"));
-        assert!(err("starter:mnist|blur=2").contains("use rotate=DEGREES or frame=INNER/OUTER"));
+        assert!(err("starter:mnist|blur=2").contains("frame=INNER/OUTER, grey or rgb"));
         let too_far: ImageSource = "starter:mnist@0..20000".parse().unwrap();
         assert!(too_far.load().unwrap_err().to_string().contains("B <= 10000"));
         let nowhere: ImageSource = "/no/such/folder".parse().unwrap();

@@ -6,14 +6,17 @@ use crate::data::npy_file;
 use crate::error::{NmlError, Result};
 use crate::io::read_file;
 
-/// Labelled greyscale images, one byte a pixel, row-major, all the same size. Built only
-/// through checked constructors: every image is there, every label names a class.
+/// Labelled images, grey (one channel) or colour (three, RGB), one byte a sample, all the same
+/// size. Pixels are stored as numpy and PIL hold them: image after image, row-major, the
+/// channels of a pixel side by side (N x H x W x C). Built only through checked constructors:
+/// every image is there, every label names a class.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageSet {
     name: String,
     n: usize,
     height: usize,
     width: usize,
+    channels: usize,
     pixels: Vec<u8>,
     labels: Vec<u32>,
     num_classes: usize,
@@ -33,8 +36,27 @@ fn checked_labels(values: &[i64], name: &str) -> Result<Vec<u32>> {
         .collect()
 }
 
+/// `[N, H, W]` or `[N, H, W, C]` with C = 1 or 3, as `(n, [height, width, channels])`.
+fn image_dims(dims: &[usize], name: &str) -> Result<(usize, [usize; 3])> {
+    match *dims {
+        [n, h, w] => Ok((n, [h, w, 1])),
+        [n, h, w, c @ (1 | 3)] => Ok((n, [h, w, c])),
+        _ => Err(NmlError::format(
+            name,
+            format!("images must be N x H x W or N x H x W x C with C = 1 or 3, found {dims:?}"),
+        )),
+    }
+}
+
+/// Rec. 709 luma in the integer form the `image` crate uses, so a colour folder made grey here
+/// and a grey conversion by `image` agree.
+fn luma(rgb: &[u8]) -> u8 {
+    let [r, g, b] = [rgb[0], rgb[1], rgb[2]].map(u32::from);
+    ((2126 * r + 7152 * g + 722 * b) / 10_000) as u8
+}
+
 impl ImageSet {
-    /// Pairs an IDX image file (N x H x W) with an IDX label file (N).
+    /// Pairs an IDX image file (N x H x W, or N x H x W x C) with an IDX label file (N).
     pub fn from_idx(
         image_bytes: &[u8],
         image_name: &str,
@@ -43,12 +65,7 @@ impl ImageSet {
     ) -> Result<Self> {
         let images = read_idx(image_bytes, image_name)?;
         let labels = read_idx(label_bytes, label_name)?;
-        let &[n, height, width] = images.dims.as_slice() else {
-            return Err(NmlError::format(
-                image_name,
-                format!("image files must be 3-D (N x H x W), found {:?}", images.dims),
-            ));
-        };
+        let (n, shape) = image_dims(&images.dims, image_name)?;
         if labels.dims != [n] {
             return Err(NmlError::format(
                 label_name,
@@ -56,18 +73,19 @@ impl ImageSet {
             ));
         }
         let labels = labels.data.into_iter().map(u32::from).collect();
-        Self::new(image_name, height, width, images.data, labels, None)
+        Self::new(image_name, shape, images.data, labels, None)
     }
 
-    /// Pairs a `.npy` image array (N x H x W; uint8 or integers 0..255, or floats in [0, 1] or
-    /// [0, 255]) with a `.npy` label array (N; int64, int32 or uint8).
+    /// Pairs a `.npy` image array (N x H x W grey, or N x H x W x C with C = 1 or 3; uint8 or
+    /// integers 0..255, or floats in [0, 1] or [0, 255]) with a `.npy` label array (N; int64,
+    /// int32 or uint8).
     pub fn from_npy(
         image_bytes: &[u8],
         image_name: &str,
         label_bytes: &[u8],
         label_name: &str,
     ) -> Result<Self> {
-        let (shape, pixels) = match npy_file::read_i64(image_bytes, image_name) {
+        let (dims, pixels) = match npy_file::read_i64(image_bytes, image_name) {
             Ok(ints) => {
                 if let Some((i, v)) =
                     ints.data.iter().enumerate().find(|(_, v)| !(0..=255).contains(*v))
@@ -98,12 +116,7 @@ impl ImageSet {
             }
         };
         let labels = npy_file::read_i64(label_bytes, label_name)?;
-        let &[n, height, width] = shape.as_slice() else {
-            return Err(NmlError::format(
-                image_name,
-                format!("images must be 3-D (N x H x W), found shape {shape:?}"),
-            ));
-        };
+        let (n, shape) = image_dims(&dims, image_name)?;
         if labels.shape != [n] {
             return Err(NmlError::format(
                 label_name,
@@ -111,12 +124,14 @@ impl ImageSet {
             ));
         }
         let labels = checked_labels(&labels.data, label_name)?;
-        Self::new(image_name, height, width, pixels, labels, None)
+        Self::new(image_name, shape, pixels, labels, None)
     }
 
     /// Images from a folder holding one subfolder per class (sorted subfolder names are the
-    /// classes 0, 1, ...), each with PNG or JPEG files (sorted by name). Colour images become
-    /// grey (luma); every image is resampled to the size of the first one.
+    /// classes 0, 1, ...), each with PNG or JPEG files (sorted by name): the layout of
+    /// torchvision's `ImageFolder`. The set is colour when any image is, else grey; every image
+    /// is resampled to the size of the first one. A file that does not decode is an error
+    /// naming it.
     pub fn read_folder(dir: &Path) -> Result<Self> {
         let name = dir.display().to_string();
         let sorted_entries = |path: &Path| -> Result<Vec<std::path::PathBuf>> {
@@ -134,7 +149,8 @@ impl ImageSet {
                 "no class subfolders (expected DIR/CLASS/IMAGE.png)",
             ));
         }
-        let (mut pixels, mut labels, mut size) = (Vec::new(), Vec::new(), None);
+        let (mut pixels, mut labels, mut size, mut any_colour) =
+            (Vec::new(), Vec::new(), None, false);
         for (class, folder) in classes.iter().enumerate() {
             for file in sorted_entries(folder)? {
                 let ext =
@@ -142,44 +158,46 @@ impl ImageSet {
                 if !matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
                     continue;
                 }
-                let bytes = read_file(&file)?;
-                let grey = image::load_from_memory(&bytes)
-                    .map_err(|e| {
-                        NmlError::format(
-                            file.display().to_string(),
-                            format!("cannot decode the image: {e}"),
-                        )
-                    })?
-                    .to_luma8();
-                let (w, h) = (grey.width() as usize, grey.height() as usize);
-                let (height, width) = *size.get_or_insert((h, w));
-                let one = ImageSet {
-                    name: String::new(),
-                    n: 1,
-                    height: h,
-                    width: w,
-                    pixels: grey.into_raw(),
-                    labels: vec![0],
-                    num_classes: 1,
-                    max_value: 255,
-                };
-                pixels.extend(one.resized(height, width).pixels);
+                let one = ImageSet::decode(&read_file(&file)?, &file.display().to_string())?;
+                any_colour |= one.channels == 3;
+                // Held as RGB until the whole folder is seen; a grey image's three channels
+                // are equal, so keeping one of them later gives its grey values back.
+                let [height, width] = *size.get_or_insert([one.height, one.width]);
+                pixels.extend(one.with_channels(3)?.resized(height, width).pixels);
                 labels.push(class as u32);
             }
         }
-        let Some((height, width)) = size else {
+        let Some([height, width]) = size else {
             return Err(NmlError::format(&name, "no PNG or JPEG images in the class subfolders"));
         };
-        Self::new(&name, height, width, pixels, labels, Some(classes.len()))
+        if !any_colour {
+            pixels = pixels.iter().step_by(3).copied().collect();
+        }
+        let channels = if any_colour { 3 } else { 1 };
+        Self::new(&name, [height, width, channels], pixels, labels, Some(classes.len()))
     }
 
-    /// Images of `height x width` pixels (`pixels` holds them one after another, row-major) with
-    /// one label each. `num_classes` defaults to the largest label plus one; the brightest value
-    /// the format allows is 16 when no pixel exceeds it (the 8x8 digits), else 255.
+    /// One PNG or JPEG image (label 0), grey when the file is (grey or grey with alpha), else
+    /// RGB (alpha dropped); `name` names the file in the error when it does not decode.
+    pub fn decode(bytes: &[u8], name: &str) -> Result<Self> {
+        let decoded = image::load_from_memory(bytes)
+            .map_err(|e| NmlError::format(name, format!("cannot decode the image: {e}")))?;
+        let (w, h) = (decoded.width() as usize, decoded.height() as usize);
+        let (channels, pixels) = if decoded.color().has_color() {
+            (3, decoded.to_rgb8().into_raw())
+        } else {
+            (1, decoded.to_luma8().into_raw())
+        };
+        Self::new(name, [h, w, channels], pixels, vec![0], None)
+    }
+
+    /// Images of `[height, width, channels]` (`pixels` holds them one after another, row-major,
+    /// channels innermost; 1 or 3 channels) with one label each. `num_classes` defaults to the
+    /// largest label plus one; the brightest value the format allows is 16 when no pixel
+    /// exceeds it (the 8x8 digits), else 255.
     pub fn new(
         name: impl Into<String>,
-        height: usize,
-        width: usize,
+        [height, width, channels]: [usize; 3],
         pixels: Vec<u8>,
         labels: Vec<u32>,
         num_classes: Option<usize>,
@@ -189,11 +207,20 @@ impl ImageSet {
         if n == 0 || height == 0 || width == 0 {
             return Err(NmlError::format(&name, "no images"));
         }
-        let expected = n.checked_mul(height).and_then(|v| v.checked_mul(width));
+        if !matches!(channels, 1 | 3) {
+            return Err(NmlError::format(
+                &name,
+                format!("images have 1 (grey) or 3 (RGB) channels, not {channels}"),
+            ));
+        }
+        let expected = n.checked_mul(height * width).and_then(|v| v.checked_mul(channels));
         if expected != Some(pixels.len()) {
             return Err(NmlError::format(
                 &name,
-                format!("{} pixels do not make {n} images of {height}x{width}", pixels.len()),
+                format!(
+                    "{} values do not make {n} images of {height}x{width}x{channels}",
+                    pixels.len()
+                ),
             ));
         }
         let largest = *labels.iter().max().expect("n > 0") as usize;
@@ -213,6 +240,7 @@ impl ImageSet {
             n,
             height,
             width,
+            channels,
             pixels,
             labels,
             num_classes,
@@ -239,14 +267,24 @@ impl ImageSet {
         self.width
     }
 
-    /// All pixels, image after image, row-major.
+    /// 1 (grey) or 3 (RGB).
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Bytes of one image: height x width x channels.
+    pub fn image_len(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    /// All pixels, image after image, row-major, channels innermost.
     pub fn pixels(&self) -> &[u8] {
         &self.pixels
     }
 
     /// The pixels of image `i`.
     pub fn image(&self, i: usize) -> &[u8] {
-        let size = self.height * self.width;
+        let size = self.image_len();
         &self.pixels[i * size..(i + 1) * size]
     }
 
@@ -307,7 +345,7 @@ impl ImageSet {
         if (height, width) == (self.height, self.width) {
             return self.clone();
         }
-        let (sh, sw) = (self.height, self.width);
+        let (sh, sw, c) = (self.height, self.width, self.channels);
         let src_coord = |dst: usize, dst_len: usize, src_len: usize| -> (usize, usize, f32) {
             let x = ((dst as f32 + 0.5) * src_len as f32 / dst_len as f32 - 0.5)
                 .clamp(0.0, (src_len - 1) as f32);
@@ -316,14 +354,16 @@ impl ImageSet {
         };
         let rows: Vec<_> = (0..height).map(|y| src_coord(y, height, sh)).collect();
         let cols: Vec<_> = (0..width).map(|x| src_coord(x, width, sw)).collect();
-        let mut pixels = Vec::with_capacity(self.n * height * width);
-        for img in self.pixels.chunks_exact(sh * sw) {
+        let mut pixels = Vec::with_capacity(self.n * height * width * c);
+        for img in self.pixels.chunks_exact(sh * sw * c) {
             for &(y0, y1, fy) in &rows {
                 for &(x0, x1, fx) in &cols {
-                    let p = |y: usize, x: usize| f32::from(img[y * sw + x]);
-                    let top = p(y0, x0) * (1.0 - fx) + p(y0, x1) * fx;
-                    let bottom = p(y1, x0) * (1.0 - fx) + p(y1, x1) * fx;
-                    pixels.push((top * (1.0 - fy) + bottom * fy).round() as u8);
+                    for ch in 0..c {
+                        let p = |y: usize, x: usize| f32::from(img[(y * sw + x) * c + ch]);
+                        let top = p(y0, x0) * (1.0 - fx) + p(y0, x1) * fx;
+                        let bottom = p(y1, x0) * (1.0 - fx) + p(y1, x1) * fx;
+                        pixels.push((top * (1.0 - fy) + bottom * fy).round() as u8);
+                    }
                 }
             }
         }
@@ -347,13 +387,16 @@ impl ImageSet {
         }
         let small = self.resized(inner, inner);
         let offset = (outer - inner) / 2;
-        let mut pixels = vec![0u8; self.n * outer * outer];
-        for (img, canvas) in
-            small.pixels.chunks_exact(inner * inner).zip(pixels.chunks_exact_mut(outer * outer))
+        let c = self.channels;
+        let mut pixels = vec![0u8; self.n * outer * outer * c];
+        for (img, canvas) in small
+            .pixels
+            .chunks_exact(inner * inner * c)
+            .zip(pixels.chunks_exact_mut(outer * outer * c))
         {
-            for (y, row) in img.chunks_exact(inner).enumerate() {
-                let start = (y + offset) * outer + offset;
-                canvas[start..start + inner].copy_from_slice(row);
+            for (y, row) in img.chunks_exact(inner * c).enumerate() {
+                let start = ((y + offset) * outer + offset) * c;
+                canvas[start..start + inner * c].copy_from_slice(row);
             }
         }
         Ok(ImageSet {
@@ -368,14 +411,14 @@ impl ImageSet {
     /// Each image rotated by `degrees` (counter-clockwise) about its centre, bilinear, with black
     /// fill: the rotated-digits shift.
     pub fn rotated(&self, degrees: f64) -> ImageSet {
-        let (h, w) = (self.height, self.width);
+        let (h, w, c) = (self.height, self.width, self.channels);
         let (sin, cos) = degrees.to_radians().sin_cos();
         let (cy, cx) = ((h as f64 - 1.0) / 2.0, (w as f64 - 1.0) / 2.0);
         let mut pixels = Vec::with_capacity(self.pixels.len());
-        for img in self.pixels.chunks_exact(h * w) {
-            let at = |y: isize, x: isize| -> f64 {
+        for img in self.pixels.chunks_exact(h * w * c) {
+            let at = |y: isize, x: isize, ch: usize| -> f64 {
                 if (0..h as isize).contains(&y) && (0..w as isize).contains(&x) {
-                    f64::from(img[y as usize * w + x as usize])
+                    f64::from(img[(y as usize * w + x as usize) * c + ch])
                 } else {
                     0.0
                 }
@@ -389,11 +432,13 @@ impl ImageSet {
                     let (y0, x0) = (sy.floor(), sx.floor());
                     let (fy, fx) = (sy - y0, sx - x0);
                     let (y0, x0) = (y0 as isize, x0 as isize);
-                    let v = at(y0, x0) * (1.0 - fy) * (1.0 - fx)
-                        + at(y0, x0 + 1) * (1.0 - fy) * fx
-                        + at(y0 + 1, x0) * fy * (1.0 - fx)
-                        + at(y0 + 1, x0 + 1) * fy * fx;
-                    pixels.push(v.round().clamp(0.0, 255.0) as u8);
+                    for ch in 0..c {
+                        let v = at(y0, x0, ch) * (1.0 - fy) * (1.0 - fx)
+                            + at(y0, x0 + 1, ch) * (1.0 - fy) * fx
+                            + at(y0 + 1, x0, ch) * fy * (1.0 - fx)
+                            + at(y0 + 1, x0 + 1, ch) * fy * fx;
+                        pixels.push(v.round().clamp(0.0, 255.0) as u8);
+                    }
                 }
             }
         }
@@ -402,7 +447,7 @@ impl ImageSet {
 
     /// The images at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> ImageSet {
-        let size = self.height * self.width;
+        let size = self.image_len();
         let mut pixels = Vec::with_capacity(indices.len() * size);
         for &i in indices {
             pixels.extend_from_slice(&self.pixels[i * size..(i + 1) * size]);
@@ -412,6 +457,7 @@ impl ImageSet {
             n: indices.len(),
             height: self.height,
             width: self.width,
+            channels: self.channels,
             pixels,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             num_classes: self.num_classes,
@@ -419,8 +465,27 @@ impl ImageSet {
         }
     }
 
-    /// Pixels scaled to [0, 1] as D = H * W features: the simplest "feature extractor", useful
-    /// as a baseline and for tests on real data.
+    /// The same images with `channels` channels: grey repeated over three for a colour model,
+    /// or colour made grey (Rec. 709 luma, as the `image` crate computes it). Unchanged when
+    /// they already have that many.
+    pub fn with_channels(&self, channels: usize) -> Result<ImageSet> {
+        let pixels = match (self.channels, channels) {
+            (from, to) if from == to => return Ok(self.clone()),
+            (1, 3) => self.pixels.iter().flat_map(|&p| [p, p, p]).collect(),
+            (3, 1) => self.pixels.chunks_exact(3).map(luma).collect(),
+            (_, to) => {
+                return Err(NmlError::format(
+                    &self.name,
+                    format!("images have 1 (grey) or 3 (RGB) channels, not {to}"),
+                ));
+            }
+        };
+        // Luma never exceeds the brightest channel, so the format's range stays as it was.
+        Ok(ImageSet { channels, pixels, ..self.clone() })
+    }
+
+    /// Pixels scaled to [0, 1] as D = H * W * C features (channels innermost): the simplest
+    /// "feature extractor", useful as a baseline and for tests on real data.
     pub fn pixel_features(&self) -> Result<FeatureSet> {
         let scale = 1.0 / f32::from(self.max_value);
         let features = self.pixels.iter().map(|&p| f32::from(p) * scale).collect();
@@ -428,7 +493,7 @@ impl ImageSet {
         FeatureSet::new(
             self.name.clone(),
             features,
-            self.height * self.width,
+            self.image_len(),
             labels,
             Some(self.num_classes),
         )
@@ -445,6 +510,7 @@ mod tests {
             n: 1,
             height,
             width,
+            channels: 1,
             pixels,
             labels: vec![0],
             num_classes: 1,
@@ -522,16 +588,26 @@ mod tests {
                 img.save(dir.path().join(class).join(format!("{k}.png"))).unwrap();
             }
         }
-        // An RGB PNG of another size is converted to grey and resampled to the first size.
-        image::RgbImage::from_pixel(12, 8, image::Rgb([200, 200, 200]))
-            .save(dir.path().join("dog/2.png"))
-            .unwrap();
         std::fs::write(dir.path().join("dog/notes.txt"), "ignored").unwrap();
-        let set = ImageSet::read_folder(dir.path()).unwrap();
-        assert_eq!((set.n, set.height, set.width, set.num_classes), (5, 4, 6, 2));
-        assert_eq!(set.labels, vec![0, 0, 1, 1, 1]);
-        assert_eq!(set.pixels[0], 10);
-        assert!(set.pixels[4 * 24..].iter().all(|&p| p == 200));
+        let grey = ImageSet::read_folder(dir.path()).unwrap();
+        assert_eq!((grey.n, grey.height, grey.width, grey.channels), (4, 4, 6, 1));
+        assert_eq!((grey.labels.clone(), grey.num_classes), (vec![0, 0, 1, 1], 2));
+        assert_eq!(grey.pixels[0], 10);
+
+        // One RGB JPEG of another size makes the set colour: the grey images are repeated over
+        // the channels, the JPEG is resampled to the first image's size.
+        image::RgbImage::from_pixel(12, 8, image::Rgb([250, 20, 120]))
+            .save(dir.path().join("dog/2.jpg"))
+            .unwrap();
+        let colour = ImageSet::read_folder(dir.path()).unwrap();
+        assert_eq!((colour.n, colour.channels, colour.image_len()), (5, 3, 72));
+        assert_eq!(colour.with_channels(1).unwrap().pixels[..96], grey.pixels[..]);
+        assert_eq!(&colour.image(0)[..3], &[10, 10, 10]);
+        let jpeg = colour.image(4);
+        // JPEG is lossy and subsamples chroma: near the colour, not equal to it.
+        for (got, want) in jpeg[..3].iter().zip([250u8, 20, 120]) {
+            assert!(got.abs_diff(want) <= 12, "{:?}", &jpeg[..3]);
+        }
 
         std::fs::write(dir.path().join("cat/broken.png"), b"\x89PNG not really").unwrap();
         let err = ImageSet::read_folder(dir.path()).unwrap_err().to_string();
@@ -543,6 +619,64 @@ mod tests {
                 .to_string()
                 .contains("no class subfolders")
         );
+    }
+
+    /// A 3-channel image whose channels are three different grey images.
+    fn stacked(h: usize, w: usize) -> (ImageSet, [ImageSet; 3]) {
+        let planes: [Vec<u8>; 3] =
+            std::array::from_fn(|c| (0..h * w).map(|i| ((i * 7 + c * 50) % 256) as u8).collect());
+        let pixels = (0..h * w).flat_map(|i| planes.clone().map(|p| p[i])).collect();
+        let colour = ImageSet::new("rgb", [h, w, 3], pixels, vec![0], None).unwrap();
+        (colour, planes.map(|p| ImageSet::new("grey", [h, w, 1], p, vec![0], None).unwrap()))
+    }
+
+    fn channel(set: &ImageSet, c: usize) -> Vec<u8> {
+        set.pixels.iter().skip(c).step_by(3).copied().collect()
+    }
+
+    #[test]
+    fn colour_transforms_act_on_each_channel_alone() {
+        let (colour, planes) = stacked(5, 7);
+        for (c, plane) in planes.iter().enumerate() {
+            assert_eq!(channel(&colour.resized(3, 9), c), plane.resized(3, 9).pixels);
+            assert_eq!(channel(&colour.rotated(30.0), c), plane.rotated(30.0).pixels);
+            assert_eq!(
+                channel(&colour.framed(4, 8).unwrap(), c),
+                plane.framed(4, 8).unwrap().pixels
+            );
+        }
+        let features = colour.pixel_features().unwrap();
+        assert_eq!(features.d(), 5 * 7 * 3);
+    }
+
+    #[test]
+    fn channel_conversions_repeat_grey_and_take_luma() {
+        let (colour, planes) = stacked(2, 3);
+        let grey = planes[0].with_channels(3).unwrap();
+        assert_eq!(grey.channels, 3);
+        assert!(grey.pixels.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2]));
+        assert_eq!(grey.with_channels(1).unwrap().pixels, planes[0].pixels);
+        // The image crate's own conversion of the same pixels.
+        let rgb = image::RgbImage::from_raw(3, 2, colour.pixels.clone()).unwrap();
+        let luma = image::DynamicImage::ImageRgb8(rgb).to_luma8().into_raw();
+        assert_eq!(colour.with_channels(1).unwrap().pixels, luma);
+        assert!(colour.with_channels(2).is_err());
+        let err = ImageSet::new("x", [2, 2, 4], vec![0; 16], vec![0], None).unwrap_err();
+        assert!(err.to_string().contains("1 (grey) or 3 (RGB) channels, not 4"), "{err}");
+    }
+
+    #[test]
+    fn npy_colour_images_keep_their_channels() {
+        let pixels: Vec<u8> = (0..2 * 2 * 3 * 3).map(|v| v as u8).collect();
+        let images = npy_file::write_u8(&[2, 2, 3, 3], &pixels);
+        let labels = npy_file::write_i64(&[2], &[0, 1]);
+        let set = ImageSet::from_npy(&images, "i.npy", &labels, "l.npy").unwrap();
+        assert_eq!((set.n, set.height, set.width, set.channels), (2, 2, 3, 3));
+        assert_eq!(set.image(1), &pixels[18..]);
+        let four = npy_file::write_u8(&[1, 2, 2, 4], &[0; 16]);
+        let one = npy_file::write_i64(&[1], &[0]);
+        let err = ImageSet::from_npy(&four, "four.npy", &one, "l.npy").unwrap_err().to_string();
+        assert!(err.contains("four.npy") && err.contains("C = 1 or 3"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Data in nml: feature sets, image sets and the files they come from, the starter pack built
+//! Data in nml: feature sets, image sets (grey or RGB) and the files they come from, the starter pack built
 //! into the library, text vocabularies, and the host-side image augmentation.
 
 mod augment;
+mod cifar;
 mod feature_set;
 pub mod idx;
 mod image_source;
@@ -11,7 +12,8 @@ pub mod safetensors_file;
 mod starter;
 mod vocabulary;
 
-pub use augment::{AugmentConfig, Normalize, draw_crops, image_batch};
+pub use augment::{AugmentConfig, Normalize, PixelMap, draw_crops, image_batch};
+pub use cifar::CifarKind;
 pub use feature_set::FeatureSet;
 pub use image_source::{ImageOrigin, ImageSource, ImageTransform};
 pub use images::ImageSet;

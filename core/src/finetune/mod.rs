@@ -19,9 +19,9 @@ use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{ImageSet, image_batch};
+use crate::data::ImageSet;
 use crate::error::{NmlError, Result};
-use crate::models::{Encoder, HostInit};
+use crate::models::{Encoder, HostInit, image_tensor};
 use crate::readback::{blocking, ints};
 use crate::train::{
     self, EpochSums, Flow, Observer, OptimizerConfig, Plan, Shuffle, SplitOptimizer, StepLoss,
@@ -190,7 +190,7 @@ pub fn finetune(
             train.name()
         )));
     }
-    let train = train.resized(image_size, image_size);
+    let train = model.encoder.input_images(train, image_size)?;
     let ce_loss = CrossEntropyLossConfig::new().init(device);
     let adamw = OptimizerConfig::Adamw { lr: config.lr, weight_decay: config.weight_decay };
     // LoRA adapters are new parameters and train at the head's rate; a pre-trained encoder
@@ -212,11 +212,7 @@ pub fn finetune(
     );
     let step =
         async |model: &Finetuner, chunk: &[usize], rng: &mut ChaCha8Rng| -> Result<StepLoss> {
-            let pixels = image_batch(&train, chunk, None);
-            let x = Tensor::<4>::from_data(
-                TensorData::new(pixels, [chunk.len(), 1, image_size, image_size]),
-                device,
-            );
+            let x = image_tensor(&train, chunk, device)?;
             let labels: Vec<i64> = chunk.iter().map(|&i| i64::from(train.labels()[i])).collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [chunk.len()]), device);
             let step_model = if config.method.uses_lora() && config.lora.dropout > 0.0 {
@@ -268,25 +264,20 @@ pub fn finetune(
     Ok((trained.model.valid(), trained.history))
 }
 
-/// Share of `images` (resampled to `image_size`) the model labels correctly.
+/// Share of `images` (made the encoder's input, see [`Encoder::input_images`]) the model
+/// labels correctly.
 pub fn accuracy(
     model: &Finetuner,
     images: &ImageSet,
     image_size: usize,
     device: &Device,
 ) -> Result<f64> {
-    let set = images.resized(image_size, image_size);
+    let set = model.encoder.input_images(images, image_size)?;
     let indices: Vec<usize> = (0..set.n()).collect();
     let mut correct = 0usize;
     for chunk in indices.chunks(256) {
-        let x = Tensor::<4>::from_data(
-            TensorData::new(
-                image_batch(&set, chunk, None),
-                [chunk.len(), 1, image_size, image_size],
-            ),
-            device,
-        );
-        let predicted = blocking(ints(model.forward(x).1.argmax(1)))?;
+        let predicted =
+            blocking(ints(model.forward(image_tensor(&set, chunk, device)?).1.argmax(1)))?;
         correct += chunk
             .iter()
             .zip(&predicted)

@@ -72,7 +72,8 @@ pub fn load_merged(bytes: &[u8], name: &str, device: &Device) -> Result<(Finetun
         ));
     }
     meta.base.config.validate().map_err(|e| NmlError::format(name, e.to_string()))?;
-    let encoder = meta.base.config.init_encoder(meta.base.num_classes, 0, device);
+    let encoder =
+        meta.base.config.init_encoder(meta.base.in_channels, meta.base.num_classes, 0, device);
     let head =
         HostInit::new(0).linear(meta.base.config.model.feature_dim(), meta.num_classes, device);
     let mut model = Finetuner { encoder, head };

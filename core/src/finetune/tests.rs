@@ -31,7 +31,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 fn batch(images: &ImageSet, device: &Device) -> Tensor<4> {
     let set = images.resized(14, 14);
     let idx: Vec<usize> = (0..set.n()).collect();
-    Tensor::from_data(TensorData::new(image_batch(&set, &idx, None), [set.n(), 1, 14, 14]), device)
+    crate::models::image_tensor(&set, &idx, device).unwrap()
 }
 
 #[test]
@@ -184,6 +184,7 @@ fn meta_for(config: &FinetuneConfig) -> FinetuneMeta {
         base: crate::pretrain::CheckpointMeta {
             config: base,
             num_classes: 10,
+            in_channels: 1,
             epochs_done: 1,
             history: Vec::new(),
             vocabulary: Vec::new(),
@@ -202,7 +203,7 @@ fn saved_lora_holds_only_adapters_and_head_and_export_loads_back() {
     let device = Device::flex().autodiff();
     let config = FinetuneConfig { epochs: 1, ..FinetuneConfig::for_method(FinetuneMethod::Lora) };
     let meta = meta_for(&config);
-    let base = meta.base.config.init_encoder(10, 3, &device);
+    let base = meta.base.config.init_encoder(1, 10, 3, &device);
     let model = prepare(base, 10, &config, &device).unwrap();
     let trainable = count_params(&model).trainable;
     let (tuned, _) = finetune(model, &mnist(0..128), 14, &config, &device, &mut ()).unwrap();
@@ -256,9 +257,14 @@ fn run_scores_test_and_ood_sets_and_refuses_unknown_labels() {
 
     let mut labels = test.labels().to_vec();
     labels[3] = 12;
-    let bad =
-        ImageSet::new("bad", test.height(), test.width(), test.pixels().to_vec(), labels, None)
-            .unwrap();
+    let bad = ImageSet::new(
+        "bad",
+        [test.height(), test.width(), 1],
+        test.pixels().to_vec(),
+        labels,
+        None,
+    )
+    .unwrap();
     let err = run(encoder, 14, &mnist(0..300), &bad, &[], &config, &device, &mut ())
         .err()
         .unwrap()

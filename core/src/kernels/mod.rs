@@ -57,9 +57,10 @@ pub fn pack_bytes(bytes: &[u8]) -> Vec<i32> {
         .collect()
 }
 
-/// One batch of augmented images, `[B, 1, H, W]` f32, from images packed by [`pack_bytes`] on
-/// the device. `crops` (I32) holds four integers per sample: image index, dy, dx, mirror flag
-/// (see [`crate::data::draw_crops`]); pixels become `(p * scale - mean) * inv_std`.
+/// One batch of augmented images, `[B, C, H, W]` f32, from images (N x H x W x C bytes) packed
+/// by [`pack_bytes`] on the device. `crops` (I32) holds four integers per sample: image index,
+/// dy, dx, mirror flag (see [`crate::data::draw_crops`]); pixels of channel c become
+/// `(p * scale - mean[c]) * inv_std[c]`.
 pub fn augment_images(
     packed: Tensor<1, Int>,
     crops: Tensor<1, Int>,

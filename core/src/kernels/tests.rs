@@ -3,7 +3,7 @@ use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
 use super::*;
-use crate::data::{AugmentConfig, ImageSet, Normalize, draw_crops, image_batch};
+use crate::data::{AugmentConfig, ImageSet, Normalize, PixelMap, draw_crops, image_batch};
 use crate::test_support::wgpu_or_skip;
 
 fn host(t: Tensor<2>) -> Vec<f32> {
@@ -123,49 +123,50 @@ fn gram_kernel_matches_f64() {
     }
 }
 
-fn image_set() -> ImageSet {
+fn image_set(channels: usize) -> ImageSet {
     let (n, h, w) = (37, 11, 9);
-    let pixels: Vec<u8> = (0..n * h * w).map(|i| ((i * 97 + 13) % 256) as u8).collect();
-    ImageSet::new("t", h, w, pixels, vec![0; n], None).unwrap()
+    let pixels: Vec<u8> = (0..n * h * w * channels).map(|i| ((i * 97 + 13) % 256) as u8).collect();
+    ImageSet::new("t", [h, w, channels], pixels, vec![0; n], None).unwrap()
 }
 
 /// The kernel (on WGPU) or its composed reference (`composed`, on any device) gives the host
-/// loop's batch bit for bit.
+/// loop's batch bit for bit, grey and colour.
 fn assert_same_as_host(device: &Device, composed: bool) {
-    let images = image_set();
-    let words = pack_bytes(images.pixels());
-    let packed = Tensor::<1, Int>::from_data(
-        TensorData::new(words.clone(), [words.len()]),
-        (device, DType::I32),
-    );
-    let indices: Vec<usize> = (0..images.n()).rev().chain([0, 36, 5]).collect();
-    let config =
-        AugmentConfig { pad: 3, flip: true, normalize: Some(Normalize { mean: 0.25, std: 0.5 }) };
-    for augment in [false, true] {
-        let (mut r1, mut r2) = (ChaCha8Rng::seed_from_u64(7), ChaCha8Rng::seed_from_u64(7));
-        let expected = image_batch(&images, &indices, augment.then_some((&config, &mut r1)));
-        let crops = draw_crops(&indices, augment.then_some((&config, &mut r2)));
-        let (mean, std) = if augment { (0.25, 0.5) } else { (0.0, 1.0) };
-        let layout = ImageLayout {
-            batch: indices.len(),
-            height: 11,
-            width: 9,
-            scale: 1.0 / 255.0,
-            mean,
-            inv_std: 1.0 / std,
-        };
-        let crops = Tensor::<1, Int>::from_data(
-            TensorData::new(crops.clone(), [crops.len()]),
+    let normalize = [
+        Normalize::new(vec![0.25], vec![0.5]).unwrap(),
+        Normalize::new(vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225]).unwrap(),
+    ];
+    for (channels, normalize) in [1, 3].into_iter().zip(normalize) {
+        let images = image_set(channels);
+        let words = pack_bytes(images.pixels());
+        let packed = Tensor::<1, Int>::from_data(
+            TensorData::new(words.clone(), [words.len()]),
             (device, DType::I32),
         );
-        let got = if composed {
-            reference::augment_images(packed.clone(), crops, layout)
-        } else {
-            augment_images(packed.clone(), crops, layout)
-        };
-        assert_eq!(got.dims(), [indices.len(), 1, 11, 9]);
-        let got = got.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
-        assert_eq!(got, expected, "augment {augment}");
+        let indices: Vec<usize> = (0..images.n()).rev().chain([0, 36, 5]).collect();
+        let config = AugmentConfig { pad: 3, flip: true, normalize: Some(normalize) };
+        for augment in [false, true] {
+            let (mut r1, mut r2) = (ChaCha8Rng::seed_from_u64(7), ChaCha8Rng::seed_from_u64(7));
+            let expected =
+                image_batch(&images, &indices, augment.then_some((&config, &mut r1))).unwrap();
+            let crops = draw_crops(&indices, augment.then_some((&config, &mut r2)));
+            let map =
+                PixelMap::new(&images, augment.then_some(config.normalize.as_ref()).flatten())
+                    .unwrap();
+            let layout = ImageLayout { batch: indices.len(), height: 11, width: 9, map };
+            let crops = Tensor::<1, Int>::from_data(
+                TensorData::new(crops.clone(), [crops.len()]),
+                (device, DType::I32),
+            );
+            let got = if composed {
+                reference::augment_images(packed.clone(), crops, layout)
+            } else {
+                augment_images(packed.clone(), crops, layout)
+            };
+            assert_eq!(got.dims(), [indices.len(), channels, 11, 9]);
+            let got = got.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+            assert_eq!(got, expected, "{channels} channel(s), augment {augment}");
+        }
     }
 }
 

@@ -24,12 +24,12 @@ pub trait KernelBackend: burn::backend::Backend {
         col_offset: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 
-    /// A batch of cropped, mirrored, normalised images; `layout` packed as
-    /// `[batch, height, width, scale bits, mean bits, 1/std bits]`.
+    /// A batch of cropped, mirrored, normalised images, `[B, C, H, W]`; `layout` packed as
+    /// `[batch, height, width, channels, scale, mean x 3, 1/std x 3]` (floats as their bits).
     fn augment_images(
         packed: IntTensor<Self>,
         crops: IntTensor<Self>,
-        layout: [u32; 6],
+        layout: [u32; 11],
     ) -> FloatTensor<Self>;
 }
 
@@ -112,21 +112,21 @@ impl KernelBackend for CubeBackend {
     fn augment_images(
         packed: IntTensor<Self>,
         crops: IntTensor<Self>,
-        layout: [u32; 6],
+        layout: [u32; 11],
     ) -> FloatTensor<Self> {
         let [packed, crops] = [packed, crops].map(into_contiguous);
         let client = packed.client.clone();
-        let [batch, h, w] = [layout[0], layout[1], layout[2]].map(|v| v as usize);
+        let [batch, h, w, c] = [layout[0], layout[1], layout[2], layout[3]].map(|v| v as usize);
         let output = CubeTensor::new_contiguous(
             client.clone(),
             packed.device.clone(),
-            Shape::from([batch, 1, h, w]),
-            client.empty(batch * h * w * 4),
+            Shape::from([batch, c, h, w]),
+            client.empty(batch * c * h * w * 4),
             DType::F32,
         );
         let info = client.create_from_slice(&u32_bytes(&layout));
-        // One thread per output pixel; a second grid dimension past 65535 workgroups.
-        let groups = (batch * h * w).div_ceil(256) as u32;
+        // One thread per output value; a second grid dimension past 65535 workgroups.
+        let groups = (batch * c * h * w).div_ceil(256) as u32;
         let (gx, gy) =
             if groups <= 65_535 { (groups, 1) } else { (65_535, groups.div_ceil(65_535)) };
         client.launch(
@@ -158,13 +158,19 @@ pub(super) fn augment_images(
     crops: Tensor<1, Int>,
     layout: ImageLayout,
 ) -> Tensor<4> {
+    let map = layout.map;
     let words = [
         layout.batch as u32,
         layout.height as u32,
         layout.width as u32,
-        layout.scale.to_bits(),
-        layout.mean.to_bits(),
-        layout.inv_std.to_bits(),
+        map.channels as u32,
+        map.scale.to_bits(),
+        map.mean[0].to_bits(),
+        map.mean[1].to_bits(),
+        map.mean[2].to_bits(),
+        map.inv_std[0].to_bits(),
+        map.inv_std[1].to_bits(),
+        map.inv_std[2].to_bits(),
     ];
     Tensor::from_dispatch(<Dispatch as KernelBackend>::augment_images(
         packed.into_dispatch(),

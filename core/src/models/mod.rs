@@ -24,6 +24,14 @@ use crate::readback::{blocking, floats};
 /// Images per forward pass when extracting features.
 const EXTRACT_BATCH: usize = 256;
 
+/// The images at `indices` as one `[B, C, H, W]` tensor on `device`, scaled to [0, 1], not
+/// augmented (see [`image_batch`]).
+pub fn image_tensor(images: &ImageSet, indices: &[usize], device: &Device) -> Result<Tensor<4>> {
+    let pixels = image_batch(images, indices, None)?;
+    let shape = [indices.len(), images.channels(), images.height(), images.width()];
+    Ok(Tensor::from_data(TensorData::new(pixels, shape), device))
+}
+
 /// Any of the encoders, so training, checkpoints and extraction take one type.
 #[derive(Module, Debug)]
 pub enum Encoder {
@@ -55,8 +63,24 @@ impl Encoder {
         self.classifier().weight.shape().dims::<2>()[0]
     }
 
-    /// The encoder's features of every image (resampled to `image_size`, the model's input
-    /// size), with the images' labels: what downstream heads are tuned on. `name` names the set.
+    /// Channels of the images the encoder takes: 1 (grey) or 3 (RGB).
+    pub fn in_channels(&self) -> usize {
+        let weight = match self {
+            Self::ResNet(m) => m.stem.weight.shape(),
+            Self::Vit(m) => m.patch_embedding.weight.shape(),
+        };
+        weight.dims::<4>()[1]
+    }
+
+    /// `images` as this encoder takes them: resampled to `image_size` square and with its
+    /// channels (grey repeated over three for a colour encoder, colour made grey for a grey one;
+    /// see [`ImageSet::with_channels`]).
+    pub fn input_images(&self, images: &ImageSet, image_size: usize) -> Result<ImageSet> {
+        images.with_channels(self.in_channels()).map(|set| set.resized(image_size, image_size))
+    }
+
+    /// The encoder's features of every image (made its input by [`Encoder::input_images`]),
+    /// with the images' labels: what downstream heads are tuned on. `name` names the set.
     pub fn extract(
         &self,
         images: &ImageSet,
@@ -64,16 +88,11 @@ impl Encoder {
         name: &str,
         device: &Device,
     ) -> Result<FeatureSet> {
-        let set = images.resized(image_size, image_size);
+        let set = self.input_images(images, image_size)?;
         let mut features = Vec::with_capacity(set.n() * self.feature_dim());
         let all: Vec<usize> = (0..set.n()).collect();
         for chunk in all.chunks(EXTRACT_BATCH) {
-            let pixels = image_batch(&set, chunk, None);
-            let x = Tensor::<4>::from_data(
-                TensorData::new(pixels, [chunk.len(), 1, image_size, image_size]),
-                device,
-            );
-            features.extend(blocking(floats(self.embed(x)))?);
+            features.extend(blocking(floats(self.embed(image_tensor(&set, chunk, device)?)))?);
         }
         let labels = set.labels().iter().map(|&l| i64::from(l)).collect();
         FeatureSet::new(name, features, self.feature_dim(), labels, Some(set.num_classes()))

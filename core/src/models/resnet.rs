@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::init::{HostInit, stable_param_ids};
 
-/// A ResNet for small greyscale images: a 3x3 stem, stages of basic blocks (the first block of
+/// A ResNet for small images (grey or RGB): a 3x3 stem, stages of basic blocks (the first block of
 /// every stage after the first halves the resolution), global average pooling to the feature
 /// vector, and a linear classifier on it.
 #[derive(Config, Debug, PartialEq)]

@@ -114,9 +114,11 @@ impl Default for PretrainConfig {
 }
 
 impl PretrainConfig {
-    /// The encoder this config describes, initialised from `seed` on the host.
+    /// The encoder this config describes for images of `in_channels` channels and
+    /// `num_classes` classes, initialised from `seed` on the host.
     pub fn init_encoder(
         &self,
+        in_channels: usize,
         num_classes: usize,
         seed: u64,
         device: &burn::tensor::Device,
@@ -125,11 +127,13 @@ impl PretrainConfig {
             ModelShape::Resnet { widths, blocks_per_stage } => Encoder::ResNet(
                 ResNetConfig::new(widths.clone(), num_classes)
                     .with_blocks_per_stage(*blocks_per_stage)
+                    .with_in_channels(in_channels)
                     .init(seed, device),
             ),
             &ModelShape::Vit { patch_size, dim, depth, heads, mlp_ratio } => Encoder::Vit(
                 VitConfig::new(self.image_size, patch_size, dim, depth, heads, num_classes)
                     .with_mlp_ratio(mlp_ratio)
+                    .with_in_channels(in_channels)
                     .init(seed, device),
             ),
         }

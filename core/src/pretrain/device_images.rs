@@ -3,7 +3,8 @@
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use rand::rngs::ChaCha8Rng;
 
-use crate::data::{AugmentConfig, ImageSet, draw_crops, image_batch};
+use crate::data::{AugmentConfig, ImageSet, PixelMap, draw_crops, image_batch};
+use crate::error::Result;
 use crate::kernels::{self, ImageLayout};
 
 /// An image set uploaded to a device once, four u8 pixels to an i32 word, so each batch moves
@@ -13,10 +14,9 @@ use crate::kernels::{self, ImageLayout};
 pub struct DeviceImages {
     packed: Tensor<1, Int>,
     host: Option<ImageSet>,
-    height: usize,
-    width: usize,
-    /// 1 / the set's largest pixel value.
-    scale: f32,
+    /// The set's first image alone: its sizes, channels, brightest value and name, which is
+    /// what a batch's pixel map needs.
+    shape: ImageSet,
 }
 
 impl DeviceImages {
@@ -27,42 +27,35 @@ impl DeviceImages {
         Self {
             packed: Tensor::from_data(TensorData::new(words, [len]), (&device, DType::I32)),
             host: crate::device::is_host(&device).then(|| images.clone()),
-            height: images.height(),
-            width: images.width(),
-            scale: 1.0 / f32::from(images.max_value()),
+            shape: images.subset(&[0]),
         }
     }
 
-    /// The images at `indices` as a `[B, 1, H, W]` tensor on the device the set lives on,
+    /// The images at `indices` as a `[B, C, H, W]` tensor on the device the set lives on,
     /// augmented when `augment` is given: the same values as [`image_batch`].
     pub fn batch(
         &self,
         indices: &[usize],
         augment: Option<(&AugmentConfig, &mut ChaCha8Rng)>,
-    ) -> Tensor<4> {
+    ) -> Result<Tensor<4>> {
         let device = self.packed.device();
+        let (h, w, c) = (self.shape.height(), self.shape.width(), self.shape.channels());
         if let Some(images) = &self.host {
-            let pixels = image_batch(images, indices, augment);
-            return Tensor::from_data(
-                TensorData::new(pixels, [indices.len(), 1, self.height, self.width]),
+            let pixels = image_batch(images, indices, augment)?;
+            return Ok(Tensor::from_data(
+                TensorData::new(pixels, [indices.len(), c, h, w]),
                 &device,
-            );
+            ));
         }
-        let (mean, std) = augment.as_ref().map_or((0.0, 1.0), |(config, _)| config.mean_std());
+        let normalize = augment.as_ref().and_then(|(config, _)| config.normalize.as_ref());
+        let map = PixelMap::new(&self.shape, normalize)?;
         let crops = draw_crops(indices, augment);
-        let layout = ImageLayout {
-            batch: indices.len(),
-            height: self.height,
-            width: self.width,
-            scale: self.scale,
-            mean,
-            inv_std: 1.0 / std,
-        };
+        let layout = ImageLayout { batch: indices.len(), height: h, width: w, map };
         let crops = Tensor::<1, Int>::from_data(
             TensorData::new(crops.clone(), [crops.len()]),
             (&device, DType::I32),
         );
-        kernels::augment_images(self.packed.clone(), crops, layout)
+        Ok(kernels::augment_images(self.packed.clone(), crops, layout))
     }
 }
 
@@ -71,38 +64,42 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+    use crate::data::Normalize;
     use crate::test_support::wgpu_or_skip;
 
-    /// Digit-like images of an odd size, so crops reach every edge and words straddle images.
-    fn images() -> ImageSet {
+    /// Images of an odd size, so crops reach every edge and words straddle images.
+    fn images(channels: usize) -> ImageSet {
         let (n, h, w) = (5, 9, 7);
-        let pixels = (0..n * h * w).map(|i| ((i * 37) % 251) as u8).collect();
-        ImageSet::new("t", h, w, pixels, vec![0; n], None).unwrap()
+        let pixels = (0..n * h * w * channels).map(|i| ((i * 37) % 251) as u8).collect();
+        ImageSet::new("t", [h, w, channels], pixels, vec![0; n], None).unwrap()
     }
 
     /// On WGPU the batch comes from nml's augmentation kernel; it equals the host path bit for
-    /// bit, with and without augmentation and normalisation.
+    /// bit, grey and colour, with and without augmentation and normalisation.
     #[test]
     fn device_batches_equal_the_host_path() {
         let Some(device) = wgpu_or_skip("device_batches_equal_the_host_path") else {
             return;
         };
-        let images = images();
-        let on_device = DeviceImages::upload(&images, &device);
-        assert!(on_device.host.is_none());
-        let config = AugmentConfig {
-            pad: 2,
-            flip: true,
-            normalize: Some(crate::data::Normalize { mean: 0.13, std: 0.31 }),
-        };
-        let indices = [4, 0, 3, 3, 1];
-        for augment in [false, true] {
-            let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(5), ChaCha8Rng::seed_from_u64(5));
-            let with = |rng| augment.then_some((&config, rng));
-            let got: Vec<f32> =
-                on_device.batch(&indices, with(&mut a)).into_data().try_to_vec::<f32>().unwrap();
-            let want = image_batch(&images, &indices, with(&mut b));
-            assert_eq!(got, want, "augment {augment}");
+        let normalize = [
+            Normalize::new(vec![0.13], vec![0.31]).unwrap(),
+            Normalize::new(vec![0.4, 0.5, 0.6], vec![0.2, 0.25, 0.3]).unwrap(),
+        ];
+        for (channels, normalize) in [1, 3].into_iter().zip(normalize) {
+            let images = images(channels);
+            let on_device = DeviceImages::upload(&images, &device);
+            assert!(on_device.host.is_none());
+            let config = AugmentConfig { pad: 2, flip: true, normalize: Some(normalize) };
+            let indices = [4, 0, 3, 3, 1];
+            for augment in [false, true] {
+                let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(5), ChaCha8Rng::seed_from_u64(5));
+                let with = |rng| augment.then_some((&config, rng));
+                let batch = on_device.batch(&indices, with(&mut a)).unwrap();
+                assert_eq!(batch.dims(), [5, channels, 9, 7]);
+                let got: Vec<f32> = batch.into_data().try_to_vec::<f32>().unwrap();
+                let want = image_batch(&images, &indices, with(&mut b)).unwrap();
+                assert_eq!(got, want, "{channels} channel(s), augment {augment}");
+            }
         }
     }
 }

@@ -137,7 +137,7 @@ fn run(
     }
     let devices: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
     let ad = devices[0].clone();
-    let num_classes = images.num_classes();
+    let (num_classes, in_channels) = (images.num_classes(), images.channels());
     let run_dir = run_dir.map(|dir| RunDir::new(dir, META_KEY));
     let plan = Plan::new(
         images.n(),
@@ -148,7 +148,7 @@ fn run(
     )
     .with_loss_scale(config.precision.loss_scale())
     .with_devices(if devices.len() > 1 { devices.clone() } else { Vec::new() });
-    let image_tower = config.init_encoder(num_classes, config.seed, &ad);
+    let image_tower = config.init_encoder(in_channels, num_classes, config.seed, &ad);
     let parallel = devices.len() > 1;
     match &config.objective {
         Objective::Supervised => {
@@ -160,7 +160,7 @@ fn run(
                               rng: &mut ChaCha8Rng|
                    -> Result<StepLoss> {
                 let device = model_device(model, &ad);
-                let x = replica_batch(&on_device, chunk, config, rng, &device, parallel);
+                let x = replica_batch(&on_device, chunk, config, rng, &device, parallel)?;
                 let labels: Vec<i64> =
                     chunk.iter().map(|&i| i64::from(train.labels()[i])).collect();
                 let y =
@@ -174,7 +174,7 @@ fn run(
                 image_tower,
                 &plan,
                 config,
-                num_classes,
+                [in_channels, num_classes],
                 Vec::new(),
                 run_dir.as_ref(),
                 step,
@@ -220,7 +220,7 @@ fn run(
                               rng: &mut ChaCha8Rng|
                    -> Result<StepLoss> {
                 let device = model_device(model, &ad);
-                let x = replica_batch(&on_device, chunk, config, rng, &device, parallel);
+                let x = replica_batch(&on_device, chunk, config, rng, &device, parallel)?;
                 let ids: Vec<i64> = chunk.iter().flat_map(|&i| tokens[i].iter().copied()).collect();
                 let t = Tensor::<2, Int>::from_data(
                     TensorData::new(ids, [chunk.len(), max_words]),
@@ -238,7 +238,7 @@ fn run(
                 model,
                 &plan,
                 config,
-                num_classes,
+                [in_channels, num_classes],
                 vocabulary.words(),
                 run_dir.as_ref(),
                 step,
@@ -265,9 +265,9 @@ fn replica_batch(
     rng: &mut ChaCha8Rng,
     device: &Device,
     parallel: bool,
-) -> Tensor<4> {
-    let x = images.batch(chunk, Some((&config.augment, rng)));
-    if parallel { x.to_device(device) } else { x }
+) -> Result<Tensor<4>> {
+    let x = images.batch(chunk, Some((&config.augment, rng)))?;
+    Ok(if parallel { x.to_device(device) } else { x })
 }
 
 /// The device a replica's parameters are on.
@@ -282,7 +282,7 @@ fn fit<M: Module>(
     mut model: M,
     plan: &Plan,
     config: &PretrainConfig,
-    num_classes: usize,
+    [in_channels, num_classes]: [usize; 2],
     vocabulary: Vec<String>,
     run_dir: Option<&RunDir>,
     step: impl AsyncFnMut(&M, &[usize], &mut ChaCha8Rng) -> Result<StepLoss>,
@@ -296,6 +296,7 @@ fn fit<M: Module>(
         let name = dir.model_path().display().to_string();
         if meta.config != *config
             || meta.num_classes != num_classes
+            || meta.in_channels != in_channels
             || meta.vocabulary != vocabulary
         {
             return Err(NmlError::format(
@@ -324,6 +325,7 @@ fn fit<M: Module>(
         let meta = CheckpointMeta {
             config: config.clone(),
             num_classes,
+            in_channels,
             epochs_done: history.len(),
             history: history.to_vec(),
             vocabulary: vocabulary.clone(),

@@ -16,12 +16,24 @@ pub const META_KEY: &str = "nml.pretrain";
 pub struct CheckpointMeta {
     pub config: PretrainConfig,
     pub num_classes: usize,
+    /// Channels of the training images (1 grey, 3 RGB). Left out for grey runs, so checkpoints
+    /// written before colour images existed read (and compare) as they were.
+    #[serde(default = "grey", skip_serializing_if = "is_grey")]
+    pub in_channels: usize,
     /// Epochs finished; the run is complete when this equals `config.epochs`.
     pub epochs_done: usize,
     pub history: Vec<EpochRecord>,
     /// The text tower's words, for contrastive runs (the embedding's size depends on them).
     #[serde(default)]
     pub vocabulary: Vec<String>,
+}
+
+fn grey() -> usize {
+    1
+}
+
+fn is_grey(channels: &usize) -> bool {
+    *channels == 1
 }
 
 /// The metadata of the run saved in `dir`, if there is one.

@@ -47,6 +47,7 @@ fn weights(model: &Encoder) -> Vec<u8> {
         &CheckpointMeta {
             config: tiny(1),
             num_classes: 10,
+            in_channels: 1,
             epochs_done: 0,
             history: vec![],
             vocabulary: vec![],
@@ -92,6 +93,44 @@ fn pretraining_learns_real_digits_and_extracts_features() {
         features.features().iter().all(|v| v.is_finite() && *v >= 0.0),
         "pooled ReLU features are non-negative"
     );
+}
+
+/// Colour end to end: an RGB set pre-trains an encoder with three input channels, its checkpoint
+/// reads back as one, and a grey set given to it is taken as its three-channel copy.
+#[test]
+fn colour_runs_save_three_channel_encoders_that_take_grey_images() {
+    let grey = mnist(300);
+    // The green channel is dimmed for odd labels, so colour carries some of the label.
+    let rgb = grey.with_channels(3).unwrap();
+    let pixels: Vec<u8> = rgb
+        .pixels()
+        .chunks_exact(rgb.image_len())
+        .zip(rgb.labels())
+        .flat_map(|(img, &label)| {
+            img.chunks_exact(3)
+                .flat_map(move |p| [p[0], if label % 2 == 1 { p[1] / 2 } else { p[1] }, p[2]])
+        })
+        .collect();
+    let colour =
+        ImageSet::new("tinted", [28, 28, 3], pixels, rgb.labels().to_vec(), Some(10)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let run = pretrain(&colour, &tiny(1), Some(dir.path()), &device, &mut ()).unwrap();
+    assert_eq!(run.model.in_channels(), 3);
+    let saved = crate::EncoderFile::in_run_dir(dir.path(), &device).unwrap();
+    assert_eq!(saved.encoder.in_channels(), 3);
+    assert_eq!(saved.pretraining.in_channels, 3);
+    let five = grey.subset(&[0, 1, 2, 3, 4]);
+    let from_grey = saved.encoder.extract(&five, 14, "grey", &device).unwrap();
+    let from_copy =
+        saved.encoder.extract(&five.with_channels(3).unwrap(), 14, "copy", &device).unwrap();
+    assert_eq!(from_grey.features(), from_copy.features());
+    // A resumed run on grey images of the same config is refused: the channels differ.
+    let err = pretrain(&grey, &tiny(1), Some(dir.path()), &device, &mut ())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("another config"), "{err}");
 }
 
 #[test]

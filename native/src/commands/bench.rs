@@ -325,7 +325,9 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
         kernels::set_wgsl_enabled(wgsl);
         let t =
             median_windowed(if wgsl { "augment-kernel" } else { "augment-composed" }, 20, || {
-                let _batch = on_gpu.batch(&indices, Some((&config, &mut rng)));
+                let _batch = on_gpu
+                    .batch(&indices, Some((&config, &mut rng)))
+                    .expect("grey images without statistics map");
                 sync(gpu);
             });
         kernels::set_wgsl_enabled(true);
@@ -333,7 +335,8 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
     };
     let (t_aug_kernel, t_aug_composed) = (time_batch(true), time_batch(false));
     let t_host = median_seconds(20, || {
-        let pixels = image_batch(&images, &indices, Some((&config, &mut rng)));
+        let pixels = image_batch(&images, &indices, Some((&config, &mut rng)))
+            .expect("grey images without statistics map");
         let _batch = Tensor::<4>::from_data(TensorData::new(pixels, [256, 1, 28, 28]), gpu);
         sync(gpu);
     });
