@@ -1,6 +1,6 @@
-// The page's Web Workers (see src/worker.rs). The first message names the build to run (the
-// page's own CPU build, with its compiled module so it is not compiled twice, or the WebGPU
-// build); jobs that arrive while it loads wait for the handler that worker_entry installs.
+// The page's Web Workers (see src/worker.rs). The first message names the page's build and hands
+// over its compiled module, so it is not compiled twice; jobs that arrive while it loads wait for
+// the handler that worker_entry installs.
 const waiting = [];
 self.onmessage = async (first) => {
   self.onmessage = (event) => waiting.push(event.data);

@@ -82,9 +82,8 @@ class Driver:
 
 
 def main():
-    for build in ("pkg", "pkg-webgpu"):
-        if not os.path.exists(os.path.join(WEB, build, "nml_web_bg.wasm")):
-            sys.exit(f"web/{build} is missing: run scripts/build-web first")
+    if not os.path.exists(os.path.join(WEB, "pkg", "nml_web_bg.wasm")):
+        sys.exit("web/pkg is missing: run scripts/build-web first")
     os.makedirs(OUT, exist_ok=True)
     web_port, driver_port = free_port(), free_port()
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(web_port), "--bind", "127.0.0.1"], cwd=WEB,
@@ -158,10 +157,9 @@ def main():
         shot = driver.s("GET", "/screenshot")
         with open(os.path.join(OUT, "page.png"), "wb") as f:
             f.write(base64.b64decode(shot))
-        for build, key in (("pkg", "wasm"), ("pkg-webgpu", "wasm_webgpu")):
-            wasm = open(os.path.join(WEB, build, "nml_web_bg.wasm"), "rb").read()
-            timings[f"{key}_bytes"] = len(wasm)
-            timings[f"{key}_gzip_bytes"] = len(gzip.compress(wasm, 9))
+        wasm = open(os.path.join(WEB, "pkg", "nml_web_bg.wasm"), "rb").read()
+        timings["wasm_bytes"] = len(wasm)
+        timings["wasm_gzip_bytes"] = len(gzip.compress(wasm, 9))
         timings["backend"] = backend
         timings["nmtune_accuracy_percent"] = accuracy
         timings["bad_file_error"] = error

@@ -86,11 +86,12 @@ async fn webgpu_device(adapter: &WebGpuAdapter) -> Result<ComputeDevice> {
 #[cfg(not(feature = "webgpu"))]
 async fn webgpu_device(_adapter: &WebGpuAdapter) -> Result<ComputeDevice> {
     Err(NmlError::Backend(
-        "this build has no WebGPU: WebGPU runs go to the worker built with it (pkg-webgpu/)".into(),
+        "this build has no WebGPU: build the page with `--features webgpu`, as scripts/build-web does"
+            .into(),
     ))
 }
 
-/// Whether [`select`] would start WebGPU: the page sends such runs to the worker built with it.
+/// Whether [`select`] would start WebGPU: the page sends such runs to its WebGPU worker.
 pub fn wants_webgpu(choice: BackendChoice, offered: Option<&WebGpuAdapter>) -> bool {
     match (choice, offered) {
         (BackendChoice::Wgpu, Some(_)) => true,

@@ -111,25 +111,22 @@ mod browser {
     use crate::analysis::{Picked, check_size, feature_set, spectrum};
     use crate::backend::wants_webgpu;
     use crate::state::{Action, Loaded, Role, Run, RunStatus, State};
-    use crate::worker::{TunerWorker, WorkerBuild};
+    use crate::worker::TunerWorker;
 
     /// The page's way to change its state.
     pub type Dispatch = UseReducerDispatcher<State>;
 
-    /// The page's workers: one on its own build for CPU runs, and one on the WebGPU build, started
-    /// when a run first wants WebGPU.
+    /// The page's workers, both on its own build: one for CPU runs, and one for WebGPU runs,
+    /// started when a run first wants WebGPU.
     #[derive(Default)]
     pub struct Workers {
         pub page: Option<TunerWorker>,
         pub webgpu: Option<TunerWorker>,
     }
 
-    pub fn spawn_worker(build: WorkerBuild, dispatch: &Dispatch) -> Option<TunerWorker> {
+    pub fn spawn_worker(dispatch: &Dispatch) -> Option<TunerWorker> {
         let replies = dispatch.clone();
-        match TunerWorker::spawn(
-            build,
-            Callback::from(move |m| replies.dispatch(Action::Worker(m))),
-        ) {
+        match TunerWorker::spawn(Callback::from(move |m| replies.dispatch(Action::Worker(m)))) {
             Ok(worker) => Some(worker),
             Err(e) => {
                 dispatch.dispatch(Action::Error(e));
@@ -249,7 +246,7 @@ mod browser {
             .collect();
         let worker = if wants_webgpu(state.backend, state.webgpu.as_ref()) {
             if workers.webgpu.is_none() {
-                workers.webgpu = spawn_worker(WorkerBuild::WebGpu, &state.dispatcher());
+                workers.webgpu = spawn_worker(&state.dispatcher());
             }
             workers.webgpu.as_ref()
         } else {

@@ -1,6 +1,7 @@
-//! Both ends of the Web Workers that train heads off the UI thread. A worker runs a build of this
-//! crate (started by `worker.js`): the page's own for CPU runs, or the one with WebGPU for WebGPU
-//! runs (`backend.rs`). The page owns a [`TunerWorker`] per build; stopping a run terminates the
+//! Both ends of the Web Workers that train heads off the UI thread. A worker runs the page's own
+//! build of this crate (started by `worker.js`, handed the page's compiled module), which has both
+//! backends: the page keeps one worker for CPU runs and starts a second for WebGPU runs
+//! (`backend.rs`), so a long run on one does not hold up the other; stopping a run terminates the
 //! workers and starts a fresh one.
 
 use nml_core::Observer;
@@ -82,15 +83,6 @@ pub fn worker_entry() {
     post(&scope, &FromWorker::Ready);
 }
 
-/// Which build of this crate a worker runs.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum WorkerBuild {
-    /// The page's own build (CPU backend), handed over already compiled.
-    Page,
-    /// The build with WebGPU (`pkg-webgpu/`), fetched when a run first asks for WebGPU.
-    WebGpu,
-}
-
 /// The page's side: a running worker and the handler of its replies.
 pub struct TunerWorker {
     worker: Worker,
@@ -98,7 +90,7 @@ pub struct TunerWorker {
 }
 
 impl TunerWorker {
-    pub fn spawn(build: WorkerBuild, on_reply: Callback<FromWorker>) -> Result<Self, String> {
+    pub fn spawn(on_reply: Callback<FromWorker>) -> Result<Self, String> {
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);
         let worker = Worker::new_with_options("worker.js", &options)
@@ -118,12 +110,8 @@ impl TunerWorker {
         let set = |key: &str, value: &JsValue| {
             js_sys::Reflect::set(&start, &JsValue::from_str(key), value).map(|_| ())
         };
-        let named = match build {
-            WorkerBuild::Page => set("script", &"./pkg/nml_web.js".into())
-                .and_then(|()| set("module", &wasm_bindgen::module())),
-            WorkerBuild::WebGpu => set("script", &"./pkg-webgpu/nml_web.js".into()),
-        };
-        named
+        set("script", &"./pkg/nml_web.js".into())
+            .and_then(|()| set("module", &wasm_bindgen::module()))
             .and_then(|()| worker.post_message(&start))
             .map_err(|e| format!("cannot start the worker's build: {e:?}"))?;
         Ok(Self { worker, _on_message: on_message })

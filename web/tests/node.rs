@@ -38,9 +38,6 @@ async fn backend_choice_follows_the_adapter() {
     assert!(!wants_webgpu(BackendChoice::Auto, Some(&software)));
     assert!(!wants_webgpu(BackendChoice::Wgpu, None));
     assert!(!wants_webgpu(BackendChoice::Cpu, Some(&hardware)));
-    // This build (the page's) has no WebGPU: a run routed here by mistake says so.
-    let err = select(BackendChoice::Wgpu, Some(&hardware)).await.err().unwrap().to_string();
-    assert!(err.contains("pkg-webgpu"), "{err}");
 }
 
 /// What a job looks like after the trip to the worker and back.

@@ -1,5 +1,5 @@
 //! nml's own GPU kernels. The WGSL sources live in `shaders/`; this module reaches them through
-//! one Burn backend extension ([`KernelBackend`], implemented for the CubeCL/WGPU backend) and
+//! one Burn backend extension (`KernelBackend`, implemented for the CubeCL/WGPU backend) and
 //! gives every caller one function per operation, on plain inputs: tensors, an
 //! [`ImageLayout`], packed bytes and [`AffineStats`]. On any other device (Burn's CPU backend, a
 //! browser without WebGPU) the same function runs its composed-ops reference from

@@ -12,7 +12,6 @@ use super::tune_panel::TunePanel;
 use crate::backend::probe_webgpu;
 use crate::io::{Workers, load_demo, spawn_worker, start_run};
 use crate::state::{Action, State};
-use crate::worker::WorkerBuild;
 
 #[function_component(App)]
 pub fn app() -> Html {
@@ -22,7 +21,7 @@ pub fn app() -> Html {
         let dispatch = state.dispatcher();
         let workers = workers.clone();
         use_effect_with((), move |_| {
-            workers.borrow_mut().page = spawn_worker(WorkerBuild::Page, &dispatch);
+            workers.borrow_mut().page = spawn_worker(&dispatch);
             let probed = dispatch.clone();
             spawn_local(async move { probed.dispatch(Action::WebGpu(probe_webgpu().await)) });
             spawn_local(load_demo(dispatch));
@@ -39,8 +38,7 @@ pub fn app() -> Html {
         let workers = workers.clone();
         Callback::from(move |_: MouseEvent| {
             // A worker busy in a training loop reads no messages: end them and start another.
-            *workers.borrow_mut() =
-                Workers { page: spawn_worker(WorkerBuild::Page, &dispatch), webgpu: None };
+            *workers.borrow_mut() = Workers { page: spawn_worker(&dispatch), webgpu: None };
             dispatch.dispatch(Action::Stop);
         })
     };
