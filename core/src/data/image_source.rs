@@ -2,8 +2,9 @@
 //! `starter:NAME`, `IMAGES.idx[.gz],LABELS.idx[.gz]`, `IMAGES.npy,LABELS.npy`,
 //! `cifar10:PATH` or `cifar100:PATH` (a CIFAR binary file, or the folder of its training files)
 //! or a folder of class subfolders; then optionally `@A..B` (images A to B-1) and any of
-//! `|rotate=DEGREES`, `|frame=INNER/OUTER`, `|grey` and `|rgb`, applied in order, e.g.
-//! `starter:mnist@8000..10000|rotate=30`.
+//! `|rotate=DEGREES`, `|frame=INNER/OUTER`, `|resize=S` (shorter side to S), `|crop=C` (centre
+//! crop), `|grey` and `|rgb`, applied in order, e.g. `starter:mnist@8000..10000|rotate=30`.
+//! `|resize=256|crop=224` is torchvision's evaluation transform.
 
 use std::fmt;
 use std::ops::Range;
@@ -55,6 +56,10 @@ pub enum ImageTransform {
     Frame { inner: usize, outer: usize },
     /// To `channels` channels (see [`ImageSet::with_channels`]): 1 is `grey`, 3 is `rgb`.
     Channels(usize),
+    /// The shorter side to this many pixels (see [`ImageSet::resized_shorter_side`]).
+    Resize(usize),
+    /// The central square of this many pixels (see [`ImageSet::center_cropped`]).
+    CenterCrop(usize),
 }
 
 impl ImageSource {
@@ -92,6 +97,8 @@ impl ImageSource {
                 ImageTransform::Rotate(degrees) => set.rotated(degrees),
                 ImageTransform::Frame { inner, outer } => set.framed(inner, outer)?,
                 ImageTransform::Channels(channels) => set.with_channels(channels)?,
+                ImageTransform::Resize(side) => set.resized_shorter_side(side),
+                ImageTransform::CenterCrop(size) => set.center_cropped(size)?,
             };
         }
         Ok(set.with_name(self.text.clone()))
@@ -155,7 +162,7 @@ impl FromStr for ImageSource {
             .map(|op| {
                 let bad = || {
                     NmlError::Invalid(format!(
-                        "{text}: cannot read {op:?}; use rotate=DEGREES, frame=INNER/OUTER, grey or rgb"
+                        "{text}: cannot read {op:?}; use rotate=DEGREES, frame=INNER/OUTER, resize=S, crop=C, grey or rgb"
                     ))
                 };
                 match op {
@@ -176,6 +183,17 @@ impl FromStr for ImageSource {
                             return Err(bad());
                         }
                         Ok(ImageTransform::Frame { inner, outer })
+                    }
+                    "resize" | "crop" => {
+                        let size: usize = arg.parse().map_err(|_| bad())?;
+                        if size == 0 || size > 4096 {
+                            return Err(bad());
+                        }
+                        Ok(if name == "resize" {
+                            ImageTransform::Resize(size)
+                        } else {
+                            ImageTransform::CenterCrop(size)
+                        })
                     }
                     _ => Err(bad()),
                 }
@@ -263,6 +281,11 @@ mod tests {
         assert_eq!((set.n(), set.channels(), set.labels()), (1, 1, &[9][..]));
         let rgb: ImageSource = "starter:sklearn-digits@0..3|rgb".parse().unwrap();
         assert_eq!(rgb.load().unwrap().channels(), 3);
+        let eval: ImageSource = "starter:opencv-digits@0..2|resize=30|crop=24".parse().unwrap();
+        let set = eval.load().unwrap();
+        assert_eq!((set.height(), set.width()), (24, 24));
+        let err = "starter:mnist@0..2|crop=40".parse::<ImageSource>().unwrap().load().unwrap_err();
+        assert!(err.to_string().contains("40 x 40 centre crop does not fit"), "{err}");
     }
 
     #[test]
@@ -270,7 +293,7 @@ mod tests {
         let err = |s: &str| s.parse::<ImageSource>().unwrap_err().to_string();
         assert!(err("starter:cifar").contains("no built-in image set \"cifar\""));
         assert!(err("starter:mnist@5..2").contains("range must be A..B"));
-        assert!(err("starter:mnist|blur=2").contains("frame=INNER/OUTER, grey or rgb"));
+        assert!(err("starter:mnist|blur=2").contains("resize=S, crop=C, grey or rgb"));
         let too_far: ImageSource = "starter:mnist@0..20000".parse().unwrap();
         assert!(too_far.load().unwrap_err().to_string().contains("B <= 10000"));
         let nowhere: ImageSource = "/no/such/folder".parse().unwrap();

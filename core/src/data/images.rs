@@ -376,6 +376,44 @@ impl ImageSet {
         }
     }
 
+    /// The images with their shorter side resampled to `side` (bilinear, as
+    /// [`ImageSet::resized`]) and the longer side in proportion, rounded down as torchvision's
+    /// `Resize(side)` does: the first half of the evaluation transform. The sizes are
+    /// torchvision's; the pixels are not where it shrinks, since it (and PIL) antialias there
+    /// and this plain bilinear does not.
+    pub fn resized_shorter_side(&self, side: usize) -> ImageSet {
+        let (h, w) = (self.height, self.width);
+        let (height, width) = if h <= w { (side, side * w / h) } else { (side * h / w, side) };
+        self.resized(height, width.max(1))
+    }
+
+    /// The central `size x size` crop of every image, placed as torchvision's `CenterCrop`
+    /// places it (the offset `(H - size) / 2` rounded half to even): the second half of the
+    /// evaluation transform. A crop larger than the images is an error.
+    pub fn center_cropped(&self, size: usize) -> Result<ImageSet> {
+        let (h, w, c) = (self.height, self.width, self.channels);
+        if size == 0 || size > h || size > w {
+            return Err(NmlError::format(
+                &self.name,
+                format!("a {size} x {size} centre crop does not fit images of {h}x{w}"),
+            ));
+        }
+        // Python's round(): an offset of k + 0.5 goes to the even one of k and k + 1.
+        let offset = |extra: usize| {
+            let half = extra / 2;
+            if extra % 2 == 1 && half % 2 == 1 { half + 1 } else { half }
+        };
+        let (top, left) = (offset(h - size), offset(w - size));
+        let mut pixels = Vec::with_capacity(self.n * size * size * c);
+        for img in self.pixels.chunks_exact(self.image_len()) {
+            for y in top..top + size {
+                let row = (y * w + left) * c;
+                pixels.extend_from_slice(&img[row..row + size * c]);
+            }
+        }
+        Ok(ImageSet { height: size, width: size, pixels, ..self.clone() })
+    }
+
     /// Each image shrunk or grown to `inner x inner` and centred on an `outer x outer` black
     /// canvas: puts digits that fill their frame (the 8x8 set) into MNIST's geometry, where a
     /// 20-pixel digit sits in a 28-pixel frame.
@@ -647,6 +685,26 @@ mod tests {
         }
         let features = colour.pixel_features().unwrap();
         assert_eq!(features.d(), 5 * 7 * 3);
+    }
+
+    #[test]
+    fn evaluation_transform_resizes_the_shorter_side_and_crops_the_centre() {
+        // 4 x 6 with value 10 * row + column, so crops show where they were taken.
+        let pixels: Vec<u8> = (0..4).flat_map(|y| (0..6).map(move |x| 10 * y + x)).collect();
+        let set = ImageSet::new("t", [4, 6, 1], pixels, vec![0], None).unwrap();
+        // Identity when the sizes already match.
+        assert_eq!(set.resized_shorter_side(4).pixels, set.pixels);
+        let tall = ImageSet::new("t", [6, 4, 1], vec![0; 24], vec![0], None).unwrap();
+        assert_eq!(
+            (tall.resized_shorter_side(2).height, tall.resized_shorter_side(2).width),
+            (3, 2)
+        );
+        assert_eq!((set.resized_shorter_side(3).height, set.resized_shorter_side(3).width), (3, 4));
+        // Offsets (4 - 3) / 2 = 0.5 and (6 - 3) / 2 = 1.5 round half to even: 0 and 2.
+        assert_eq!(set.center_cropped(3).unwrap().pixels, vec![2, 3, 4, 12, 13, 14, 22, 23, 24]);
+        // (4 - 1) / 2 = 1.5 -> 2 and (6 - 1) / 2 = 2.5 -> 2.
+        assert_eq!(set.center_cropped(1).unwrap().pixels, vec![22]);
+        assert!(set.center_cropped(5).is_err() && set.center_cropped(0).is_err());
     }
 
     #[test]

@@ -13,10 +13,19 @@ pub struct Args {
     /// by `nml tune --export`.
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Images: `starter:NAME`, `IMAGES.idx[.gz],LABELS.idx[.gz]`, `IMAGES.npy,LABELS.npy` or a
-    /// folder of class subfolders, optional `@A..B` range.
+    /// Images: `starter:NAME`, `IMAGES.idx[.gz],LABELS.idx[.gz]`, `IMAGES.npy,LABELS.npy`,
+    /// `cifar10:PATH`, `cifar100:PATH` or a folder of class subfolders, optional `@A..B` range
+    /// and `|...` transforms.
     #[arg(long)]
     data: String,
+    /// Evaluation transform, first half: the shorter side of every image to S pixels
+    /// (bilinear, aspect kept).
+    #[arg(long, value_name = "S")]
+    resize: Option<usize>,
+    /// Evaluation transform, second half: the central C x C crop. The images are then
+    /// resampled to the model's input size (nothing to do when C is that size).
+    #[arg(long, value_name = "C")]
+    crop: Option<usize>,
     /// Where to write: `set.safetensors` or `features.npy,labels.npy`.
     #[arg(long)]
     out: String,
@@ -30,7 +39,13 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let device = args.backend.device()?;
     let saved = EncoderFile::read(&args.checkpoint, &device.device)?;
-    let images = read_images(&args.data)?;
+    let mut images = read_images(&args.data)?;
+    if let Some(side) = args.resize {
+        images = images.resized_shorter_side(side);
+    }
+    if let Some(size) = args.crop {
+        images = images.center_cropped(size)?;
+    }
     let set = saved
         .encoder
         .extract(&images, saved.image_size, &args.data, &device.device)?
