@@ -76,6 +76,10 @@ impl Encoder {
     /// channels (grey repeated over three for a colour encoder, colour made grey for a grey one;
     /// see [`ImageSet::with_channels`]).
     pub fn input_images(&self, images: &ImageSet, image_size: usize) -> Result<ImageSet> {
+        // Each step copies the whole set, so the usual case (channels already right) skips one.
+        if images.channels() == self.in_channels() {
+            return Ok(images.resized(image_size, image_size));
+        }
         images.with_channels(self.in_channels()).map(|set| set.resized(image_size, image_size))
     }
 
