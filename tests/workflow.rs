@@ -757,3 +757,65 @@ fn bench_reports_every_section_it_is_asked_for() {
     assert!(!dir.join("no.md").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A torchvision ResNet-18 pre-trained by nml on noisy labels leaves as safetensors in
+/// torchvision's layout, which `nml extract --model resnet18 --weights` reads back (fed as
+/// torchvision's ImageNet models are) and which the small models cannot be exported as.
+#[test]
+fn a_standard_resnet_pretrains_exports_and_loads_as_torchvision_weights() {
+    let dir = scratch("standard");
+    let run_dir = dir.join("run");
+    let out = run(&[
+        "pretrain",
+        "--backend",
+        "cpu",
+        "--model",
+        "resnet18",
+        "--data",
+        "starter:mnist@0..256|rgb",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--noise-ratio",
+        "0.2",
+        "--out",
+        &s(&run_dir),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("realised noise"));
+    let exported = dir.join("resnet18.safetensors");
+    let model = run_dir.join("model.safetensors");
+    let out = run(&["export-model", "--checkpoint", &s(&model), "--out", &s(&exported)]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("torchvision's layout"));
+    let feats = dir.join("f.safetensors");
+    let args = ["--data", "starter:opencv-digits@0..20", "--backend", "cpu", "--out", &s(&feats)];
+    run(&[&["extract", "--model", "resnet18", "--weights", &s(&exported)][..], &args].concat());
+    let set = load_feature_set(&s(&feats)).unwrap();
+    assert_eq!((set.n(), set.d()), (20, 512));
+
+    let small = dir.join("small");
+    let tiny = ["--data", "starter:mnist@0..128", "--epochs", "1", "--widths", "4,8"];
+    run(&[&["pretrain", "--backend", "cpu", "--image-size", "14", "--out", &s(&small)][..], &tiny]
+        .concat());
+    let refused = nml()
+        .args(["export-model", "--checkpoint", &s(&small.join("model.safetensors")), "--out"])
+        .arg(dir.join("x.safetensors"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("no PyTorch counterpart"), "{err}");
+    assert!(!dir.join("x.safetensors").exists());
+    let wrong = nml()
+        .args(["extract", "--model", "resnet34", "--weights", &s(&exported)])
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("resnet18.safetensors") && err.contains("missing keys: layer1.2."),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

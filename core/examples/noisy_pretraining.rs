@@ -35,7 +35,7 @@ fn main() -> Result<()> {
             ..PretrainConfig::default()
         };
         let run = pretrain(&pretraining, &config, None, &device, &mut ())?;
-        let features = |images, name| run.model.extract(images, config.image_size, name, &device);
+        let features = |images, name| run.model.extract(images, &config.input(), name, &device);
         let (f_train, f_test, f_ood) =
             (features(&train, "train")?, features(&test, "test")?, features(&ood, "rotated")?);
         let sve = measure(&f_test, Preprocess::Paper, GramPrecision::Auto, &device)?.sve;

@@ -20,8 +20,8 @@
 //! let dir = std::env::temp_dir().join(format!("nml-doc-encoder-file-{}", std::process::id()));
 //! pretrain(&digits, &config, Some(&dir), &Device::flex(), &mut ())?;
 //! let saved = EncoderFile::read(&dir.join("model.safetensors"), &Device::flex())?;
-//! assert_eq!(saved.image_size, 8);
-//! let features = saved.encoder.extract(&digits, saved.image_size, "digits", &Device::flex())?;
+//! assert_eq!(saved.input.image_size, 8);
+//! let features = saved.encoder.extract(&digits, &saved.input, "digits", &Device::flex())?;
 //! assert_eq!((features.n(), features.d()), (1797, 8));
 //! # std::fs::remove_dir_all(&dir).ok();
 //! # Ok::<(), nml_core::NmlError>(())
@@ -33,15 +33,15 @@ use burn::tensor::Device;
 
 use crate::error::{NmlError, Result};
 use crate::finetune::{FinetuneMeta, load_merged, read_finetune_meta};
-use crate::models::{ContrastiveModel, Encoder};
+use crate::models::{ContrastiveModel, Encoder, InputTransform};
 use crate::pretrain::{CheckpointMeta, META_KEY, Objective};
 use crate::train::RunDir;
 
 /// A saved encoder and what it is.
 pub struct EncoderFile {
     pub encoder: Encoder,
-    /// The square input size the encoder was trained on; images are resampled to it.
-    pub image_size: usize,
+    /// How the encoder was fed in training, so how it must be fed now.
+    pub input: InputTransform,
     /// The pre-training run behind the encoder (for a fine-tuned model, its base's).
     pub pretraining: CheckpointMeta,
     /// Present when the encoder was fine-tuned after pre-training.
@@ -56,9 +56,10 @@ impl EncoderFile {
         let name = path.display().to_string();
         if read_finetune_meta(&bytes, &name)?.is_some() {
             let (model, meta) = load_merged(&bytes, &name, device)?;
+            let input = InputTransform { image_size: meta.image_size, ..meta.base.config.input() };
             return Ok(EncoderFile {
                 encoder: model.encoder,
-                image_size: meta.image_size,
+                input,
                 pretraining: meta.base.clone(),
                 finetuning: Some(meta),
             });
@@ -81,12 +82,7 @@ impl EncoderFile {
                 model.image
             }
         };
-        Ok(EncoderFile {
-            encoder,
-            image_size: meta.config.image_size,
-            pretraining: meta,
-            finetuning: None,
-        })
+        Ok(EncoderFile { encoder, input: meta.config.input(), pretraining: meta, finetuning: None })
     }
 
     /// The model file of a run directory.
@@ -112,7 +108,8 @@ mod tests {
     }
 
     fn embedded(encoder: &Encoder, images: &ImageSet, size: usize) -> Vec<f32> {
-        encoder.extract(images, size, "x", &Device::flex()).unwrap().features().to_vec()
+        let input = InputTransform::new(size);
+        encoder.extract(images, &input, "x", &Device::flex()).unwrap().features().to_vec()
     }
 
     /// A contrastive run's file is read as its image tower, with the run's metadata.
@@ -151,7 +148,8 @@ mod tests {
             FinetuneConfig { epochs: 1, ..FinetuneConfig::for_method(FinetuneMethod::Lora) };
         let ad = Device::flex().autodiff();
         let model = prepare(saved.encoder, 10, &config, &ad).unwrap();
-        let (tuned, _) = finetune(model, &digits(200..400), 8, &config, &ad, &mut ()).unwrap();
+        let input = InputTransform::new(8);
+        let (tuned, _) = finetune(model, &digits(200..400), &input, &config, &ad, &mut ()).unwrap();
         let meta = crate::finetune::FinetuneMeta {
             config,
             base: saved.pretraining,
@@ -160,16 +158,20 @@ mod tests {
             merged: false,
         };
         let probe = digits(400..410);
-        let x =
-            crate::models::image_tensor(&probe.resized(8, 8), &(0..10).collect::<Vec<_>>(), &ad)
-                .unwrap();
+        let x = crate::models::image_tensor(
+            &probe.resized(8, 8),
+            &(0..10).collect::<Vec<_>>(),
+            None,
+            &ad,
+        )
+        .unwrap();
         let tuned_features = blocking(floats(tuned.forward(x).0)).unwrap();
         let (merged_path, adapters_path) =
             (dir.path().join("merged.safetensors"), dir.path().join("adapters.safetensors"));
         std::fs::write(&adapters_path, trained_bytes(&tuned, &meta).unwrap()).unwrap();
         std::fs::write(&merged_path, merged_bytes(tuned, &meta).unwrap()).unwrap();
         let read = EncoderFile::read(&merged_path, &Device::flex()).unwrap();
-        assert_eq!(read.image_size, 8);
+        assert_eq!(read.input, InputTransform::new(8));
         assert!(read.finetuning.as_ref().is_some_and(|f| f.merged));
         let got = embedded(&read.encoder, &probe, 8);
         assert!(

@@ -40,6 +40,8 @@ enum Command {
     Predict(commands::predict::Args),
     /// Convert feature sets between safetensors and .npy pairs, or export pixel features of IDX images.
     Export(commands::export::Args),
+    /// An nml-trained encoder of a standard architecture as safetensors in its PyTorch library's key layout.
+    ExportModel(commands::export_model::Args),
     /// Pre-train a ResNet or ViT on images with controlled label noise (checkpoint every epoch, --resume).
     Pretrain(commands::pretrain::Args),
     /// Features of a pre-trained model for an image set, as safetensors or a .npy pair.
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Tune(args) => commands::tune::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Export(args) => commands::export::run(args),
+        Command::ExportModel(args) => commands::export_model::run(args),
         Command::Pretrain(args) => commands::pretrain::run(args),
         Command::Extract(args) => commands::extract::run(args),
         Command::Sweep(args) => commands::sweep::run(args),

@@ -178,15 +178,16 @@ pub fn draw_crops(
 }
 
 /// Pixels of the images at `indices` as a row-major `[B, C, H, W]` buffer (channels first, as
-/// convolutions take them), scaled to [0, 1]; augmented and normalised when `augment` is given
-/// (drawing from `rng`). Computed on the host; pre-training uses `pretrain::DeviceImages`,
-/// which gives the same values on the device.
+/// convolutions take them), scaled to [0, 1] and normalised by `normalize`; shifted and flipped
+/// when `augment` is given (drawing from its rng; the normalisation is the model's input, so it
+/// is passed on its own even where it comes from the same config). Computed on the host;
+/// pre-training uses `pretrain::DeviceImages`, which gives the same values on the device.
 pub fn image_batch(
     images: &ImageSet,
     indices: &[usize],
+    normalize: Option<&Normalize>,
     augment: Option<(&AugmentConfig, &mut ChaCha8Rng)>,
 ) -> Result<Vec<f32>> {
-    let normalize = augment.as_ref().and_then(|(config, _)| config.normalize.as_ref());
     let map = PixelMap::new(images, normalize)?;
     let crops = draw_crops(indices, augment);
     let (h, w, c) = (images.height() as i32, images.width() as i32, map.channels);
@@ -226,7 +227,7 @@ mod tests {
 
     #[test]
     fn plain_batch_scales_and_orders() {
-        let b = image_batch(&set(), &[1, 0], None).unwrap();
+        let b = image_batch(&set(), &[1, 0], None, None).unwrap();
         assert_eq!(b.len(), 18);
         assert!((b[0] - 90.0 / 255.0).abs() < 1e-6 && b[9] == 0.0);
     }
@@ -237,9 +238,11 @@ mod tests {
         let config = AugmentConfig { pad: 1, flip: false, normalize: None };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let mut seen = std::collections::HashSet::new();
-        let full: f32 = image_batch(&images, &[0], None).unwrap().iter().sum();
+        let full: f32 = image_batch(&images, &[0], None, None).unwrap().iter().sum();
         for _ in 0..64 {
-            let b = image_batch(&images, &[0], Some((&config, &mut rng))).unwrap();
+            let b =
+                image_batch(&images, &[0], config.normalize.as_ref(), Some((&config, &mut rng)))
+                    .unwrap();
             // Every output pixel is either zero fill or a pixel of image 0, and the sum of any
             // crop never exceeds the image's own.
             let total: f32 = b.iter().sum();
@@ -255,7 +258,7 @@ mod tests {
         // One 1 x 2 RGB image: pixel 0 is (255, 0, 51), pixel 1 is (0, 255, 102).
         let images =
             ImageSet::new("rgb", [1, 2, 3], vec![255, 0, 51, 0, 255, 102], vec![0], None).unwrap();
-        let plain = image_batch(&images, &[0], None).unwrap();
+        let plain = image_batch(&images, &[0], None, None).unwrap();
         let want = [1.0, 0.0, 0.0, 1.0, 0.2, 0.4];
         assert!(plain.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-6), "{plain:?}");
         let config = AugmentConfig {
@@ -266,7 +269,9 @@ mod tests {
         // Mirrored or not: each plane's two values are its own, normalised by its own stats.
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         for _ in 0..8 {
-            let mut b = image_batch(&images, &[0], Some((&config, &mut rng))).unwrap();
+            let mut b =
+                image_batch(&images, &[0], config.normalize.as_ref(), Some((&config, &mut rng)))
+                    .unwrap();
             for plane in b.chunks_exact_mut(2) {
                 plane.sort_by(f32::total_cmp);
             }
@@ -274,7 +279,9 @@ mod tests {
             assert!(b.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-6), "{b:?}");
         }
         let grey = AugmentConfig { normalize: Some(Normalize::imagenet()), ..config };
-        let err = image_batch(&set(), &[0], Some((&grey, &mut rng))).unwrap_err().to_string();
+        let err = image_batch(&set(), &[0], grey.normalize.as_ref(), Some((&grey, &mut rng)))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("t: images have 1 channel(s); the normalisation has 3"), "{err}");
     }
 

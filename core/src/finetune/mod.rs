@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::ImageSet;
 use crate::error::{NmlError, Result};
-use crate::models::{Encoder, HostInit, image_tensor};
+use crate::models::{Encoder, HostInit, InputTransform, image_tensor};
 use crate::readback::{blocking, ints};
 use crate::train::{
     self, EpochSums, Flow, Observer, OptimizerConfig, Plan, Shuffle, SplitOptimizer, StepLoss,
@@ -172,13 +172,13 @@ fn tensor_shape<const D: usize>(d_in: usize) -> [usize; D] {
     shape
 }
 
-/// Trains `model` (from [`prepare`], on an autodiff device) on `train`, images resampled to
-/// `image_size`, through the one training loop. Returns the model in inference mode (adapters
+/// Trains `model` (from [`prepare`], on an autodiff device) on `train`, images fed as `input`
+/// says, through the one training loop. Returns the model in inference mode (adapters
 /// not merged) and its history.
 pub fn finetune(
     model: Finetuner,
     train: &ImageSet,
-    image_size: usize,
+    input: &InputTransform,
     config: &FinetuneConfig,
     device: &Device,
     observer: &mut dyn Observer<FinetuneEpoch>,
@@ -190,7 +190,7 @@ pub fn finetune(
             train.name()
         )));
     }
-    let train = model.encoder.input_images(train, image_size)?;
+    let train = model.encoder.input_images(train, input.image_size)?;
     let ce_loss = CrossEntropyLossConfig::new().init(device);
     let adamw = OptimizerConfig::Adamw { lr: config.lr, weight_decay: config.weight_decay };
     // LoRA adapters are new parameters and train at the head's rate; a pre-trained encoder
@@ -212,7 +212,7 @@ pub fn finetune(
     );
     let step =
         async |model: &Finetuner, chunk: &[usize], rng: &mut ChaCha8Rng| -> Result<StepLoss> {
-            let x = image_tensor(&train, chunk, device)?;
+            let x = image_tensor(&train, chunk, input.normalize.as_ref(), device)?;
             let labels: Vec<i64> = chunk.iter().map(|&i| i64::from(train.labels()[i])).collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [chunk.len()]), device);
             let step_model = if config.method.uses_lora() && config.lora.dropout > 0.0 {
@@ -264,20 +264,19 @@ pub fn finetune(
     Ok((trained.model.valid(), trained.history))
 }
 
-/// Share of `images` (made the encoder's input, see [`Encoder::input_images`]) the model
-/// labels correctly.
+/// Share of `images` (fed as `input` says) the model labels correctly.
 pub fn accuracy(
     model: &Finetuner,
     images: &ImageSet,
-    image_size: usize,
+    input: &InputTransform,
     device: &Device,
 ) -> Result<f64> {
-    let set = model.encoder.input_images(images, image_size)?;
+    let set = model.encoder.input_images(images, input.image_size)?;
     let indices: Vec<usize> = (0..set.n()).collect();
     let mut correct = 0usize;
     for chunk in indices.chunks(256) {
-        let predicted =
-            blocking(ints(model.forward(image_tensor(&set, chunk, device)?).1.argmax(1)))?;
+        let x = image_tensor(&set, chunk, input.normalize.as_ref(), device)?;
+        let predicted = blocking(ints(model.forward(x).1.argmax(1)))?;
         correct += chunk
             .iter()
             .zip(&predicted)

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::data::ImageSet;
 use crate::error::{NmlError, Result};
-use crate::models::Encoder;
+use crate::models::{Encoder, InputTransform};
 use crate::train::Observer;
 
 /// Everything a fine-tuning run reports. `backend` is filled in by the caller, which owns the
@@ -56,13 +56,13 @@ fn check_labels(set: &ImageSet, num_classes: usize, train: &str) -> Result<()> {
     }
 }
 
-/// Fine-tunes `encoder` (inputs `image_size` square) on `train` by `config.method` and scores
+/// Fine-tunes `encoder` (fed as `input` says) on `train` by `config.method` and scores
 /// the result on `test` and every `ood` set. `device` is the plain compute device; training
 /// runs on its autodiff counterpart.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     encoder: Encoder,
-    image_size: usize,
+    input: &InputTransform,
     train: &ImageSet,
     test: &ImageSet,
     ood: &[(String, ImageSet)],
@@ -79,13 +79,13 @@ pub fn run(
     let autodiff = device.clone().autodiff();
     let model = prepare(encoder, num_classes, config, &autodiff)?;
     let params = count_params(&model);
-    let (model, history) = finetune(model, train, image_size, config, &autodiff, observer)?;
+    let (model, history) = finetune(model, train, input, config, &autodiff, observer)?;
     let train_seconds = started.elapsed().as_secs_f64();
     // The trained model is in inference mode: it scores on the plain device, with no graph.
-    let accuracy_id = accuracy(&model, test, image_size, device)?;
+    let accuracy_id = accuracy(&model, test, input, device)?;
     let ood = ood
         .iter()
-        .map(|(name, set)| Ok((name.clone(), accuracy(&model, set, image_size, device)?)))
+        .map(|(name, set)| Ok((name.clone(), accuracy(&model, set, input, device)?)))
         .collect::<Result<BTreeMap<_, _>>>()?;
     let report = FinetuneReport {
         method: config.method,
@@ -93,7 +93,7 @@ pub fn run(
         ood,
         params,
         config: config.clone(),
-        image_size,
+        image_size: input.image_size,
         train_samples: train.n(),
         train_seconds,
         seconds: started.elapsed().as_secs_f64(),

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 
 use super::*;
-use crate::models::VitConfig;
+use crate::models::{InputTransform, VitConfig};
 use crate::pretrain::{ModelShape, PretrainConfig, pretrain};
 
 fn mnist(range: std::ops::Range<usize>) -> ImageSet {
@@ -31,7 +31,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 fn batch(images: &ImageSet, device: &Device) -> Tensor<4> {
     let set = images.resized(14, 14);
     let idx: Vec<usize> = (0..set.n()).collect();
-    crate::models::image_tensor(&set, &idx, device).unwrap()
+    crate::models::image_tensor(&set, &idx, None, device).unwrap()
 }
 
 #[test]
@@ -52,7 +52,9 @@ fn lora_starts_equal_to_the_base_and_trains_only_adapters_and_head() {
     assert_eq!(count.trainable, 2 * (8 * (32 + 64) + 8 * (64 + 32)) + 32 * 10 + 10, "{count:?}");
     assert!(count.total > count.trainable * 3, "{count:?}");
 
-    let (tuned, _) = finetune(model, &mnist(0..200), 14, &config, &device, &mut ()).unwrap();
+    let (tuned, _) =
+        finetune(model, &mnist(0..200), &InputTransform::new(14), &config, &device, &mut ())
+            .unwrap();
     let (Encoder::Vit(old), Encoder::Vit(new)) = (&base, &tuned.encoder) else { unreachable!() };
     // Frozen: the patch embedding and the adapted weights' bases.
     assert_eq!(
@@ -90,7 +92,9 @@ fn merged_and_unmerged_give_the_same_outputs() {
         ..FinetuneConfig::for_method(FinetuneMethod::LoraNmtune)
     };
     let model = prepare(small_vit(&device), 10, &config, &device).unwrap();
-    let (tuned, _) = finetune(model, &mnist(0..200), 14, &config, &device, &mut ()).unwrap();
+    let (tuned, _) =
+        finetune(model, &mnist(0..200), &InputTransform::new(14), &config, &device, &mut ())
+            .unwrap();
     let x = batch(&mnist(300..316), &device);
     let unmerged = values(tuned.forward(x.clone()).1);
     let merged = tuned.merged();
@@ -135,7 +139,8 @@ fn short_runs_lower_the_loss_on_real_digits() {
     for method in [FinetuneMethod::Lora, FinetuneMethod::FtNmtune] {
         let config = FinetuneConfig { epochs: 3, lr: 3e-3, ..FinetuneConfig::for_method(method) };
         let model = prepare(pretrained.model.clone(), 10, &config, &ad).unwrap();
-        let (tuned, history) = finetune(model, &task, 14, &config, &ad, &mut ()).unwrap();
+        let (tuned, history) =
+            finetune(model, &task, &InputTransform::new(14), &config, &ad, &mut ()).unwrap();
         assert!(history[2].ce < history[0].ce, "{method:?}: loss did not fall: {history:?}");
         let (Encoder::Vit(old), Encoder::Vit(new)) = (&pretrained.model, &tuned.encoder) else {
             unreachable!()
@@ -145,7 +150,7 @@ fn short_runs_lower_the_loss_on_real_digits() {
             &values(new.blocks[0].mlp.fc1.weight.val()),
         );
         assert!(moved > 1e-6, "{method:?}: the encoder did not train");
-        let acc = accuracy(&tuned, &mnist(2000..2300), 14, &ad).unwrap();
+        let acc = accuracy(&tuned, &mnist(2000..2300), &InputTransform::new(14), &ad).unwrap();
         // From a ViT pre-trained for a single epoch, three short epochs only need to beat chance.
         assert!(acc > 0.12, "{method:?}: held-out accuracy {acc} (chance is 0.1)");
         println!(
@@ -206,7 +211,9 @@ fn saved_lora_holds_only_adapters_and_head_and_export_loads_back() {
     let base = meta.base.config.init_encoder(1, 10, 3, &device);
     let model = prepare(base, 10, &config, &device).unwrap();
     let trainable = count_params(&model).trainable;
-    let (tuned, _) = finetune(model, &mnist(0..128), 14, &config, &device, &mut ()).unwrap();
+    let (tuned, _) =
+        finetune(model, &mnist(0..128), &InputTransform::new(14), &config, &device, &mut ())
+            .unwrap();
 
     let saved = saved_tensors(&trained_bytes(&tuned, &meta).unwrap());
     assert_eq!(saved.iter().map(|(_, n)| n).sum::<usize>(), trainable, "{saved:?}");
@@ -246,8 +253,17 @@ fn run_scores_test_and_ood_sets_and_refuses_unknown_labels() {
         Encoder::ResNet(crate::models::ResNetConfig::new(vec![4, 8], 10).init(0, &device));
     let test = mnist(500..600);
     let ood = vec![("rotated".to_string(), test.rotated(30.0))];
-    let out =
-        run(encoder.clone(), 14, &mnist(0..300), &test, &ood, &config, &device, &mut ()).unwrap();
+    let out = run(
+        encoder.clone(),
+        &InputTransform::new(14),
+        &mnist(0..300),
+        &test,
+        &ood,
+        &config,
+        &device,
+        &mut (),
+    )
+    .unwrap();
     assert_eq!(out.report.history.len(), 1);
     // Everything trains but BatchNorm's running mean and variance: the stem's norm (4 channels),
     // block 1's two (4 each), block 2's two and its shortcut's (8 each).
@@ -265,9 +281,18 @@ fn run_scores_test_and_ood_sets_and_refuses_unknown_labels() {
         None,
     )
     .unwrap();
-    let err = run(encoder, 14, &mnist(0..300), &bad, &[], &config, &device, &mut ())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = run(
+        encoder,
+        &InputTransform::new(14),
+        &mnist(0..300),
+        &bad,
+        &[],
+        &config,
+        &device,
+        &mut (),
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("label 12 at index 3"), "{err}");
 }

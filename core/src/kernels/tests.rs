@@ -147,12 +147,12 @@ fn assert_same_as_host(device: &Device, composed: bool) {
         let config = AugmentConfig { pad: 3, flip: true, normalize: Some(normalize) };
         for augment in [false, true] {
             let (mut r1, mut r2) = (ChaCha8Rng::seed_from_u64(7), ChaCha8Rng::seed_from_u64(7));
+            let normalize = augment.then_some(config.normalize.as_ref()).flatten();
             let expected =
-                image_batch(&images, &indices, augment.then_some((&config, &mut r1))).unwrap();
-            let crops = draw_crops(&indices, augment.then_some((&config, &mut r2)));
-            let map =
-                PixelMap::new(&images, augment.then_some(config.normalize.as_ref()).flatten())
+                image_batch(&images, &indices, normalize, augment.then_some((&config, &mut r1)))
                     .unwrap();
+            let crops = draw_crops(&indices, augment.then_some((&config, &mut r2)));
+            let map = PixelMap::new(&images, normalize).unwrap();
             let layout = ImageLayout { batch: indices.len(), height: 11, width: 9, map };
             let crops = Tensor::<1, Int>::from_data(
                 TensorData::new(crops.clone(), [crops.len()]),

@@ -1,33 +1,62 @@
-//! Image encoders pre-trained on noisy labels, the CLIP-style model around them, the
-//! host-seeded initialisers they share, and the features they give downstream tasks.
+//! Image encoders pre-trained on noisy labels (nml's small ResNet and ViT for the quick study,
+//! torchvision's ResNets at real size), the CLIP-style model around them, the host-seeded
+//! initialisers they share, their weights in PyTorch's key layout, and the features they give
+//! downstream tasks.
 
 mod clip;
 mod init;
+mod input;
 mod precision;
+mod pytorch_layout;
 mod resnet;
+mod standard;
+mod torchvision_resnet;
 mod vit;
 
 pub use clip::{ContrastiveModel, TextTower};
 pub use init::{HostInit, stable_param_ids};
+pub use input::InputTransform;
 pub use precision::{ComputePrecision, compute_copy, norm_in_f32, to_dtype};
+pub use pytorch_layout::{
+    PytorchLayout, TORCHVISION_RESNET, checkpoint_shape, load_pytorch_weights, pytorch_safetensors,
+};
 pub use resnet::{BasicBlock, ResNet, ResNetConfig};
+pub use standard::StandardModel;
+pub use torchvision_resnet::{
+    Downsample, TorchvisionBlock, TorchvisionResNet, TorchvisionResNetConfig, resnet_stages,
+};
 pub use vit::{Vit, VitBlock, VitConfig, VitMlp};
+
+use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
-use crate::data::{FeatureSet, ImageSet, image_batch};
-use crate::error::Result;
+use crate::data::{FeatureSet, ImageSet, Normalize, image_batch};
+use crate::error::{NmlError, Result};
 use crate::readback::{blocking, floats};
+
+fn no_pytorch_counterpart() -> NmlError {
+    NmlError::Invalid(
+        "nml's small ResNet and ViT have no PyTorch counterpart; PyTorch weights go in and out \
+         of the standard architectures (resnet18, resnet34, resnet50, resnet101)"
+            .into(),
+    )
+}
 
 /// Images per forward pass when extracting features.
 const EXTRACT_BATCH: usize = 256;
 
-/// The images at `indices` as one `[B, C, H, W]` tensor on `device`, scaled to [0, 1], not
-/// augmented (see [`image_batch`]).
-pub fn image_tensor(images: &ImageSet, indices: &[usize], device: &Device) -> Result<Tensor<4>> {
-    let pixels = image_batch(images, indices, None)?;
+/// The images at `indices` as one `[B, C, H, W]` tensor on `device`, scaled to [0, 1] and
+/// normalised by `normalize`, not augmented (see [`image_batch`]).
+pub fn image_tensor(
+    images: &ImageSet,
+    indices: &[usize],
+    normalize: Option<&Normalize>,
+    device: &Device,
+) -> Result<Tensor<4>> {
+    let pixels = image_batch(images, indices, normalize, None)?;
     let shape = [indices.len(), images.channels(), images.height(), images.width()];
     Ok(Tensor::from_data(TensorData::new(pixels, shape), device))
 }
@@ -37,6 +66,7 @@ pub fn image_tensor(images: &ImageSet, indices: &[usize], device: &Device) -> Re
 pub enum Encoder {
     ResNet(ResNet),
     Vit(Vit),
+    TorchvisionResNet(TorchvisionResNet),
 }
 
 impl Encoder {
@@ -47,6 +77,7 @@ impl Encoder {
         let features = match self {
             Self::ResNet(m) => m.embed(images),
             Self::Vit(m) => m.embed(images),
+            Self::TorchvisionResNet(m) => m.embed(images),
         };
         to_dtype(features, DType::F32)
     }
@@ -68,6 +99,7 @@ impl Encoder {
         let weight = match self {
             Self::ResNet(m) => m.stem.weight.shape(),
             Self::Vit(m) => m.patch_embedding.weight.shape(),
+            Self::TorchvisionResNet(m) => m.conv1.weight.shape(),
         };
         weight.dims::<4>()[1]
     }
@@ -83,29 +115,60 @@ impl Encoder {
         images.with_channels(self.in_channels()).map(|set| set.resized(image_size, image_size))
     }
 
-    /// The encoder's features of every image (made its input by [`Encoder::input_images`]),
-    /// with the images' labels: what downstream heads are tuned on. `name` names the set.
+    /// The encoder's features of every image (fed to it as `input` says), with the images'
+    /// labels: what downstream heads are tuned on. `name` names the set.
     pub fn extract(
         &self,
         images: &ImageSet,
-        image_size: usize,
+        input: &InputTransform,
         name: &str,
         device: &Device,
     ) -> Result<FeatureSet> {
-        let set = self.input_images(images, image_size)?;
+        let set = self.input_images(images, input.image_size)?;
+        let normalize = input.normalize.as_ref();
         let mut features = Vec::with_capacity(set.n() * self.feature_dim());
         let all: Vec<usize> = (0..set.n()).collect();
         for chunk in all.chunks(EXTRACT_BATCH) {
-            features.extend(blocking(floats(self.embed(image_tensor(&set, chunk, device)?)))?);
+            let batch = image_tensor(&set, chunk, normalize, device)?;
+            features.extend(blocking(floats(self.embed(batch)))?);
         }
         let labels = set.labels().iter().map(|&l| i64::from(l)).collect();
         FeatureSet::new(name, features, self.feature_dim(), labels, Some(set.num_classes()))
+    }
+
+    /// The key layout of this architecture in the PyTorch library it comes from; `None` for
+    /// nml's own small encoders, which have no PyTorch counterpart.
+    pub fn pytorch_layout(&self) -> Option<&'static PytorchLayout> {
+        match self {
+            Self::TorchvisionResNet(_) => Some(&TORCHVISION_RESNET),
+            Self::ResNet(_) | Self::Vit(_) => None,
+        }
+    }
+
+    /// Loads a PyTorch checkpoint of this architecture (`.pth`, `.pt`, `.bin` or
+    /// `.safetensors`, in its library's key layout; see [`load_pytorch_weights`]).
+    pub fn load_pytorch(&mut self, path: &Path) -> Result<()> {
+        match self {
+            Self::TorchvisionResNet(m) => load_pytorch_weights(m, path, &TORCHVISION_RESNET),
+            Self::ResNet(_) | Self::Vit(_) => Err(no_pytorch_counterpart()),
+        }
+    }
+
+    /// The weights as a safetensors file in the key layout of the architecture's PyTorch
+    /// library, which its model there loads with `load_state_dict` (see
+    /// [`pytorch_safetensors`]).
+    pub fn to_pytorch_safetensors(&self, metadata: &[(&str, String)]) -> Result<Vec<u8>> {
+        match self {
+            Self::TorchvisionResNet(m) => pytorch_safetensors(m, &TORCHVISION_RESNET, metadata),
+            Self::ResNet(_) | Self::Vit(_) => Err(no_pytorch_counterpart()),
+        }
     }
 
     fn classifier(&self) -> &Linear {
         match self {
             Self::ResNet(m) => &m.classifier,
             Self::Vit(m) => &m.classifier,
+            Self::TorchvisionResNet(m) => &m.fc,
         }
     }
 
@@ -114,6 +177,7 @@ impl Encoder {
         match self {
             Self::ResNet(m) => m.stem.weight.val().dtype(),
             Self::Vit(m) => m.patch_embedding.weight.val().dtype(),
+            Self::TorchvisionResNet(m) => m.conv1.weight.val().dtype(),
         }
     }
 }

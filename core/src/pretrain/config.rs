@@ -2,7 +2,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::AugmentConfig;
 use crate::error::{NmlError, Result};
-use crate::models::{ComputePrecision, Encoder, ResNetConfig, VitConfig};
+use crate::models::{
+    ComputePrecision, Encoder, InputTransform, ResNetConfig, StandardModel, VitConfig,
+};
 use crate::noise::LabelNoise;
 use crate::train::OptimizerConfig;
 
@@ -14,6 +16,8 @@ pub enum ModelShape {
     Resnet { widths: Vec<usize>, blocks_per_stage: usize },
     /// A ViT on `patch_size` patches; `dim` is the feature dimension.
     Vit { patch_size: usize, dim: usize, depth: usize, heads: usize, mlp_ratio: usize },
+    /// A standard architecture at real size, in its PyTorch library's key layout.
+    Standard { model: StandardModel },
 }
 
 impl ModelShape {
@@ -22,6 +26,7 @@ impl ModelShape {
         match self {
             Self::Resnet { widths, .. } => widths.last().copied().unwrap_or(0),
             Self::Vit { dim, .. } => *dim,
+            Self::Standard { model } => model.feature_dim(),
         }
     }
 
@@ -136,7 +141,13 @@ impl PretrainConfig {
                     .with_in_channels(in_channels)
                     .init(seed, device),
             ),
+            ModelShape::Standard { model } => model.init(in_channels, num_classes, seed, device),
         }
+    }
+
+    /// How the trained encoder is fed: at `image_size`, normalised as in training.
+    pub fn input(&self) -> InputTransform {
+        InputTransform { image_size: self.image_size, normalize: self.augment.normalize.clone() }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -162,6 +173,7 @@ impl PretrainConfig {
                     ));
                 }
             }
+            ModelShape::Standard { .. } => {}
         }
         if self.epochs == 0 || self.batch_size < 2 || self.image_size < 4 {
             return bad(format!(

@@ -3,7 +3,7 @@
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use rand::rngs::ChaCha8Rng;
 
-use crate::data::{AugmentConfig, ImageSet, PixelMap, draw_crops, image_batch};
+use crate::data::{AugmentConfig, ImageSet, Normalize, PixelMap, draw_crops, image_batch};
 use crate::error::Result;
 use crate::kernels::{self, ImageLayout};
 
@@ -32,22 +32,22 @@ impl DeviceImages {
     }
 
     /// The images at `indices` as a `[B, C, H, W]` tensor on the device the set lives on,
-    /// augmented when `augment` is given: the same values as [`image_batch`].
+    /// normalised and augmented as [`image_batch`] does, to the same values.
     pub fn batch(
         &self,
         indices: &[usize],
+        normalize: Option<&Normalize>,
         augment: Option<(&AugmentConfig, &mut ChaCha8Rng)>,
     ) -> Result<Tensor<4>> {
         let device = self.packed.device();
         let (h, w, c) = (self.shape.height(), self.shape.width(), self.shape.channels());
         if let Some(images) = &self.host {
-            let pixels = image_batch(images, indices, augment)?;
+            let pixels = image_batch(images, indices, normalize, augment)?;
             return Ok(Tensor::from_data(
                 TensorData::new(pixels, [indices.len(), c, h, w]),
                 &device,
             ));
         }
-        let normalize = augment.as_ref().and_then(|(config, _)| config.normalize.as_ref());
         let map = PixelMap::new(&self.shape, normalize)?;
         let crops = draw_crops(indices, augment);
         let layout = ImageLayout { batch: indices.len(), height: h, width: w, map };
@@ -64,7 +64,6 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
-    use crate::data::Normalize;
     use crate::test_support::wgpu_or_skip;
 
     /// Images of an odd size, so crops reach every edge and words straddle images.
@@ -94,10 +93,11 @@ mod tests {
             for augment in [false, true] {
                 let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(5), ChaCha8Rng::seed_from_u64(5));
                 let with = |rng| augment.then_some((&config, rng));
-                let batch = on_device.batch(&indices, with(&mut a)).unwrap();
+                let normalize = augment.then_some(config.normalize.as_ref()).flatten();
+                let batch = on_device.batch(&indices, normalize, with(&mut a)).unwrap();
                 assert_eq!(batch.dims(), [5, channels, 9, 7]);
                 let got: Vec<f32> = batch.into_data().try_to_vec::<f32>().unwrap();
-                let want = image_batch(&images, &indices, with(&mut b)).unwrap();
+                let want = image_batch(&images, &indices, normalize, with(&mut b)).unwrap();
                 assert_eq!(got, want, "{channels} channel(s), augment {augment}");
             }
         }

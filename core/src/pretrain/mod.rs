@@ -266,7 +266,7 @@ fn replica_batch(
     device: &Device,
     parallel: bool,
 ) -> Result<Tensor<4>> {
-    let x = images.batch(chunk, Some((&config.augment, rng)))?;
+    let x = images.batch(chunk, config.augment.normalize.as_ref(), Some((&config.augment, rng)))?;
     Ok(if parallel { x.to_device(device) } else { x })
 }
 

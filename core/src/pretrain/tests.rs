@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 
 use super::*;
-use crate::models::ComputePrecision;
+use crate::models::{ComputePrecision, InputTransform};
 use crate::noise::LabelNoise;
 use crate::train::{Observer, OptimizerConfig};
 
@@ -86,8 +86,10 @@ fn pretraining_learns_real_digits_and_extracts_features() {
     assert_eq!(h.len(), 3);
     assert!(h[2].loss < h[0].loss, "loss did not fall: {h:?}");
     assert!(h[2].train_accuracy > 0.4, "train accuracy {h:?}");
-    let features =
-        run.model.extract(&images.subset(&[0, 1, 2, 3, 4]), 14, "five", &device).unwrap();
+    let features = run
+        .model
+        .extract(&images.subset(&[0, 1, 2, 3, 4]), &InputTransform::new(14), "five", &device)
+        .unwrap();
     assert_eq!((features.n(), features.d(), features.num_classes()), (5, 16, 10));
     assert!(
         features.features().iter().all(|v| v.is_finite() && *v >= 0.0),
@@ -121,9 +123,12 @@ fn colour_runs_save_three_channel_encoders_that_take_grey_images() {
     assert_eq!(saved.encoder.in_channels(), 3);
     assert_eq!(saved.pretraining.in_channels, 3);
     let five = grey.subset(&[0, 1, 2, 3, 4]);
-    let from_grey = saved.encoder.extract(&five, 14, "grey", &device).unwrap();
-    let from_copy =
-        saved.encoder.extract(&five.with_channels(3).unwrap(), 14, "copy", &device).unwrap();
+    let from_grey =
+        saved.encoder.extract(&five, &InputTransform::new(14), "grey", &device).unwrap();
+    let from_copy = saved
+        .encoder
+        .extract(&five.with_channels(3).unwrap(), &InputTransform::new(14), "copy", &device)
+        .unwrap();
     assert_eq!(from_grey.features(), from_copy.features());
     // A resumed run on grey images of the same config is refused: the channels differ.
     let err = pretrain(&grey, &tiny(1), Some(dir.path()), &device, &mut ())
@@ -203,7 +208,10 @@ fn a_vit_pretrains_and_extracts_too() {
     let run = pretrain(&images, &config, None, &device, &mut ()).unwrap();
     let h = &run.history;
     assert!(h[2].loss < h[0].loss, "loss did not fall: {h:?}");
-    let features = run.model.extract(&images.subset(&[0, 1, 2]), 14, "three", &device).unwrap();
+    let features = run
+        .model
+        .extract(&images.subset(&[0, 1, 2]), &InputTransform::new(14), "three", &device)
+        .unwrap();
     assert_eq!((features.n(), features.d()), (3, 32));
     let bad = PretrainConfig {
         model: ModelShape::Vit { patch_size: 5, dim: 32, depth: 2, heads: 4, mlp_ratio: 2 },
@@ -293,7 +301,10 @@ fn mixed_precision_tracks_f32() {
                 a.loss
             );
         }
-        let features = mixed.model.extract(&images.subset(&[0, 1]), 14, "two", &device).unwrap();
+        let features = mixed
+            .model
+            .extract(&images.subset(&[0, 1]), &InputTransform::new(14), "two", &device)
+            .unwrap();
         assert!(features.features().iter().all(|v| v.is_finite()));
         let bytes = weights(&mixed.model);
         let saved = safetensors::SafeTensors::deserialize(&bytes).unwrap();

@@ -17,7 +17,7 @@ use crate::data::{FeatureSet, ImageSet, ImageSource};
 use crate::error::Result;
 use crate::finetune::{self, FinetuneConfig, ParamCount};
 use crate::io::write_atomic;
-use crate::models::Encoder;
+use crate::models::{Encoder, InputTransform};
 use crate::pretrain::{EpochRecord, Pretrained, pretrain, pretrain_data_parallel, saved_run};
 use crate::spectrum::{self, GramPrecision, Preprocess, SpectrumReport};
 use crate::train::Observer;
@@ -118,7 +118,7 @@ fn features_for(
     path: &Path,
     source: &ImageSource,
     model: &Encoder,
-    image_size: usize,
+    input: &InputTransform,
     device: &Device,
 ) -> Result<FeatureSet> {
     if path.exists() {
@@ -129,7 +129,7 @@ fn features_for(
     }
     let images = source.load()?;
     let set = model
-        .extract(&images, image_size, source.as_str(), device)?
+        .extract(&images, input, source.as_str(), device)?
         .with_domain(Some(source.to_string()));
     set.write(path)?;
     Ok(set)
@@ -251,14 +251,14 @@ impl Cell<'_> {
         rows: &mut Vec<ResultRow>,
         observer: &mut dyn StudyObserver,
     ) -> Result<()> {
-        let image_size = self.run.config.image_size;
+        let input = self.run.config.input();
         let feature_dir = self.options.out.join("features").join(self.tag);
         let get = |split: &str, source: &ImageSource| {
             features_for(
                 &feature_dir.join(format!("{}-{split}.safetensors", task.name)),
                 source,
                 &self.run.model,
-                image_size,
+                &input,
                 self.device,
             )
         };
@@ -381,7 +381,7 @@ impl Cell<'_> {
                     });
                     let out = finetune::run(
                         self.run.model.clone(),
-                        image_size,
+                        &input,
                         train_images,
                         test_images,
                         ood_images,

@@ -326,7 +326,7 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
         let t =
             median_windowed(if wgsl { "augment-kernel" } else { "augment-composed" }, 20, || {
                 let _batch = on_gpu
-                    .batch(&indices, Some((&config, &mut rng)))
+                    .batch(&indices, config.normalize.as_ref(), Some((&config, &mut rng)))
                     .expect("grey images without statistics map");
                 sync(gpu);
             });
@@ -335,8 +335,9 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
     };
     let (t_aug_kernel, t_aug_composed) = (time_batch(true), time_batch(false));
     let t_host = median_seconds(20, || {
-        let pixels = image_batch(&images, &indices, Some((&config, &mut rng)))
-            .expect("grey images without statistics map");
+        let pixels =
+            image_batch(&images, &indices, config.normalize.as_ref(), Some((&config, &mut rng)))
+                .expect("grey images without statistics map");
         let _batch = Tensor::<4>::from_data(TensorData::new(pixels, [256, 1, 28, 28]), gpu);
         sync(gpu);
     });

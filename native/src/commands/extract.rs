@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use nml_core::{EncoderFile, Result};
+use nml_core::models::StandardModel;
+use nml_core::{EncoderFile, NmlError, Result};
 
 use crate::args::BackendArg;
 use crate::sets::{read_images, write_features};
@@ -11,8 +12,19 @@ use crate::sets::{read_images, write_features};
 pub struct Args {
     /// A model written by `nml pretrain` (its `model.safetensors`), or a fine-tuned one exported
     /// by `nml tune --export`.
-    #[arg(long)]
-    checkpoint: PathBuf,
+    #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
+    checkpoint: Option<PathBuf>,
+    /// A standard architecture, whose PyTorch checkpoint --weights gives.
+    #[arg(long, value_enum, requires = "weights")]
+    model: Option<StandardModel>,
+    /// A PyTorch checkpoint of --model (`.pth`, `.pt`, `.bin` or `.safetensors`, in its
+    /// library's key layout, e.g. torchvision's). Images are fed as its ImageNet training fed
+    /// them: 224 pixels (see --image-size), normalised by ImageNet's statistics.
+    #[arg(long, requires = "model")]
+    weights: Option<PathBuf>,
+    /// With --weights: the input size, if not 224.
+    #[arg(long, requires = "weights")]
+    image_size: Option<usize>,
     /// Images: `starter:NAME`, `IMAGES.idx[.gz],LABELS.idx[.gz]`, `IMAGES.npy,LABELS.npy`,
     /// `cifar10:PATH`, `cifar100:PATH` or a folder of class subfolders, optional `@A..B` range
     /// and `|...` transforms.
@@ -38,7 +50,20 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let device = args.backend.device()?;
-    let saved = EncoderFile::read(&args.checkpoint, &device.device)?;
+    let (encoder, input) = match (&args.checkpoint, args.model, &args.weights) {
+        (Some(checkpoint), _, _) => {
+            let saved = EncoderFile::read(checkpoint, &device.device)?;
+            (saved.encoder, saved.input)
+        }
+        (None, Some(model), Some(weights)) => {
+            let mut input = model.imagenet_input();
+            input.image_size = args.image_size.unwrap_or(input.image_size);
+            (model.load_pytorch(weights, &device.device)?, input)
+        }
+        _ => {
+            return Err(NmlError::Invalid("give --checkpoint, or --model with --weights".into()));
+        }
+    };
     let mut images = read_images(&args.data)?;
     if let Some(side) = args.resize {
         images = images.resized_shorter_side(side);
@@ -46,9 +71,8 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(size) = args.crop {
         images = images.center_cropped(size)?;
     }
-    let set = saved
-        .encoder
-        .extract(&images, saved.image_size, &args.data, &device.device)?
+    let set = encoder
+        .extract(&images, &input, &args.data, &device.device)?
         .with_domain(Some(args.domain.clone().unwrap_or_else(|| args.data.clone())));
     write_features(&set, &args.out)?;
     println!(

@@ -1,6 +1,7 @@
 pub mod bench;
 pub mod demo;
 pub mod export;
+pub mod export_model;
 pub mod extract;
 pub mod noise;
 pub mod predict;

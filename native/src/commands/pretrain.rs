@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use nml_core::models::ComputePrecision;
+use nml_core::models::{ComputePrecision, StandardModel};
 use nml_core::pretrain::{
     ModelShape, Objective, PretrainConfig, pretrain, pretrain_contrastive, pretrain_data_parallel,
     saved_run,
@@ -50,7 +50,9 @@ pub struct Args {
     /// With --objective contrastive: a text file with one caption per training image.
     #[arg(long)]
     captions: Option<PathBuf>,
-    /// resnet, or vit (7-pixel patches, 64 wide, 4 blocks; other sizes through --config).
+    /// resnet (nml's small one) or vit (7-pixel patches, 64 wide, 4 blocks; other sizes through
+    /// --config) for small images; resnet18, resnet34, resnet50 or resnet101 (torchvision's, in
+    /// its key layout) at real size.
     #[arg(long, value_enum)]
     model: Option<ModelKind>,
     /// Channels of each ResNet stage, e.g. 16,32,64 (the last is the feature dimension).
@@ -71,11 +73,19 @@ pub struct Args {
     devices: DevicesArg,
 }
 
-/// The encoder families `--model` names.
+/// The encoders `--model` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum ModelKind {
     Resnet,
     Vit,
+    Resnet18,
+    Resnet34,
+    Resnet50,
+    Resnet101,
+}
+
+fn standard(model: StandardModel) -> ModelShape {
+    ModelShape::Standard { model }
 }
 
 fn config(args: &Args) -> Result<PretrainConfig> {
@@ -95,13 +105,17 @@ fn config(args: &Args) -> Result<PretrainConfig> {
         Some(ModelKind::Resnet) => config.model = PretrainConfig::default().model,
         Some(ModelKind::Vit) if matches!(config.model, ModelShape::Vit { .. }) => {}
         Some(ModelKind::Vit) => config.model = ModelShape::small_vit(),
+        Some(ModelKind::Resnet18) => config.model = standard(StandardModel::Resnet18),
+        Some(ModelKind::Resnet34) => config.model = standard(StandardModel::Resnet34),
+        Some(ModelKind::Resnet50) => config.model = standard(StandardModel::Resnet50),
+        Some(ModelKind::Resnet101) => config.model = standard(StandardModel::Resnet101),
     }
     if let Some(v) = &args.widths {
         match &mut config.model {
             ModelShape::Resnet { widths, .. } => *widths = v.clone(),
-            ModelShape::Vit { .. } => {
+            ModelShape::Vit { .. } | ModelShape::Standard { .. } => {
                 return Err(NmlError::Invalid(
-                    "--widths sets a ResNet's stages; a ViT's width is `dim` in --config".into(),
+                    "--widths sets the stages of nml's small ResNet (--model resnet)".into(),
                 ));
             }
         }

@@ -351,7 +351,7 @@ fn run_head(args: &Args, method: Method) -> Result<()> {
         Some(checkpoint) => {
             let saved = EncoderFile::read(checkpoint, &device.device)?;
             let sets = specs.load(|spec| -> Result<FeatureSet> {
-                saved.encoder.extract(&read_images(spec)?, saved.image_size, spec, &device.device)
+                saved.encoder.extract(&read_images(spec)?, &saved.input, spec, &device.device)
             })?;
             eprintln!("extracted features in {:.1} s", start.elapsed().as_secs_f64());
             sets
@@ -421,10 +421,10 @@ fn run_finetune(args: &Args, method: FinetuneMethod) -> Result<()> {
     let device = args.backend.device()?;
     let saved = EncoderFile::read(checkpoint, &device.device)?;
     let Splits { train, test, ood } = specs.load(read_images)?;
-    let (encoder, image_size, meta) = (saved.encoder, saved.image_size, saved.pretraining);
+    let (encoder, input, meta) = (saved.encoder, saved.input, saved.pretraining);
     let mut bar = EpochBar::new(method.name(), config.epochs);
     let outcome =
-        finetune::run(encoder, image_size, &train, &test, &ood, &config, &device.device, &mut bar);
+        finetune::run(encoder, &input, &train, &test, &ood, &config, &device.device, &mut bar);
     bar.finish();
     let mut outcome = outcome?;
     outcome.report.backend = device.description.clone();
@@ -441,7 +441,7 @@ fn run_finetune(args: &Args, method: FinetuneMethod) -> Result<()> {
         config,
         base: meta,
         num_classes: train.num_classes(),
-        image_size,
+        image_size: input.image_size,
         merged: false,
     };
     if let Some(path) = &args.save {

@@ -1,0 +1,109 @@
+use std::fmt;
+use std::path::Path;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::pytorch_layout::checkpoint_shape;
+use super::{Encoder, InputTransform, TorchvisionResNetConfig};
+use crate::error::{NmlError, Result};
+
+/// The standard architectures nml builds in the key layout of the PyTorch library they come
+/// from, so the checkpoints people have load into them and what nml trains loads back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum StandardModel {
+    /// torchvision's `resnet18`.
+    Resnet18,
+    /// torchvision's `resnet34`.
+    Resnet34,
+    /// torchvision's `resnet50`.
+    Resnet50,
+    /// torchvision's `resnet101`.
+    Resnet101,
+}
+
+impl StandardModel {
+    pub const ALL: [StandardModel; 4] =
+        [Self::Resnet18, Self::Resnet34, Self::Resnet50, Self::Resnet101];
+
+    /// The name the PyTorch library gives it, as `--model` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Resnet18 => "resnet18",
+            Self::Resnet34 => "resnet34",
+            Self::Resnet50 => "resnet50",
+            Self::Resnet101 => "resnet101",
+        }
+    }
+
+    /// Width of its pooled features.
+    pub fn feature_dim(self) -> usize {
+        self.resnet_config(1, 1).feature_dim()
+    }
+
+    /// The input its published ImageNet weights expect: 224 pixels, ImageNet's statistics.
+    pub fn imagenet_input(self) -> InputTransform {
+        InputTransform::imagenet(224)
+    }
+
+    /// The model for images of `in_channels` channels and `num_classes` classes, initialised
+    /// from `seed` on the host.
+    pub fn init(
+        self,
+        in_channels: usize,
+        num_classes: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Encoder {
+        Encoder::TorchvisionResNet(self.resnet_config(in_channels, num_classes).init(seed, device))
+    }
+
+    /// The model with the weights of a PyTorch checkpoint (`.pth`, `.pt`, `.bin` or
+    /// `.safetensors` in the library's key layout): its class count and input channels are
+    /// read from the checkpoint's classifier and stem.
+    pub fn load_pytorch(self, path: &Path, device: &Device) -> Result<Encoder> {
+        let name = path.display().to_string();
+        let (stem, head) = ("conv1.weight", "fc.weight");
+        let shape = |key: &str| -> Result<Vec<usize>> {
+            checkpoint_shape(path, key)?.ok_or_else(|| {
+                NmlError::format(&name, format!("has no `{key}`: not a {} checkpoint", self.name()))
+            })
+        };
+        let (stem, head) = (shape(stem)?, shape(head)?);
+        let (Some(&in_channels), Some(&num_classes)) = (stem.get(1), head.first()) else {
+            return Err(NmlError::format(
+                &name,
+                format!("`conv1.weight` {stem:?} or `fc.weight` {head:?} has too few dimensions"),
+            ));
+        };
+        if !matches!(in_channels, 1 | 3) || num_classes == 0 {
+            return Err(NmlError::format(
+                &name,
+                format!(
+                    "a stem for {in_channels} channels and a head for {num_classes} classes: not an image classifier nml can use"
+                ),
+            ));
+        }
+        let mut encoder = self.init(in_channels, num_classes, 0, device);
+        encoder.load_pytorch(path)?;
+        Ok(encoder)
+    }
+
+    fn resnet_config(self, in_channels: usize, num_classes: usize) -> TorchvisionResNetConfig {
+        let depth = match self {
+            Self::Resnet18 => 18,
+            Self::Resnet34 => 34,
+            Self::Resnet50 => 50,
+            Self::Resnet101 => 101,
+        };
+        TorchvisionResNetConfig::new(depth, num_classes).with_in_channels(in_channels)
+    }
+}
+
+impl fmt::Display for StandardModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
