@@ -5,7 +5,7 @@
 //! nothing in them runs.
 use libfuzzer_sys::fuzz_target;
 use nml_core::Device;
-use nml_core::models::{ResNetConfig, TORCHVISION_RESNET, checkpoint_shape, load_pytorch_weights};
+use nml_core::models::{ResNetConfig, TORCHVISION_RESNET, checkpoint_shapes, load_pytorch_weights};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&kind, bytes)) = data.split_first() else { return };
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(&path, bytes).is_err() {
         return;
     }
-    let _ = checkpoint_shape(&path, "fc.weight");
+    let _ = checkpoint_shapes(&path, &["conv1.weight", "fc.weight"]);
     let mut model = ResNetConfig::new(vec![2], 2).init(0, &Device::flex());
     let _ = load_pytorch_weights(&mut model, &path, &TORCHVISION_RESNET);
     let _ = std::fs::remove_file(&path);

@@ -18,12 +18,12 @@ pub use init::{HostInit, stable_param_ids};
 pub use input::InputTransform;
 pub use precision::{ComputePrecision, compute_copy, norm_in_f32, to_dtype};
 pub use pytorch_layout::{
-    PytorchLayout, TORCHVISION_RESNET, checkpoint_shape, load_pytorch_weights, pytorch_safetensors,
+    PytorchLayout, TORCHVISION_RESNET, checkpoint_shapes, load_pytorch_weights, pytorch_safetensors,
 };
 pub use resnet::{BasicBlock, ResNet, ResNetConfig};
 pub use standard::StandardModel;
 pub use torchvision_resnet::{
-    Downsample, TorchvisionBlock, TorchvisionResNet, TorchvisionResNetConfig, resnet_stages,
+    Downsample, TorchvisionBlock, TorchvisionResNet, TorchvisionResNetConfig,
 };
 pub use vit::{Vit, VitBlock, VitConfig, VitMlp};
 

@@ -132,34 +132,43 @@ pub fn pytorch_safetensors<M: Module>(
     store.get_bytes().map_err(|e| failed(&e))
 }
 
-/// The shape of the tensor `key` (as PyTorch names it) in a checkpoint, `None` when it has no
-/// such tensor: how a loader learns the class count of a pretrained head or the channels of a
-/// stem before building the model.
-pub fn checkpoint_shape(path: &Path, key: &str) -> Result<Option<Vec<usize>>> {
+/// The shapes of the tensors `keys` (as PyTorch names them) in a checkpoint, `None` for a key
+/// it does not hold, read in one pass: how a loader learns the class count of a pretrained head
+/// or the channels of a stem before building the model. Keys are found as loading finds them:
+/// under a nesting `state_dict` or `model` (pickles) and behind `DataParallel`'s `module.`.
+pub fn checkpoint_shapes(path: &Path, keys: &[&str]) -> Result<Vec<Option<Vec<usize>>>> {
     let name = path.display().to_string();
     let cannot = |e: &dyn std::fmt::Display| {
         NmlError::format(&name, format!("cannot read the weights: {e}"))
     };
-    let shape = |t: Option<&burn::store::burn_pack::Tensor>| t.map(|t| t.shape.to_vec());
+    fn shapes<S: ModuleStore>(
+        store: &mut S,
+        top: &str,
+        keys: &[&str],
+    ) -> std::result::Result<Vec<Option<Vec<usize>>>, S::Error> {
+        let present = store.keys()?;
+        keys.iter()
+            .map(|key| {
+                let candidates = [format!("{top}{key}"), format!("{top}module.{key}")];
+                match candidates.into_iter().find(|c| present.contains(c)) {
+                    Some(full) => Ok(store.get_tensor(&full)?.map(|t| t.shape.to_vec())),
+                    None => Ok(None),
+                }
+            })
+            .collect()
+    }
     match WeightFile::of(path)? {
         #[cfg(target_arch = "wasm32")]
         WeightFile::Pickle => Err(pickles_native_only(&name)),
         #[cfg(not(target_arch = "wasm32"))]
         WeightFile::Pickle => {
             let mut store = PytorchStore::from_file(path);
-            let keys = store.keys().map_err(|e| cannot(&e))?;
-            let top = nesting_key(&keys).map(|top| format!("{top}.")).unwrap_or_default();
-            let Some(full) = [format!("{top}{key}"), format!("{top}module.{key}")]
-                .into_iter()
-                .find(|candidate| keys.contains(candidate))
-            else {
-                return Ok(None);
-            };
-            Ok(shape(store.get_tensor(&full).map_err(|e| cannot(&e))?))
+            let present = store.keys().map_err(|e| cannot(&e))?;
+            let top = nesting_key(&present).map(|top| format!("{top}.")).unwrap_or_default();
+            shapes(&mut store, &top, keys).map_err(|e| cannot(&e))
         }
         WeightFile::Safetensors => {
-            let mut store = SafetensorsStore::from_file(path);
-            Ok(shape(store.get_tensor(key).map_err(|e| cannot(&e))?))
+            shapes(&mut SafetensorsStore::from_file(path), "", keys).map_err(|e| cannot(&e))
         }
     }
 }
@@ -300,14 +309,15 @@ mod tests {
 
     /// A torchvision checkpoint of the formula weights, as `save_file(model.state_dict())`
     /// writes it: PyTorch's keys and shapes, with the batch norms' `num_batches_tracked`.
-    fn state_dict_bytes(case: &Case, extra: &[&str]) -> Vec<u8> {
+    fn state_dict_bytes(case: &Case, prefix: &str, extra: &[&str]) -> Vec<u8> {
         let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
         for (k, (key, shape)) in case.keys.iter().enumerate() {
             let bytes = formula(k, shape, key).iter().flat_map(|v| v.to_le_bytes()).collect();
-            tensors.push((key.clone(), Dtype::F32, shape.clone(), bytes));
+            tensors.push((format!("{prefix}{key}"), Dtype::F32, shape.clone(), bytes));
             if let Some(bn) = key.strip_suffix(".running_var") {
                 let counter = 100i64.to_le_bytes().to_vec();
-                tensors.push((format!("{bn}.num_batches_tracked"), Dtype::I64, vec![], counter));
+                let key = format!("{prefix}{bn}.num_batches_tracked");
+                tensors.push((key, Dtype::I64, vec![], counter));
             }
         }
         for key in extra {
@@ -321,7 +331,7 @@ mod tests {
 
     fn write_state_dict(dir: &tempfile::TempDir, case: &Case, extra: &[&str]) -> PathBuf {
         let path = dir.path().join("model.safetensors");
-        std::fs::write(&path, state_dict_bytes(case, extra)).unwrap();
+        std::fs::write(&path, state_dict_bytes(case, "", extra)).unwrap();
         path
     }
 
@@ -416,6 +426,11 @@ mod tests {
         std::fs::write(&garbage, b"\xff\xff\xff\xff\xff\xff\xff\x7fnot a header").unwrap();
         let err = StandardModel::Resnet18.load_pytorch(&garbage, &device).unwrap_err().to_string();
         assert!(err.contains("garbage.safetensors"), "{err}");
+        // Saved from DataParallel: every key behind `module.`, read for its shapes and weights.
+        let parallel = dir.path().join("parallel.safetensors");
+        std::fs::write(&parallel, state_dict_bytes(&case, "module.", &[])).unwrap();
+        let loaded = StandardModel::Resnet18.load_pytorch(&parallel, &device).unwrap();
+        assert_eq!(loaded.feature_dim(), 512);
         let nml_small =
             Encoder::ResNet(crate::models::ResNetConfig::new(vec![4], 2).init(0, &device));
         assert!(
@@ -433,12 +448,9 @@ mod tests {
     #[test]
     fn a_torch_save_checkpoint_is_read_through_nesting_and_prefixes() {
         let path = testdata("torchvision-resnet18-partial.pth");
-        assert_eq!(super::checkpoint_shape(&path, "fc.weight").unwrap(), Some(vec![2, 512]));
-        assert_eq!(
-            super::checkpoint_shape(&path, "conv1.weight").unwrap(),
-            Some(vec![64, 3, 7, 7])
-        );
-        assert_eq!(super::checkpoint_shape(&path, "layer1.0.conv1.weight").unwrap(), None);
+        let keys = ["fc.weight", "conv1.weight", "layer1.0.conv1.weight"];
+        let shapes = super::checkpoint_shapes(&path, &keys).unwrap();
+        assert_eq!(shapes, [Some(vec![2, 512]), Some(vec![64, 3, 7, 7]), None]);
         let err =
             StandardModel::Resnet18.load_pytorch(&path, &Device::flex()).unwrap_err().to_string();
         assert!(

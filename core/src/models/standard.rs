@@ -4,7 +4,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::pytorch_layout::checkpoint_shape;
+use super::pytorch_layout::checkpoint_shapes;
 use super::{Encoder, InputTransform, TorchvisionResNetConfig};
 use crate::error::{NmlError, Result};
 
@@ -25,9 +25,6 @@ pub enum StandardModel {
 }
 
 impl StandardModel {
-    pub const ALL: [StandardModel; 4] =
-        [Self::Resnet18, Self::Resnet34, Self::Resnet50, Self::Resnet101];
-
     /// The name the PyTorch library gives it, as `--model` takes it.
     pub fn name(self) -> &'static str {
         match self {
@@ -65,13 +62,15 @@ impl StandardModel {
     /// read from the checkpoint's classifier and stem.
     pub fn load_pytorch(self, path: &Path, device: &Device) -> Result<Encoder> {
         let name = path.display().to_string();
-        let (stem, head) = ("conv1.weight", "fc.weight");
-        let shape = |key: &str| -> Result<Vec<usize>> {
-            checkpoint_shape(path, key)?.ok_or_else(|| {
+        let keys = ["conv1.weight", "fc.weight"];
+        let shapes = checkpoint_shapes(path, &keys)?;
+        let found = |i: usize| {
+            shapes[i].clone().ok_or_else(|| {
+                let key = keys[i];
                 NmlError::format(&name, format!("has no `{key}`: not a {} checkpoint", self.name()))
             })
         };
-        let (stem, head) = (shape(stem)?, shape(head)?);
+        let (stem, head) = (found(0)?, found(1)?);
         let (Some(&in_channels), Some(&num_classes)) = (stem.get(1), head.first()) else {
             return Err(NmlError::format(
                 &name,

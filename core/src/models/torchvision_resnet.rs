@@ -24,7 +24,7 @@ pub struct TorchvisionResNetConfig {
 }
 
 /// Blocks in each of the four stages, and whether they are bottlenecks, of a ResNet `depth`.
-pub fn resnet_stages(depth: usize) -> Option<([usize; 4], bool)> {
+fn resnet_stages(depth: usize) -> Option<([usize; 4], bool)> {
     match depth {
         18 => Some(([2, 2, 2, 2], false)),
         34 => Some(([3, 4, 6, 3], false)),
