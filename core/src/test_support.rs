@@ -24,3 +24,19 @@ pub fn wgpu_or_skip(test: &str) -> Option<Device> {
         }
     }
 }
+
+/// `data/fetched/SET` (what scripts/fetch-data brings) when it is there, or `None` after saying
+/// the test is skipped; with `NML_REQUIRE_FETCHED` set (as scripts/test-all does after fetching),
+/// a missing set fails.
+pub fn fetched_or_skip(test: &str, set: &str) -> Option<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/fetched");
+    let dir = root.join(set);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("NML_REQUIRE_FETCHED").is_some() {
+        panic!("{test}: NML_REQUIRE_FETCHED is set but {} is missing", dir.display());
+    }
+    eprintln!("{test}: skipped: {} is missing (run scripts/fetch-data)", dir.display());
+    None
+}

@@ -91,6 +91,11 @@ impl StepBar {
         self.bar.set_message(message.to_string());
     }
 
+    /// Moves to step `done`.
+    pub fn set_position(&self, done: usize) {
+        self.bar.set_position(done as u64);
+    }
+
     pub fn advance(&self, message: &str) {
         self.bar.set_message(message.to_string());
         self.bar.inc(1);

@@ -21,7 +21,24 @@ pub fn write_features(set: &FeatureSet, spec: &str) -> Result<()> {
     }
 }
 
-/// Reads the image set `spec` names (see [`ImageSource`]).
+/// Says how many unreadable files a `|skip-bad` source left out, and the first few.
+fn report_skipped(images: &ImageSet) {
+    let skipped = images.skipped();
+    if skipped.is_empty() {
+        return;
+    }
+    eprintln!("{}: skipped {} unreadable files:", images.name(), skipped.len());
+    for line in skipped.iter().take(5) {
+        eprintln!("  {line}");
+    }
+    if skipped.len() > 5 {
+        eprintln!("  and {} more", skipped.len() - 5);
+    }
+}
+
+/// Reads the image set `spec` names (see [`ImageSource`]), saying what `|skip-bad` left out.
 pub fn read_images(spec: &str) -> Result<ImageSet> {
-    spec.parse::<ImageSource>()?.load()
+    let images = spec.parse::<ImageSource>()?.load()?;
+    report_skipped(&images);
+    Ok(images)
 }

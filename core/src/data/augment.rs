@@ -108,6 +108,12 @@ impl Normalize {
         Self { mean: Self::IMAGENET_MEAN.to_vec(), std: Self::IMAGENET_STD.to_vec() }
     }
 
+    /// `(x - 127) / 128` on byte values, about [-1, 1]: the input of TensorFlow's mobile
+    /// models, EfficientNet-Lite among them.
+    pub fn centered_bytes() -> Self {
+        Self { mean: vec![127.0 / 255.0], std: vec![128.0 / 255.0] }
+    }
+
     pub fn mean(&self) -> &[f32] {
         &self.mean
     }

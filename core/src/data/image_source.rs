@@ -4,7 +4,10 @@
 //! or a folder of class subfolders; then optionally `@A..B` (images A to B-1) and any of
 //! `|rotate=DEGREES`, `|frame=INNER/OUTER`, `|resize=S` (shorter side to S), `|crop=C` (centre
 //! crop), `|grey` and `|rgb`, applied in order, e.g. `starter:mnist@8000..10000|rotate=30`.
-//! `|resize=256|crop=224` is torchvision's evaluation transform.
+//! `|resize=256|crop=224` is torchvision's evaluation transform. On a folder the transforms are
+//! applied to each image as it is decoded, so photos of many sizes are cropped as themselves;
+//! `|skip-bad` leaves out files there that do not decode, and counts them (see
+//! [`ImageSet::skipped`]), where without it such a file stops the read.
 
 use std::fmt;
 use std::ops::Range;
@@ -13,7 +16,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{CifarKind, ImageSet, StarterSet};
+use super::{BadImages, CifarKind, ImageSet, StarterSet};
 use crate::error::{NmlError, Result};
 
 /// See the module documentation. Parsing checks the syntax; [`ImageSource::load`] reads the files.
@@ -24,6 +27,7 @@ pub struct ImageSource {
     origin: ImageOrigin,
     range: Option<Range<usize>>,
     transforms: Vec<ImageTransform>,
+    bad_images: BadImages,
 }
 
 /// The images a source starts from.
@@ -74,14 +78,23 @@ impl ImageSource {
     /// Reads the images, keeps the range and applies the transforms; the set is named by the
     /// source as written.
     pub fn load(&self) -> Result<ImageSet> {
-        let mut set = match &self.origin {
+        let set = match &self.origin {
             ImageOrigin::Starter(starter) => ImageSet::starter(*starter)?,
             ImageOrigin::Idx { images, labels } => ImageSet::read_idx(images, labels)?,
             ImageOrigin::Npy { images, labels } => ImageSet::read_npy(images, labels)?,
             ImageOrigin::Cifar { path, kind } => ImageSet::read_cifar(path, *kind)?,
-            ImageOrigin::Folder(dir) if dir.is_dir() => ImageSet::read_folder(dir)?,
+            ImageOrigin::Folder(dir) if dir.is_dir() => {
+                // Every transform maps images one by one, so the range can follow them.
+                let per_image = |image: ImageSet| self.transformed(image);
+                let set = ImageSet::read_folder(dir, self.bad_images, &per_image)?;
+                return Ok(self.in_range(set)?.with_name(self.text.clone()));
+            }
             ImageOrigin::Folder(_) => return Err(self.unknown_form()),
         };
+        Ok(self.transformed(self.in_range(set)?)?.with_name(self.text.clone()))
+    }
+
+    fn in_range(&self, set: ImageSet) -> Result<ImageSet> {
         if let Some(range) = &self.range {
             if range.end > set.n() {
                 return Err(NmlError::Invalid(format!(
@@ -90,8 +103,12 @@ impl ImageSource {
                     set.n()
                 )));
             }
-            set = set.subset(&range.clone().collect::<Vec<_>>());
+            return Ok(set.subset(&range.clone().collect::<Vec<_>>()));
         }
+        Ok(set)
+    }
+
+    fn transformed(&self, mut set: ImageSet) -> Result<ImageSet> {
         for transform in &self.transforms {
             set = match *transform {
                 ImageTransform::Rotate(degrees) => set.rotated(degrees),
@@ -101,7 +118,7 @@ impl ImageSource {
                 ImageTransform::CenterCrop(size) => set.center_cropped(size)?,
             };
         }
-        Ok(set.with_name(self.text.clone()))
+        Ok(set)
     }
 
     fn base_text(&self) -> &str {
@@ -158,11 +175,19 @@ impl FromStr for ImageSource {
                     })?,
             ),
         };
+        let mut bad_images = BadImages::Stop;
         let transforms = parts
+            .filter(|&op| {
+                let flag = op == "skip-bad";
+                if flag {
+                    bad_images = BadImages::Skip;
+                }
+                !flag
+            })
             .map(|op| {
                 let bad = || {
                     NmlError::Invalid(format!(
-                        "{text}: cannot read {op:?}; use rotate=DEGREES, frame=INNER/OUTER, resize=S, crop=C, grey or rgb"
+                        "{text}: cannot read {op:?}; use rotate=DEGREES, frame=INNER/OUTER, resize=S, crop=C, grey, rgb or skip-bad"
                     ))
                 };
                 match op {
@@ -199,7 +224,12 @@ impl FromStr for ImageSource {
                 }
             })
             .collect::<Result<_>>()?;
-        Ok(Self { text: text.to_string(), origin, range, transforms })
+        if bad_images == BadImages::Skip && !matches!(origin, ImageOrigin::Folder(_)) {
+            return Err(NmlError::Invalid(format!(
+                "{text}: skip-bad applies to folders of image files only"
+            )));
+        }
+        Ok(Self { text: text.to_string(), origin, range, transforms, bad_images })
     }
 }
 
@@ -236,6 +266,7 @@ impl ImageSource {
             origin: ImageOrigin::Folder(dir.to_path_buf()),
             range: None,
             transforms: Vec::new(),
+            bad_images: BadImages::Stop,
         }
     }
 }
@@ -289,11 +320,39 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_is_transformed_image_by_image_and_can_skip_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for (class, w, h) in [("tall", 6, 10), ("wide", 12, 6)] {
+            std::fs::create_dir(dir.path().join(class)).unwrap();
+            let img =
+                image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8 * 20, y as u8 * 20, 7]));
+            img.save(dir.path().join(class).join("a.png")).unwrap();
+        }
+        std::fs::write(dir.path().join("wide/b.jpg"), b"\xff\xd8 truncated").unwrap();
+        let root = dir.path().display();
+        let strict: ImageSource = format!("{root}|resize=6|crop=6").parse().unwrap();
+        let err = strict.load().unwrap_err().to_string();
+        assert!(err.contains("b.jpg") && err.contains("skip-bad"), "{err}");
+        let set = format!("{root}|skip-bad|resize=6|crop=6")
+            .parse::<ImageSource>()
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!((set.n(), set.height(), set.width(), set.skipped().len()), (2, 6, 6, 1));
+        // The wide image was cropped as itself, not squeezed into the tall one's shape first:
+        // its shorter side is 6 already, and the crop keeps columns 3..9 (red 20 per column).
+        let wide = set.subset(&[1]);
+        assert_eq!(wide.pixels()[0], 60);
+        assert_eq!(set.name(), format!("{root}|skip-bad|resize=6|crop=6"));
+    }
+
+    #[test]
     fn bad_sources_say_what_is_wrong() {
         let err = |s: &str| s.parse::<ImageSource>().unwrap_err().to_string();
         assert!(err("starter:cifar").contains("no built-in image set \"cifar\""));
         assert!(err("starter:mnist@5..2").contains("range must be A..B"));
-        assert!(err("starter:mnist|blur=2").contains("resize=S, crop=C, grey or rgb"));
+        assert!(err("starter:mnist|blur=2").contains("resize=S, crop=C, grey, rgb or skip-bad"));
+        assert!(err("starter:mnist|skip-bad").contains("folders of image files only"));
         let too_far: ImageSource = "starter:mnist@0..20000".parse().unwrap();
         assert!(too_far.load().unwrap_err().to_string().contains("B <= 10000"));
         let nowhere: ImageSource = "/no/such/folder".parse().unwrap();

@@ -21,6 +21,20 @@ pub struct ImageSet {
     labels: Vec<u32>,
     num_classes: usize,
     max_value: u8,
+    /// Files of the source left out because they did not decode (only when asked for; see
+    /// [`BadImages`]), each as `path: reason`.
+    skipped: Vec<String>,
+}
+
+/// What reading a folder does with a file in a class folder that is not a decodable PNG or
+/// JPEG (a truncated download, a stray text file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BadImages {
+    /// Stop with an error naming the file.
+    #[default]
+    Stop,
+    /// Leave it out and record it (see [`ImageSet::skipped`]).
+    Skip,
 }
 
 /// Labels as class indices; negative or absurdly large ones are errors naming the index.
@@ -129,10 +143,16 @@ impl ImageSet {
 
     /// Images from a folder holding one subfolder per class (sorted subfolder names are the
     /// classes 0, 1, ...), each with PNG or JPEG files (sorted by name): the layout of
-    /// torchvision's `ImageFolder`. The set is colour when any image is, else grey; every image
-    /// is resampled to the size of the first one. A file that does not decode is an error
-    /// naming it.
-    pub fn read_folder(dir: &Path) -> Result<Self> {
+    /// torchvision's `ImageFolder`. `per_image` is applied to each image as it is decoded (the
+    /// evaluation transform, so photos of many sizes are cropped before they are stacked);
+    /// images it leaves at different sizes are resampled to the size of the first one. The set
+    /// is colour when any image is, else grey. A file that does not decode stops the read with
+    /// its path named, or with [`BadImages::Skip`] is left out and recorded.
+    pub fn read_folder(
+        dir: &Path,
+        bad: BadImages,
+        per_image: &dyn Fn(ImageSet) -> Result<ImageSet>,
+    ) -> Result<Self> {
         let name = dir.display().to_string();
         let sorted_entries = |path: &Path| -> Result<Vec<std::path::PathBuf>> {
             let mut entries: Vec<_> = std::fs::read_dir(path)
@@ -151,14 +171,26 @@ impl ImageSet {
         }
         let (mut pixels, mut labels, mut size, mut any_colour) =
             (Vec::new(), Vec::new(), None, false);
+        let mut skipped = Vec::new();
         for (class, folder) in classes.iter().enumerate() {
-            for file in sorted_entries(folder)? {
-                let ext =
-                    file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-                if !matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
-                    continue;
-                }
-                let one = ImageSet::decode(&read_file(&file)?, &file.display().to_string())?;
+            for file in sorted_entries(folder)?.into_iter().filter(|f| !f.is_dir()) {
+                let file_name = file.display().to_string();
+                let one = match ImageSet::decode(&read_file(&file)?, &file_name) {
+                    Ok(one) => per_image(one)?,
+                    Err(e) if bad == BadImages::Skip => {
+                        skipped.push(e.to_string());
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(NmlError::format(
+                            &file_name,
+                            format!(
+                                "{} (add |skip-bad to the source to leave such files out and count them)",
+                                e.to_string().trim_start_matches(&format!("{file_name}: "))
+                            ),
+                        ));
+                    }
+                };
                 any_colour |= one.channels == 3;
                 // Held as RGB until the whole folder is seen; a grey image's three channels
                 // are equal, so keeping one of them later gives its grey values back.
@@ -174,7 +206,16 @@ impl ImageSet {
             pixels = pixels.iter().step_by(3).copied().collect();
         }
         let channels = if any_colour { 3 } else { 1 };
-        Self::new(&name, [height, width, channels], pixels, labels, Some(classes.len()))
+        let mut set =
+            Self::new(&name, [height, width, channels], pixels, labels, Some(classes.len()))?;
+        set.skipped = skipped;
+        Ok(set)
+    }
+
+    /// Files of the source left out as unreadable, each as `path: reason` (empty unless the
+    /// source asked to skip them).
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
     }
 
     /// One PNG or JPEG image (label 0), grey when the file is (grey or grey with alpha), else
@@ -246,6 +287,7 @@ impl ImageSet {
             num_classes,
             // 8x8 digits top out at 16; anything brighter than that is an 8-bit image.
             max_value: if brightest <= 16 { 16 } else { 255 },
+            skipped: Vec::new(),
         })
     }
 
@@ -500,6 +542,7 @@ impl ImageSet {
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             num_classes: self.num_classes,
             max_value: self.max_value,
+            skipped: self.skipped.clone(),
         }
     }
 
@@ -553,6 +596,7 @@ mod tests {
             labels: vec![0],
             num_classes: 1,
             max_value: 255,
+            skipped: Vec::new(),
         }
     }
 
@@ -626,8 +670,8 @@ mod tests {
                 img.save(dir.path().join(class).join(format!("{k}.png"))).unwrap();
             }
         }
-        std::fs::write(dir.path().join("dog/notes.txt"), "ignored").unwrap();
-        let grey = ImageSet::read_folder(dir.path()).unwrap();
+        let read = |bad| ImageSet::read_folder(dir.path(), bad, &Ok);
+        let grey = read(BadImages::Stop).unwrap();
         assert_eq!((grey.n, grey.height, grey.width, grey.channels), (4, 4, 6, 1));
         assert_eq!((grey.labels.clone(), grey.num_classes), (vec![0, 0, 1, 1], 2));
         assert_eq!(grey.pixels[0], 10);
@@ -637,7 +681,7 @@ mod tests {
         image::RgbImage::from_pixel(12, 8, image::Rgb([250, 20, 120]))
             .save(dir.path().join("dog/2.jpg"))
             .unwrap();
-        let colour = ImageSet::read_folder(dir.path()).unwrap();
+        let colour = read(BadImages::Stop).unwrap();
         assert_eq!((colour.n, colour.channels, colour.image_len()), (5, 3, 72));
         assert_eq!(colour.with_channels(1).unwrap().pixels[..96], grey.pixels[..]);
         assert_eq!(&colour.image(0)[..3], &[10, 10, 10]);
@@ -647,12 +691,29 @@ mod tests {
             assert!(got.abs_diff(want) <= 12, "{:?}", &jpeg[..3]);
         }
 
+        // A broken image and a stray file stop the read by name, or are left out and counted.
         std::fs::write(dir.path().join("cat/broken.png"), b"\x89PNG not really").unwrap();
-        let err = ImageSet::read_folder(dir.path()).unwrap_err().to_string();
+        std::fs::write(dir.path().join("dog/notes.txt"), "not an image").unwrap();
+        let err = read(BadImages::Stop).unwrap_err().to_string();
         assert!(err.contains("broken.png") && err.contains("cannot decode"), "{err}");
+        assert!(err.contains("skip-bad"), "{err}");
+        let skipping = read(BadImages::Skip).unwrap();
+        assert_eq!(skipping.pixels, colour.pixels);
+        assert_eq!(skipping.skipped().len(), 2, "{:?}", skipping.skipped());
+        assert!(skipping.skipped()[0].contains("broken.png"), "{:?}", skipping.skipped());
+        assert!(skipping.skipped()[1].contains("notes.txt"), "{:?}", skipping.skipped());
+        assert!(colour.skipped().is_empty());
+
+        // A transform for each image as it is read: a centre crop of the 12x8 JPEG keeps its
+        // middle instead of squeezing the whole photo into the first image's size.
+        let cropped = ImageSet::read_folder(dir.path(), BadImages::Skip, &|one: ImageSet| {
+            one.center_cropped(4)
+        })
+        .unwrap();
+        assert_eq!((cropped.n, cropped.height, cropped.width), (5, 4, 4));
         let empty = tempfile::tempdir().unwrap();
         assert!(
-            ImageSet::read_folder(empty.path())
+            ImageSet::read_folder(empty.path(), BadImages::Stop, &Ok)
                 .unwrap_err()
                 .to_string()
                 .contains("no class subfolders")

@@ -16,7 +16,7 @@ pub use augment::{AugmentConfig, Normalize, PixelMap, draw_crops, image_batch};
 pub use cifar::CifarKind;
 pub use feature_set::FeatureSet;
 pub use image_source::{ImageOrigin, ImageSource, ImageTransform};
-pub use images::ImageSet;
+pub use images::{BadImages, ImageSet};
 pub use starter::StarterSet;
 pub use vocabulary::Vocabulary;
 
@@ -79,7 +79,13 @@ impl FeatureSet {
 
     /// The set as safetensors bytes (f32 features, i64 labels, metadata).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        safetensors_file::write_feature_set(self)
+        safetensors_file::write_feature_set(self, None)
+    }
+
+    /// Writes the set to a safetensors file, atomically, with a classifier's outputs for its
+    /// rows as a `logits` tensor `[N, classes]` beside the features.
+    pub fn write_with_logits(&self, path: &Path, logits: &[f32], classes: usize) -> Result<()> {
+        write_atomic(path, &safetensors_file::write_feature_set(self, Some((logits, classes)))?)
     }
 
     /// Writes the set to a safetensors file, atomically.

@@ -1,6 +1,7 @@
 //! Feature sets as safetensors files: tensors `features` `[N, D]` (f32, f64, f16 or bf16) and
 //! `labels` `[N]` (i64, i32 or u8), with optional metadata `class_names` (a JSON list of strings),
-//! `domain` and `num_classes`.
+//! `domain` and `num_classes`. A pretrained classifier's outputs may ride along as `logits`
+//! `[N, K]` (f32), which readers of the set leave alone.
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use crate::error::{NmlError, Result};
 
 const FEATURES: &str = "features";
 const LABELS: &str = "labels";
+const LOGITS: &str = "logits";
 
 fn decode_floats(view: &TensorView<'_>, name: &str) -> Result<Vec<f32>> {
     let bytes = view.data();
@@ -109,12 +111,15 @@ pub fn read_feature_set(bytes: &[u8], name: &str) -> Result<FeatureSet> {
         .map(|set| set.with_domain(meta.get("domain").cloned()))
 }
 
-/// Serialises a feature set (f32 features, i64 labels, metadata) to safetensors bytes.
-pub fn write_feature_set(set: &FeatureSet) -> Result<Vec<u8>> {
+/// Serialises a feature set (f32 features, i64 labels, metadata) to safetensors bytes, with
+/// `logits` (`[N, K]` row-major, K given) as a third tensor when there are some.
+pub fn write_feature_set(set: &FeatureSet, logits: Option<(&[f32], usize)>) -> Result<Vec<u8>> {
     let feature_bytes: Vec<u8> = set.features().iter().flat_map(|v| v.to_le_bytes()).collect();
     let label_bytes: Vec<u8> =
         set.labels().iter().flat_map(|&l| i64::from(l).to_le_bytes()).collect();
-    let views = [
+    let logit_bytes: Vec<u8> =
+        logits.iter().flat_map(|(values, _)| values.iter().flat_map(|v| v.to_le_bytes())).collect();
+    let mut views = vec![
         (
             FEATURES,
             TensorView::new(Dtype::F32, vec![set.n(), set.d()], &feature_bytes)
@@ -122,6 +127,16 @@ pub fn write_feature_set(set: &FeatureSet) -> Result<Vec<u8>> {
         ),
         (LABELS, TensorView::new(Dtype::I64, vec![set.n()], &label_bytes).expect("sizes agree")),
     ];
+    if let Some((values, classes)) = logits {
+        let view =
+            TensorView::new(Dtype::F32, vec![set.n(), classes], &logit_bytes).map_err(|_| {
+                NmlError::format(
+                    set.name(),
+                    format!("{} logits are not {} rows of {classes}", values.len(), set.n()),
+                )
+            })?;
+        views.push((LOGITS, view));
+    }
     let mut meta = HashMap::new();
     meta.insert("num_classes".to_string(), set.num_classes().to_string());
     if !set.class_names().is_empty() {
@@ -152,7 +167,7 @@ mod tests {
     #[test]
     fn round_trip_keeps_everything() {
         let set = sample();
-        let back = read_feature_set(&write_feature_set(&set).unwrap(), "s").unwrap();
+        let back = read_feature_set(&write_feature_set(&set, None).unwrap(), "s").unwrap();
         assert_eq!(back, set);
     }
 

@@ -30,16 +30,44 @@ impl HostInit {
         padding: usize,
         device: &Device,
     ) -> Conv2d {
+        let padding = PaddingConfig2d::Explicit(padding, padding, padding, padding);
+        self.kaiming_conv2d(channels, kernel, stride, padding, 1, device)
+    }
+
+    /// As [`HostInit::conv2d`], padded as TensorFlow's "SAME" (the output `ceil(input /
+    /// stride)`, the odd pixel of padding at the bottom and right: asymmetric at stride 2) and in
+    /// `groups` groups (`groups` = channels: depthwise).
+    pub fn tf_same_conv2d(
+        &mut self,
+        channels: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        groups: usize,
+        device: &Device,
+    ) -> Conv2d {
+        self.kaiming_conv2d(channels, kernel, stride, PaddingConfig2d::Same, groups, device)
+    }
+
+    fn kaiming_conv2d(
+        &mut self,
+        channels: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        padding: PaddingConfig2d,
+        groups: usize,
+        device: &Device,
+    ) -> Conv2d {
         let [c_in, c_out] = channels;
-        let fan_in = c_in * kernel * kernel;
+        let fan_in = c_in / groups * kernel * kernel;
         let weight = self.uniform(c_out * fan_in, (6.0 / fan_in as f32).sqrt());
         let mut conv = Conv2dConfig::new(channels, [kernel, kernel])
             .with_stride([stride, stride])
-            .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+            .with_padding(padding)
+            .with_groups(groups)
             .with_bias(false)
             .init(device);
         conv.weight = Param::from_tensor(Tensor::from_data(
-            TensorData::new(weight, [c_out, c_in, kernel, kernel]),
+            TensorData::new(weight, [c_out, c_in / groups, kernel, kernel]),
             device,
         ));
         conv

@@ -1,9 +1,10 @@
 //! Image encoders pre-trained on noisy labels (nml's small ResNet and ViT for the quick study,
-//! torchvision's ResNets at real size), the CLIP-style model around them, the host-seeded
+//! torchvision's ResNets and EfficientNet-Lite0 at real size), the CLIP-style model around them, the host-seeded
 //! initialisers they share, their weights in PyTorch's key layout, and the features they give
 //! downstream tasks.
 
 mod clip;
+mod efficientnet_lite;
 mod init;
 mod input;
 mod precision;
@@ -14,11 +15,13 @@ mod torchvision_resnet;
 mod vit;
 
 pub use clip::{ContrastiveModel, TextTower};
+pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig, MbConvBlock};
 pub use init::{HostInit, stable_param_ids};
 pub use input::InputTransform;
 pub use precision::{ComputePrecision, compute_copy, norm_in_f32, to_dtype};
 pub use pytorch_layout::{
-    PytorchLayout, TORCHVISION_RESNET, checkpoint_shapes, load_pytorch_weights, pytorch_safetensors,
+    EFFICIENTNET_LITE, PytorchLayout, TORCHVISION_RESNET, checkpoint_shapes, load_pytorch_weights,
+    pytorch_safetensors,
 };
 pub use resnet::{BasicBlock, ResNet, ResNetConfig};
 pub use standard::StandardModel;
@@ -40,9 +43,18 @@ use crate::readback::{blocking, floats};
 fn no_pytorch_counterpart() -> NmlError {
     NmlError::Invalid(
         "nml's small ResNet and ViT have no PyTorch counterpart; PyTorch weights go in and out \
-         of the standard architectures (resnet18, resnet34, resnet50, resnet101)"
+         of the standard architectures (resnet18, resnet34, resnet50, resnet101, efficientnet-lite0)"
             .into(),
     )
+}
+
+/// The mean of each channel over the image: a convolutional encoder's pooled features.
+///
+/// # Shapes
+/// `[B, C, H, W]` -> `[B, C]`.
+fn global_average_pool(h: Tensor<4>) -> Tensor<2> {
+    let [b, c, _, _] = h.dims();
+    h.mean_dim(3).mean_dim(2).reshape([b, c])
 }
 
 /// Images per forward pass when extracting features.
@@ -61,12 +73,31 @@ pub fn image_tensor(
     Ok(Tensor::from_data(TensorData::new(pixels, shape), device))
 }
 
+/// What [`Encoder::extract_with`] is asked for besides the features.
+pub struct ExtractRequest<'a> {
+    /// Also the classifier's outputs.
+    pub logits: bool,
+    /// Called after every batch with the images done and the total.
+    pub progress: &'a mut dyn FnMut(usize, usize),
+}
+
+/// Features of an image set, and the classifier's logits (`[N, num_classes]` row-major) when
+/// they were asked for.
+pub struct Extracted {
+    pub features: FeatureSet,
+    pub logits: Option<Vec<f32>>,
+}
+
 /// Any of the encoders, so training, checkpoints and extraction take one type.
+// A process holds a handful of encoders, so their size does not matter; boxing the large ones
+// is not open to us, as Burn's `Module` is not implemented for `Box`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Encoder {
     ResNet(ResNet),
     Vit(Vit),
     TorchvisionResNet(TorchvisionResNet),
+    EfficientNetLite(EfficientNetLite),
 }
 
 impl Encoder {
@@ -78,14 +109,20 @@ impl Encoder {
             Self::ResNet(m) => m.embed(images),
             Self::Vit(m) => m.embed(images),
             Self::TorchvisionResNet(m) => m.embed(images),
+            Self::EfficientNetLite(m) => m.embed(images),
         };
         to_dtype(features, DType::F32)
     }
 
     /// Class logits, in f32.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.classify(self.embed(images))
+    }
+
+    /// The classifier's logits of features [`Encoder::embed`] gave, in f32.
+    fn classify(&self, features: Tensor<2>) -> Tensor<2> {
         let classifier = self.classifier();
-        let features = to_dtype(self.embed(images), classifier.weight.val().dtype());
+        let features = to_dtype(features, classifier.weight.val().dtype());
         to_dtype(classifier.forward(features), DType::F32)
     }
 
@@ -100,6 +137,7 @@ impl Encoder {
             Self::ResNet(m) => m.stem.weight.shape(),
             Self::Vit(m) => m.patch_embedding.weight.shape(),
             Self::TorchvisionResNet(m) => m.conv1.weight.shape(),
+            Self::EfficientNetLite(m) => m.conv_stem.weight.shape(),
         };
         weight.dims::<4>()[1]
     }
@@ -124,16 +162,43 @@ impl Encoder {
         name: &str,
         device: &Device,
     ) -> Result<FeatureSet> {
+        let request = ExtractRequest { logits: false, progress: &mut |_, _| {} };
+        Ok(self.extract_with(images, input, name, request, device)?.features)
+    }
+
+    /// [`Encoder::extract`], with the classifier's outputs too if asked for, reporting
+    /// progress after every batch.
+    pub fn extract_with(
+        &self,
+        images: &ImageSet,
+        input: &InputTransform,
+        name: &str,
+        request: ExtractRequest<'_>,
+        device: &Device,
+    ) -> Result<Extracted> {
         let set = self.input_images(images, input.image_size)?;
         let normalize = input.normalize.as_ref();
         let mut features = Vec::with_capacity(set.n() * self.feature_dim());
+        let mut logits = Vec::new();
         let all: Vec<usize> = (0..set.n()).collect();
         for chunk in all.chunks(EXTRACT_BATCH) {
             let batch = image_tensor(&set, chunk, normalize, device)?;
-            features.extend(blocking(floats(self.embed(batch)))?);
+            let embedded = self.embed(batch);
+            if request.logits {
+                logits.extend(blocking(floats(self.classify(embedded.clone())))?);
+            }
+            features.extend(blocking(floats(embedded))?);
+            (request.progress)(features.len() / self.feature_dim(), set.n());
         }
         let labels = set.labels().iter().map(|&l| i64::from(l)).collect();
-        FeatureSet::new(name, features, self.feature_dim(), labels, Some(set.num_classes()))
+        let features =
+            FeatureSet::new(name, features, self.feature_dim(), labels, Some(set.num_classes()))?;
+        Ok(Extracted { features, logits: request.logits.then_some(logits) })
+    }
+
+    /// Classes of the encoder's classifier.
+    pub fn num_classes(&self) -> usize {
+        self.classifier().weight.shape().dims::<2>()[1]
     }
 
     /// The key layout of this architecture in the PyTorch library it comes from; `None` for
@@ -141,6 +206,7 @@ impl Encoder {
     pub fn pytorch_layout(&self) -> Option<&'static PytorchLayout> {
         match self {
             Self::TorchvisionResNet(_) => Some(&TORCHVISION_RESNET),
+            Self::EfficientNetLite(_) => Some(&EFFICIENTNET_LITE),
             Self::ResNet(_) | Self::Vit(_) => None,
         }
     }
@@ -150,6 +216,7 @@ impl Encoder {
     pub fn load_pytorch(&mut self, path: &Path) -> Result<()> {
         match self {
             Self::TorchvisionResNet(m) => load_pytorch_weights(m, path, &TORCHVISION_RESNET),
+            Self::EfficientNetLite(m) => load_pytorch_weights(m, path, &EFFICIENTNET_LITE),
             Self::ResNet(_) | Self::Vit(_) => Err(no_pytorch_counterpart()),
         }
     }
@@ -160,6 +227,7 @@ impl Encoder {
     pub fn to_pytorch_safetensors(&self, metadata: &[(&str, String)]) -> Result<Vec<u8>> {
         match self {
             Self::TorchvisionResNet(m) => pytorch_safetensors(m, &TORCHVISION_RESNET, metadata),
+            Self::EfficientNetLite(m) => pytorch_safetensors(m, &EFFICIENTNET_LITE, metadata),
             Self::ResNet(_) | Self::Vit(_) => Err(no_pytorch_counterpart()),
         }
     }
@@ -169,6 +237,7 @@ impl Encoder {
             Self::ResNet(m) => &m.classifier,
             Self::Vit(m) => &m.classifier,
             Self::TorchvisionResNet(m) => &m.fc,
+            Self::EfficientNetLite(m) => &m.fc,
         }
     }
 
@@ -178,6 +247,7 @@ impl Encoder {
             Self::ResNet(m) => m.stem.weight.val().dtype(),
             Self::Vit(m) => m.patch_embedding.weight.val().dtype(),
             Self::TorchvisionResNet(m) => m.conv1.weight.val().dtype(),
+            Self::EfficientNetLite(m) => m.conv_stem.weight.val().dtype(),
         }
     }
 }

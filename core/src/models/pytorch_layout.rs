@@ -1,5 +1,5 @@
 //! Weights in the key layout of the PyTorch library an architecture comes from (torchvision for
-//! the ResNets), so the checkpoints people have load as they are and what nml trains loads back
+//! the ResNets, efficientnet-lite-pytorch for EfficientNet-Lite), so the checkpoints people have load as they are and what nml trains loads back
 //! into PyTorch with `load_state_dict`.
 //!
 //! Reading goes through burn-store: `.pth`/`.pt`/`.bin` pickles with its `PytorchStore` (which
@@ -36,6 +36,26 @@ pub struct PytorchLayout {
 pub const TORCHVISION_RESNET: PytorchLayout = PytorchLayout {
     library: "torchvision",
     renames: &[(".downsample.0.", ".downsample.conv."), (".downsample.1.", ".downsample.bn.")],
+    ignored_suffixes: &["num_batches_tracked"],
+};
+
+/// The layout of `efficientnet-lite-pytorch` (after lukemelas' EfficientNet-PyTorch), which
+/// starts every module's name with an underscore (`_blocks.3._depthwise_conv.weight`): nml's
+/// names are the same without it.
+pub const EFFICIENTNET_LITE: PytorchLayout = PytorchLayout {
+    library: "efficientnet-lite-pytorch",
+    renames: &[
+        ("_conv_stem.", "conv_stem."),
+        ("_conv_head.", "conv_head."),
+        ("_blocks.", "blocks."),
+        ("_expand_conv.", "expand_conv."),
+        ("_depthwise_conv.", "depthwise_conv."),
+        ("_project_conv.", "project_conv."),
+        ("_bn0.", "bn0."),
+        ("_bn1.", "bn1."),
+        ("_bn2.", "bn2."),
+        ("_fc.", "fc."),
+    ],
     ignored_suffixes: &["num_batches_tracked"],
 };
 

@@ -1,4 +1,4 @@
-use super::norm_in_f32;
+use super::{global_average_pool, norm_in_f32};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear};
@@ -112,8 +112,7 @@ impl ResNet {
         for block in &self.blocks {
             h = block.forward(h);
         }
-        let [b, c, _, _] = h.dims();
-        h.mean_dim(3).mean_dim(2).reshape([b, c])
+        global_average_pool(h)
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {

@@ -5,7 +5,8 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::pytorch_layout::checkpoint_shapes;
-use super::{Encoder, InputTransform, TorchvisionResNetConfig};
+use super::{EfficientNetLiteConfig, Encoder, InputTransform, TorchvisionResNetConfig};
+use crate::data::Normalize;
 use crate::error::{NmlError, Result};
 
 /// The standard architectures nml builds in the key layout of the PyTorch library they come
@@ -22,6 +23,8 @@ pub enum StandardModel {
     Resnet50,
     /// torchvision's `resnet101`.
     Resnet101,
+    /// `efficientnet-lite-pytorch`'s `efficientnet-lite0`.
+    EfficientnetLite0,
 }
 
 impl StandardModel {
@@ -32,17 +35,28 @@ impl StandardModel {
             Self::Resnet34 => "resnet34",
             Self::Resnet50 => "resnet50",
             Self::Resnet101 => "resnet101",
+            Self::EfficientnetLite0 => "efficientnet-lite0",
         }
     }
 
     /// Width of its pooled features.
     pub fn feature_dim(self) -> usize {
-        self.resnet_config(1, 1).feature_dim()
+        match self.resnet_depth() {
+            Some(depth) => TorchvisionResNetConfig::new(depth, 1).feature_dim(),
+            None => EfficientNetLiteConfig::new(1).feature_dim(),
+        }
     }
 
-    /// The input its published ImageNet weights expect: 224 pixels, ImageNet's statistics.
+    /// The input its published ImageNet weights expect: 224 pixels, normalised by ImageNet's
+    /// statistics (the ResNets) or as `(x - 127) / 128` (EfficientNet-Lite, as TensorFlow
+    /// trained it).
     pub fn imagenet_input(self) -> InputTransform {
-        InputTransform::imagenet(224)
+        match self {
+            Self::EfficientnetLite0 => {
+                InputTransform { image_size: 224, normalize: Some(Normalize::centered_bytes()) }
+            }
+            _ => InputTransform::imagenet(224),
+        }
     }
 
     /// The model for images of `in_channels` channels and `num_classes` classes, initialised
@@ -54,7 +68,18 @@ impl StandardModel {
         seed: u64,
         device: &Device,
     ) -> Encoder {
-        Encoder::TorchvisionResNet(self.resnet_config(in_channels, num_classes).init(seed, device))
+        match self.resnet_depth() {
+            Some(depth) => Encoder::TorchvisionResNet(
+                TorchvisionResNetConfig::new(depth, num_classes)
+                    .with_in_channels(in_channels)
+                    .init(seed, device),
+            ),
+            None => Encoder::EfficientNetLite(
+                EfficientNetLiteConfig::new(num_classes)
+                    .with_in_channels(in_channels)
+                    .init(seed, device),
+            ),
+        }
     }
 
     /// The model with the weights of a PyTorch checkpoint (`.pth`, `.pt`, `.bin` or
@@ -62,7 +87,7 @@ impl StandardModel {
     /// read from the checkpoint's classifier and stem.
     pub fn load_pytorch(self, path: &Path, device: &Device) -> Result<Encoder> {
         let name = path.display().to_string();
-        let keys = ["conv1.weight", "fc.weight"];
+        let keys = self.stem_and_classifier_keys();
         let shapes = checkpoint_shapes(path, &keys)?;
         let found = |i: usize| {
             shapes[i].clone().ok_or_else(|| {
@@ -74,7 +99,7 @@ impl StandardModel {
         let (Some(&in_channels), Some(&num_classes)) = (stem.get(1), head.first()) else {
             return Err(NmlError::format(
                 &name,
-                format!("`conv1.weight` {stem:?} or `fc.weight` {head:?} has too few dimensions"),
+                format!("`{}` {stem:?} or `{}` {head:?} has too few dimensions", keys[0], keys[1]),
             ));
         };
         if !matches!(in_channels, 1 | 3) || num_classes == 0 {
@@ -90,14 +115,22 @@ impl StandardModel {
         Ok(encoder)
     }
 
-    fn resnet_config(self, in_channels: usize, num_classes: usize) -> TorchvisionResNetConfig {
-        let depth = match self {
-            Self::Resnet18 => 18,
-            Self::Resnet34 => 34,
-            Self::Resnet50 => 50,
-            Self::Resnet101 => 101,
-        };
-        TorchvisionResNetConfig::new(depth, num_classes).with_in_channels(in_channels)
+    /// The PyTorch keys of the first convolution's and the classifier's weights.
+    fn stem_and_classifier_keys(self) -> [&'static str; 2] {
+        match self {
+            Self::EfficientnetLite0 => ["_conv_stem.weight", "_fc.weight"],
+            _ => ["conv1.weight", "fc.weight"],
+        }
+    }
+
+    fn resnet_depth(self) -> Option<usize> {
+        match self {
+            Self::Resnet18 => Some(18),
+            Self::Resnet34 => Some(34),
+            Self::Resnet50 => Some(50),
+            Self::Resnet101 => Some(101),
+            Self::EfficientnetLite0 => None,
+        }
     }
 }
 

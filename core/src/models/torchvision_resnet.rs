@@ -7,7 +7,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::init::{HostInit, stable_param_ids};
-use super::norm_in_f32;
+use super::{global_average_pool, norm_in_f32};
 
 /// The ResNets of He et al. (2016) as torchvision builds them: a 7x7 stride-2 stem and a 3x3
 /// max pool, four stages of basic (18, 34) or bottleneck (50, 101) blocks at 64-512 planes with
@@ -189,8 +189,7 @@ impl TorchvisionResNet {
         {
             h = block.forward(h);
         }
-        let [b, c, _, _] = h.dims();
-        h.mean_dim(3).mean_dim(2).reshape([b, c])
+        global_average_pool(h)
     }
 
     /// # Shapes

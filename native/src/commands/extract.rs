@@ -1,11 +1,12 @@
 //! `nml extract`: features of a pre-trained encoder for any image set, as a feature set file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use nml_core::models::StandardModel;
+use nml_core::models::{ExtractRequest, StandardModel};
 use nml_core::{EncoderFile, NmlError, Result};
 
 use crate::args::BackendArg;
+use crate::progress::StepBar;
 use crate::sets::{read_images, write_features};
 
 #[derive(clap::Args)]
@@ -19,7 +20,8 @@ pub struct Args {
     model: Option<StandardModel>,
     /// A PyTorch checkpoint of --model (`.pth`, `.pt`, `.bin` or `.safetensors`, in its
     /// library's key layout, e.g. torchvision's). Images are fed as its ImageNet training fed
-    /// them: 224 pixels (see --image-size), normalised by ImageNet's statistics.
+    /// them: 224 pixels (see --image-size), normalised by ImageNet's statistics (the ResNets) or
+    /// as (x - 127) / 128 (EfficientNet-Lite).
     #[arg(long, requires = "model")]
     weights: Option<PathBuf>,
     /// With --weights: the input size, if not 224.
@@ -41,6 +43,10 @@ pub struct Args {
     /// Where to write: `set.safetensors` or `features.npy,labels.npy`.
     #[arg(long)]
     out: String,
+    /// Also write the classifier's outputs, as a `logits` tensor [N, classes] beside the
+    /// features (safetensors output only).
+    #[arg(long)]
+    logits: bool,
     /// Domain name stored in the metadata (default: the data spec).
     #[arg(long)]
     domain: Option<String>,
@@ -64,17 +70,35 @@ pub fn run(args: Args) -> Result<()> {
             return Err(NmlError::Invalid("give --checkpoint, or --model with --weights".into()));
         }
     };
-    let mut images = read_images(&args.data)?;
+    // As the source's own transforms, so a folder's photos are cropped one by one as read.
+    let mut spec = args.data.clone();
     if let Some(side) = args.resize {
-        images = images.resized_shorter_side(side);
+        spec.push_str(&format!("|resize={side}"));
     }
     if let Some(size) = args.crop {
-        images = images.center_cropped(size)?;
+        spec.push_str(&format!("|crop={size}"));
     }
-    let set = encoder
-        .extract(&images, &input, &args.data, &device.device)?
+    let images = read_images(&spec)?;
+    if args.logits && args.out.contains(',') {
+        return Err(NmlError::Invalid(
+            "--logits needs a .safetensors --out (the logits are a tensor beside the features)"
+                .into(),
+        ));
+    }
+    let bar = StepBar::new("extract", images.n());
+    let mut progress = |done: usize, _total: usize| bar.set_position(done);
+    let request = ExtractRequest { logits: args.logits, progress: &mut progress };
+    let extracted = encoder.extract_with(&images, &input, &args.data, request, &device.device)?;
+    bar.finish();
+    let set = extracted
+        .features
         .with_domain(Some(args.domain.clone().unwrap_or_else(|| args.data.clone())));
-    write_features(&set, &args.out)?;
+    match &extracted.logits {
+        Some(logits) => {
+            set.write_with_logits(Path::new(&args.out), logits, encoder.num_classes())?
+        }
+        None => write_features(&set, &args.out)?,
+    }
     println!(
         "{}: {} images -> {} x {} features -> {}",
         args.data,

@@ -52,7 +52,7 @@ pub struct Args {
     captions: Option<PathBuf>,
     /// resnet (nml's small one) or vit (7-pixel patches, 64 wide, 4 blocks; other sizes through
     /// --config) for small images; resnet18, resnet34, resnet50 or resnet101 (torchvision's, in
-    /// its key layout) at real size.
+    /// its key layout) or efficientnet-lite0 at real size.
     #[arg(long, value_enum)]
     model: Option<ModelKind>,
     /// Channels of each ResNet stage, e.g. 16,32,64 (the last is the feature dimension).
@@ -82,6 +82,7 @@ enum ModelKind {
     Resnet34,
     Resnet50,
     Resnet101,
+    EfficientnetLite0,
 }
 
 fn standard(model: StandardModel) -> ModelShape {
@@ -109,6 +110,9 @@ fn config(args: &Args) -> Result<PretrainConfig> {
         Some(ModelKind::Resnet34) => config.model = standard(StandardModel::Resnet34),
         Some(ModelKind::Resnet50) => config.model = standard(StandardModel::Resnet50),
         Some(ModelKind::Resnet101) => config.model = standard(StandardModel::Resnet101),
+        Some(ModelKind::EfficientnetLite0) => {
+            config.model = standard(StandardModel::EfficientnetLite0);
+        }
     }
     if let Some(v) = &args.widths {
         match &mut config.model {
