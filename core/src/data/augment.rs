@@ -114,6 +114,11 @@ impl Normalize {
         Self { mean: vec![127.0 / 255.0], std: vec![128.0 / 255.0] }
     }
 
+    /// `(p - 0.5) / 0.5`, [-1, 1]: Inception's input, and timm's default for its ViT weights.
+    pub fn inception() -> Self {
+        Self { mean: vec![0.5], std: vec![0.5] }
+    }
+
     pub fn mean(&self) -> &[f32] {
         &self.mean
     }

@@ -83,12 +83,14 @@ pub fn count_params<M: Module>(model: &M) -> ParamCount {
     count.0
 }
 
-/// The parameter paths LoRA adapts in a ViT.
+/// The parameter paths LoRA adapts in a ViT: the MLP's `fc1` and `fc2`, and the attention's
+/// projections (nml's small ViT: `query`, `key`, `value`, `output`; timm's: the fused `qkv` and
+/// `proj`).
 fn lora_group(targets: LoraTargets) -> ParamGroup {
     let pattern = match targets {
         LoraTargets::Mlp => r"mlp\.fc[12]\.weight$",
         LoraTargets::MlpAndAttention => {
-            r"(mlp\.fc[12]|attention\.(query|key|value|output))\.weight$"
+            r"(mlp\.fc[12]|attention\.(query|key|value|output)|attn\.(qkv|proj))\.weight$"
         }
     };
     ParamGroup::from_regex(pattern).expect("a valid pattern")
@@ -108,9 +110,9 @@ pub fn prepare(
     // A loaded or finished encoder is in inference mode; training needs its parameters tracked.
     let encoder = encoder.fork(device).train();
     let encoder = if config.method.uses_lora() {
-        if !matches!(encoder, Encoder::Vit(_)) {
+        if !matches!(encoder, Encoder::Vit(_) | Encoder::TimmVit(_)) {
             return Err(NmlError::Invalid(
-                "LoRA adapts a ViT's linears; this checkpoint is a ResNet (use ft or ft-nmtune, or pre-train with --model vit)".into(),
+                "LoRA adapts a ViT's linears; this checkpoint is a convolutional network (use ft or ft-nmtune, or pre-train with --model vit or vit-ti16|vit-s16|vit-b16)".into(),
             ));
         }
         // The adapters' random factor is drawn from the backend's generator.

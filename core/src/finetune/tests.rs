@@ -167,7 +167,50 @@ fn short_runs_lower_the_loss_on_real_digits() {
     )
     .err()
     .unwrap();
-    assert!(err.to_string().contains("ResNet"), "{err}");
+    assert!(err.to_string().contains("convolutional network"), "{err}");
+}
+
+/// On timm's ViT, LoRA with the attention targets adapts the fused `qkv`, `proj`, `fc1` and
+/// `fc2` of every block, leaves the features unchanged at the start, and trains.
+#[test]
+fn lora_adapts_timms_qkv_proj_fc1_and_fc2() {
+    let device = Device::flex().autodiff();
+    let vit = crate::models::TimmVitConfig::new(32, 2, 2, 10)
+        .with_image_size(16)
+        .with_patch_size(8)
+        .init(5, &device);
+    let base = Encoder::TimmVit(vit);
+    let input = InputTransform::new(16);
+    let images = mnist(0..200).with_channels(3).unwrap();
+    let x =
+        crate::models::image_tensor(&images.resized(16, 16), &[0, 1, 2, 3], None, &device).unwrap();
+    let before = values(base.embed(x.clone()));
+    let config = FinetuneConfig {
+        epochs: 1,
+        lora: LoraConfig { targets: LoraTargets::MlpAndAttention, ..LoraConfig::default() },
+        ..FinetuneConfig::for_method(FinetuneMethod::Lora)
+    };
+    let model = prepare(base.clone(), 10, &config, &device).unwrap();
+    assert!(max_diff(&before, &values(model.encoder.embed(x))) < 1e-6, "LoRA at init moved");
+    // Rank 8 on qkv (32x96), proj (32x32), fc1 (32x128), fc2 (128x32) in 2 blocks, and the head.
+    let per_block = 8 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32));
+    assert_eq!(count_params(&model).trainable, 2 * per_block + 32 * 10 + 10);
+    let (tuned, _) = finetune(model, &images, &input, &config, &device, &mut ()).unwrap();
+    let (Encoder::TimmVit(old), Encoder::TimmVit(new)) = (&base, &tuned.encoder) else {
+        unreachable!()
+    };
+    assert_eq!(
+        values(old.blocks[0].attn.qkv.weight.base()),
+        values(new.blocks[0].attn.qkv.weight.base()),
+        "the base weights stay frozen"
+    );
+    assert!(
+        max_diff(
+            &values(old.blocks[0].attn.qkv.weight.val()),
+            &values(new.blocks[0].attn.qkv.weight.val())
+        ) > 1e-6,
+        "the adapted qkv moved"
+    );
 }
 
 fn saved_tensors(bytes: &[u8]) -> Vec<(String, usize)> {

@@ -1,5 +1,5 @@
 //! Image encoders pre-trained on noisy labels (nml's small ResNet and ViT for the quick study,
-//! torchvision's ResNets and EfficientNet-Lite0 at real size), the CLIP-style model around them, the host-seeded
+//! torchvision's ResNets, EfficientNet-Lite0 and timm's ViTs at real size), the CLIP-style model around them, the host-seeded
 //! initialisers they share, their weights in PyTorch's key layout, and the features they give
 //! downstream tasks.
 
@@ -11,6 +11,7 @@ mod precision;
 mod pytorch_layout;
 mod resnet;
 mod standard;
+mod timm_vit;
 mod torchvision_resnet;
 mod vit;
 
@@ -20,11 +21,12 @@ pub use init::{HostInit, stable_param_ids};
 pub use input::InputTransform;
 pub use precision::{ComputePrecision, compute_copy, norm_in_f32, to_dtype};
 pub use pytorch_layout::{
-    EFFICIENTNET_LITE, PytorchLayout, TORCHVISION_RESNET, checkpoint_shapes, load_pytorch_weights,
-    pytorch_safetensors,
+    EFFICIENTNET_LITE, PytorchLayout, TIMM_VIT, TORCHVISION_RESNET, checkpoint_shapes,
+    load_pytorch_weights, pytorch_safetensors,
 };
 pub use resnet::{BasicBlock, ResNet, ResNetConfig};
 pub use standard::StandardModel;
+pub use timm_vit::{PatchEmbed, TimmAttention, TimmBlock, TimmVit, TimmVitConfig};
 pub use torchvision_resnet::{
     Downsample, TorchvisionBlock, TorchvisionResNet, TorchvisionResNetConfig,
 };
@@ -43,7 +45,7 @@ use crate::readback::{blocking, floats};
 fn no_pytorch_counterpart() -> NmlError {
     NmlError::Invalid(
         "nml's small ResNet and ViT have no PyTorch counterpart; PyTorch weights go in and out \
-         of the standard architectures (resnet18, resnet34, resnet50, resnet101, efficientnet-lite0)"
+         of the standard architectures (resnet18, resnet34, resnet50, resnet101, efficientnet-lite0, vit-ti16, vit-s16, vit-b16)"
             .into(),
     )
 }
@@ -98,6 +100,7 @@ pub enum Encoder {
     Vit(Vit),
     TorchvisionResNet(TorchvisionResNet),
     EfficientNetLite(EfficientNetLite),
+    TimmVit(TimmVit),
 }
 
 impl Encoder {
@@ -110,6 +113,7 @@ impl Encoder {
             Self::Vit(m) => m.embed(images),
             Self::TorchvisionResNet(m) => m.embed(images),
             Self::EfficientNetLite(m) => m.embed(images),
+            Self::TimmVit(m) => m.embed(images),
         };
         to_dtype(features, DType::F32)
     }
@@ -138,6 +142,7 @@ impl Encoder {
             Self::Vit(m) => m.patch_embedding.weight.shape(),
             Self::TorchvisionResNet(m) => m.conv1.weight.shape(),
             Self::EfficientNetLite(m) => m.conv_stem.weight.shape(),
+            Self::TimmVit(m) => m.patch_embed.proj.weight.shape(),
         };
         weight.dims::<4>()[1]
     }
@@ -207,6 +212,7 @@ impl Encoder {
         match self {
             Self::TorchvisionResNet(_) => Some(&TORCHVISION_RESNET),
             Self::EfficientNetLite(_) => Some(&EFFICIENTNET_LITE),
+            Self::TimmVit(_) => Some(&TIMM_VIT),
             Self::ResNet(_) | Self::Vit(_) => None,
         }
     }
@@ -217,6 +223,7 @@ impl Encoder {
         match self {
             Self::TorchvisionResNet(m) => load_pytorch_weights(m, path, &TORCHVISION_RESNET),
             Self::EfficientNetLite(m) => load_pytorch_weights(m, path, &EFFICIENTNET_LITE),
+            Self::TimmVit(m) => load_pytorch_weights(m, path, &TIMM_VIT),
             Self::ResNet(_) | Self::Vit(_) => Err(no_pytorch_counterpart()),
         }
     }
@@ -228,6 +235,7 @@ impl Encoder {
         match self {
             Self::TorchvisionResNet(m) => pytorch_safetensors(m, &TORCHVISION_RESNET, metadata),
             Self::EfficientNetLite(m) => pytorch_safetensors(m, &EFFICIENTNET_LITE, metadata),
+            Self::TimmVit(m) => pytorch_safetensors(m, &TIMM_VIT, metadata),
             Self::ResNet(_) | Self::Vit(_) => Err(no_pytorch_counterpart()),
         }
     }
@@ -238,6 +246,7 @@ impl Encoder {
             Self::Vit(m) => &m.classifier,
             Self::TorchvisionResNet(m) => &m.fc,
             Self::EfficientNetLite(m) => &m.fc,
+            Self::TimmVit(m) => &m.head,
         }
     }
 
@@ -248,6 +257,7 @@ impl Encoder {
             Self::Vit(m) => m.patch_embedding.weight.val().dtype(),
             Self::TorchvisionResNet(m) => m.conv1.weight.val().dtype(),
             Self::EfficientNetLite(m) => m.conv_stem.weight.val().dtype(),
+            Self::TimmVit(m) => m.patch_embed.proj.weight.val().dtype(),
         }
     }
 }

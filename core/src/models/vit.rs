@@ -55,32 +55,75 @@ pub struct Vit {
     pub classifier: Linear,
 }
 
+/// # Panics
+/// When the patches do not tile the image or the heads do not divide the width (configs are
+/// validated before they get here).
+pub(super) fn check_shape(image_size: usize, patch_size: usize, dim: usize, heads: usize) {
+    assert!(
+        patch_size > 0
+            && image_size.is_multiple_of(patch_size)
+            && heads > 0
+            && dim.is_multiple_of(heads),
+        "validated: patches tile the image and heads divide the width"
+    );
+}
+
+/// A ViT's patch embedding (a convolution with a bias, stride = kernel = `patch`), class token
+/// and position embeddings (`patches + 1` of them), drawn in that order.
+pub(super) fn embeddings(
+    init: &mut HostInit,
+    [c_in, dim]: [usize; 2],
+    patch: usize,
+    patches: usize,
+    device: &Device,
+) -> (Conv2d, Param<Tensor<3>>, Param<Tensor<3>>) {
+    let patch_embedding = init.conv2d_with_bias([c_in, dim], patch, patch, device);
+    // Small uniform draws with the spread of the usual N(0, 0.02^2).
+    let token_bound = 0.02 * 3f32.sqrt();
+    let class_token = Param::from_tensor(init.tensor([1, 1, dim], token_bound, device));
+    let position = Param::from_tensor(init.tensor([1, patches + 1, dim], token_bound, device));
+    (patch_embedding, class_token, position)
+}
+
+/// The input sequence of a ViT: the patch tokens of `images` behind the class token, with the
+/// position embeddings added.
+///
+/// # Shapes
+/// `[B, C, H, W]` -> `[B, patches + 1, dim]`.
+pub(super) fn token_sequence(
+    patch_embedding: &Conv2d,
+    class_token: &Param<Tensor<3>>,
+    position: &Param<Tensor<3>>,
+    images: Tensor<4>,
+) -> Tensor<3> {
+    let patches = patch_embedding.forward(images);
+    let [b, dim, h, w] = patches.dims();
+    let tokens = patches.reshape([b, dim, h * w]).swap_dims(1, 2);
+    let class = class_token.val().expand([b, 1, dim]);
+    Tensor::cat(vec![class, tokens], 1) + position.val()
+}
+
+/// The class token's final state, normalised: a ViT's features.
+///
+/// # Shapes
+/// `[B, tokens, dim]` -> `[B, dim]`.
+pub(super) fn normalised_class_state(x: Tensor<3>, norm: &LayerNorm) -> Tensor<2> {
+    let [b, _, dim] = x.dims();
+    let class_state = x.narrow(1, 0, 1).reshape([b, dim]);
+    norm_in_f32(class_state, |h| norm.forward(h))
+}
+
 impl VitConfig {
     pub fn patches(&self) -> usize {
         (self.image_size / self.patch_size).pow(2)
     }
 
     pub fn init(&self, seed: u64, device: &Device) -> Vit {
-        assert!(
-            self.patch_size > 0
-                && self.image_size.is_multiple_of(self.patch_size)
-                && self.heads > 0
-                && self.dim.is_multiple_of(self.heads),
-            "validated: patches tile the image and heads divide the width"
-        );
+        check_shape(self.image_size, self.patch_size, self.dim, self.heads);
         let mut init = HostInit::new(seed);
         let dim = self.dim;
-        let patch_embedding = init.conv2d_with_bias(
-            [self.in_channels, dim],
-            self.patch_size,
-            self.patch_size,
-            device,
-        );
-        // Small uniform draws with the spread of the usual N(0, 0.02^2).
-        let token_bound = 0.02 * 3f32.sqrt();
-        let class_token = Param::from_tensor(init.tensor([1, 1, dim], token_bound, device));
-        let position =
-            Param::from_tensor(init.tensor([1, self.patches() + 1, dim], token_bound, device));
+        let (patch_embedding, class_token, position) =
+            embeddings(&mut init, [self.in_channels, dim], self.patch_size, self.patches(), device);
         let blocks = (0..self.depth)
             .map(|_| {
                 let mut attention =
@@ -129,16 +172,12 @@ impl VitBlock {
 impl Vit {
     /// The feature vector of each image (`[B, C, H, W]` -> `[B, dim]`).
     pub fn embed(&self, images: Tensor<4>) -> Tensor<2> {
-        let patches = self.patch_embedding.forward(images);
-        let [b, dim, h, w] = patches.dims();
-        let tokens = patches.reshape([b, dim, h * w]).swap_dims(1, 2);
-        let class = self.class_token.val().expand([b, 1, dim]);
-        let mut x = Tensor::cat(vec![class, tokens], 1) + self.position.val();
+        let mut x =
+            token_sequence(&self.patch_embedding, &self.class_token, &self.position, images);
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let class_state = x.narrow(1, 0, 1).reshape([b, dim]);
-        norm_in_f32(class_state, |h| self.norm.forward(h))
+        normalised_class_state(x, &self.norm)
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {

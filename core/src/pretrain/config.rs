@@ -141,7 +141,9 @@ impl PretrainConfig {
                     .with_in_channels(in_channels)
                     .init(seed, device),
             ),
-            ModelShape::Standard { model } => model.init(in_channels, num_classes, seed, device),
+            ModelShape::Standard { model } => {
+                model.init(in_channels, self.image_size, num_classes, seed, device)
+            }
         }
     }
 
@@ -173,7 +175,7 @@ impl PretrainConfig {
                     ));
                 }
             }
-            ModelShape::Standard { .. } => {}
+            ModelShape::Standard { model } => model.check_image_size(self.image_size)?,
         }
         if self.epochs == 0 || self.batch_size < 2 || self.image_size < 4 {
             return bad(format!(

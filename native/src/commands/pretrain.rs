@@ -52,7 +52,8 @@ pub struct Args {
     captions: Option<PathBuf>,
     /// resnet (nml's small one) or vit (7-pixel patches, 64 wide, 4 blocks; other sizes through
     /// --config) for small images; resnet18, resnet34, resnet50 or resnet101 (torchvision's, in
-    /// its key layout) or efficientnet-lite0 at real size.
+    /// its key layout), efficientnet-lite0, or vit-ti16, vit-s16 or vit-b16 (timm's) at real
+    /// size.
     #[arg(long, value_enum)]
     model: Option<ModelKind>,
     /// Channels of each ResNet stage, e.g. 16,32,64 (the last is the feature dimension).
@@ -83,6 +84,9 @@ enum ModelKind {
     Resnet50,
     Resnet101,
     EfficientnetLite0,
+    VitTi16,
+    VitS16,
+    VitB16,
 }
 
 fn standard(model: StandardModel) -> ModelShape {
@@ -113,6 +117,9 @@ fn config(args: &Args) -> Result<PretrainConfig> {
         Some(ModelKind::EfficientnetLite0) => {
             config.model = standard(StandardModel::EfficientnetLite0);
         }
+        Some(ModelKind::VitTi16) => config.model = standard(StandardModel::VitTi16),
+        Some(ModelKind::VitS16) => config.model = standard(StandardModel::VitS16),
+        Some(ModelKind::VitB16) => config.model = standard(StandardModel::VitB16),
     }
     if let Some(v) = &args.widths {
         match &mut config.model {
