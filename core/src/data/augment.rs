@@ -1,4 +1,5 @@
-//! Augmentation of images on the host: seeded crops and mirrors, and per-channel normalisation.
+//! Augmentation of images on the host: seeded crops (shifts with zero fill, or torchvision's
+//! random resized crops) and mirrors, and per-channel normalisation.
 
 use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
@@ -8,7 +9,8 @@ use crate::data::ImageSet;
 use crate::error::{NmlError, Result};
 
 /// Standard augmentation for small images: zero-pad by `pad` pixels and crop back to the
-/// original size at a random offset; optionally mirror left-right (off for digits, whose mirror
+/// original size at a random offset; or, for photos, torchvision's `RandomResizedCrop`
+/// (`resized_crop`, with `pad = 0`); optionally mirror left-right (off for digits, whose mirror
 /// images are other shapes); optionally normalise pixels (scaled to [0, 1]) per channel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,11 +21,96 @@ pub struct AugmentConfig {
     /// checkpoints and cached sweep steps still match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalize: Option<Normalize>,
+    /// Absent and left out when unset, as `normalize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resized_crop: Option<ResizedCrop>,
 }
 
 impl Default for AugmentConfig {
     fn default() -> Self {
-        Self { pad: 2, flip: false, normalize: None }
+        Self { pad: 2, flip: false, normalize: None, resized_crop: None }
+    }
+}
+
+impl AugmentConfig {
+    pub fn validate(&self) -> Result<()> {
+        match &self.resized_crop {
+            Some(_) if self.pad > 0 => Err(NmlError::Invalid(
+                "augment: a resized crop replaces the padded shift crop; set pad = 0 with it"
+                    .into(),
+            )),
+            Some(crop) => crop.validate(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// torchvision's `RandomResizedCrop`: a box of a random share `scale` of the image's area and
+/// a random aspect ratio (log-uniform in `ratio`), at a random place, resampled (bilinear) to
+/// the image's size. Ten tries at a box that fits, then the centre crop torchvision falls back
+/// to. Written `resized_crop = {}` for torchvision's defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResizedCrop {
+    #[serde(default = "ResizedCrop::default_scale")]
+    pub scale: [f64; 2],
+    #[serde(default = "ResizedCrop::default_ratio")]
+    pub ratio: [f64; 2],
+}
+
+impl Default for ResizedCrop {
+    fn default() -> Self {
+        Self { scale: Self::default_scale(), ratio: Self::default_ratio() }
+    }
+}
+
+impl ResizedCrop {
+    fn default_scale() -> [f64; 2] {
+        [0.08, 1.0]
+    }
+
+    fn default_ratio() -> [f64; 2] {
+        [3.0 / 4.0, 4.0 / 3.0]
+    }
+
+    fn validate(&self) -> Result<()> {
+        let [s0, s1] = self.scale;
+        let [r0, r1] = self.ratio;
+        if !(0.0 < s0 && s0 <= s1 && s1 <= 1.0 && 0.0 < r0 && r0 <= r1 && r1.is_finite()) {
+            return Err(NmlError::Invalid(format!(
+                "augment.resized_crop needs 0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1] (got scale {:?}, ratio {:?})",
+                self.scale, self.ratio
+            )));
+        }
+        Ok(())
+    }
+
+    /// The box `(top, left, height, width)` of one crop of an `h x w` image, drawn as
+    /// torchvision's `RandomResizedCrop.get_params` draws it.
+    fn draw(&self, h: usize, w: usize, rng: &mut ChaCha8Rng) -> [usize; 4] {
+        let area = (h * w) as f64;
+        let (log_r0, log_r1) = (self.ratio[0].ln(), self.ratio[1].ln());
+        for _ in 0..10 {
+            let target = area * rng.random_range(self.scale[0]..=self.scale[1]);
+            let aspect = rng.random_range(log_r0..=log_r1).exp();
+            let cw = (target * aspect).sqrt().round() as usize;
+            let ch = (target / aspect).sqrt().round() as usize;
+            if 0 < cw && cw <= w && 0 < ch && ch <= h {
+                let top = rng.random_range(0..=h - ch);
+                let left = rng.random_range(0..=w - cw);
+                return [top, left, ch, cw];
+            }
+        }
+        let in_ratio = w as f64 / h as f64;
+        let (ch, cw) = if in_ratio < self.ratio[0] {
+            (((w as f64) / self.ratio[0]).round() as usize, w)
+        } else if in_ratio > self.ratio[1] {
+            (h, ((h as f64) * self.ratio[1]).round() as usize)
+        } else {
+            (h, w)
+        };
+        let (ch, cw) = (ch.clamp(1, h), cw.clamp(1, w));
+        [(h - ch) / 2, (w - cw) / 2, ch, cw]
     }
 }
 
@@ -143,6 +230,16 @@ impl PixelMap {
     /// statistics for grey images are an error.
     pub fn new(images: &ImageSet, normalize: Option<&Normalize>) -> Result<Self> {
         let channels = images.channels();
+        if images.height().max(images.width()) > MAX_BATCH_SIDE {
+            return Err(NmlError::format(
+                images.name(),
+                format!(
+                    "images of {}x{} are larger than the {MAX_BATCH_SIDE} pixels a side a batch takes; resize them first (|resize=S)",
+                    images.height(),
+                    images.width()
+                ),
+            ));
+        }
         let (mut mean, mut inv_std) = ([0.0; 3], [1.0; 3]);
         if let Some(n) = normalize {
             if n.mean.len() != 1 && n.mean.len() != channels {
@@ -164,32 +261,65 @@ impl PixelMap {
     }
 }
 
-/// The crop of each image at `indices`, four integers per sample (image index, dy, dx, mirror
-/// flag), drawn from `rng`; without `augment`, the images as they are.
+/// Integers per sample in a crop list: image index, top, left, height and width of the box
+/// (top and left may be negative, and the box may reach past the image, where it reads zeros),
+/// and the mirror flag.
+pub const CROP_FIELDS: usize = 6;
+
+/// The crop of each image at `indices` (images of `h x w`), [`CROP_FIELDS`] integers per sample,
+/// drawn from `rng`; without `augment`, the images as they are.
 pub fn draw_crops(
     indices: &[usize],
+    [h, w]: [usize; 2],
     augment: Option<(&AugmentConfig, &mut ChaCha8Rng)>,
 ) -> Vec<i32> {
-    let mut crops = Vec::with_capacity(indices.len() * 4);
+    let mut crops = Vec::with_capacity(indices.len() * CROP_FIELDS);
+    let (h, w) = (h as i32, w as i32);
     match augment {
-        None => indices.iter().for_each(|&i| crops.extend([i as i32, 0, 0, 0])),
+        None => indices.iter().for_each(|&i| crops.extend([i as i32, 0, 0, h, w, 0])),
         Some((config, rng)) => {
             let pad = config.pad as i32;
             for &i in indices {
-                // Offset of the crop inside the padded image, relative to the original. Drawn
-                // as usize, as nml always has, so seeded runs keep their crops.
-                let dy = rng.random_range(0..=2 * config.pad) as i32 - pad;
-                let dx = rng.random_range(0..=2 * config.pad) as i32 - pad;
+                let [top, left, ch, cw] = match &config.resized_crop {
+                    Some(crop) => crop.draw(h as usize, w as usize, rng).map(|v| v as i32),
+                    None => {
+                        // Offset of the crop inside the padded image, relative to the original.
+                        // Drawn as usize, as nml always has, so seeded runs keep their crops.
+                        let dy = rng.random_range(0..=2 * config.pad) as i32 - pad;
+                        let dx = rng.random_range(0..=2 * config.pad) as i32 - pad;
+                        [dy, dx, h, w]
+                    }
+                };
                 let flip = config.flip && rng.random::<bool>();
-                crops.extend([i as i32, dy, dx, i32::from(flip)]);
+                crops.extend([i as i32, top, left, ch, cw, i32::from(flip)]);
             }
         }
     }
     crops
 }
 
+/// Sub-pixel steps of the crop's sampling grid. Coordinates and bilinear weights are integers
+/// in these units, and a sample is an exact integer (at most 255 x 2^16 < 2^24, so exact as an
+/// f32 too), which makes the host, the WGSL kernel and Burn's integer ops agree to the bit.
+pub const SUBPIXEL: i32 = 256;
+
+/// The largest image side a batch takes: the crop arithmetic stays within i32 below it.
+pub const MAX_BATCH_SIDE: usize = 2048;
+
+/// Added before dividing by [`SUBPIXEL`], so integer division rounds down for the negative
+/// coordinates of a shift crop as well (any coordinate above -4096 pixels).
+pub const SUBPIXEL_OFFSET: i32 = 4096 * SUBPIXEL;
+
+/// Where output pixel `o` of `out_len` samples the box `[start, start + len)`, in
+/// [`SUBPIXEL`] units: half-pixel centres (`align_corners = false`), clamped to the box's first
+/// and last pixel centres, as resizing the cropped box alone would.
+pub fn crop_coordinate(o: i32, start: i32, len: i32, out_len: i32) -> i32 {
+    let at = start * SUBPIXEL + ((2 * o + 1) * len * (SUBPIXEL / 2)) / out_len - SUBPIXEL / 2;
+    at.clamp(start * SUBPIXEL, (start + len - 1) * SUBPIXEL)
+}
+
 /// Pixels of the images at `indices` as a row-major `[B, C, H, W]` buffer (channels first, as
-/// convolutions take them), scaled to [0, 1] and normalised by `normalize`; shifted and flipped
+/// convolutions take them), scaled to [0, 1] and normalised by `normalize`; cropped and flipped
 /// when `augment` is given (drawing from its rng; the normalisation is the model's input, so it
 /// is passed on its own even where it comes from the same config). Computed on the host;
 /// pre-training uses `pretrain::DeviceImages`, which gives the same values on the device.
@@ -200,25 +330,35 @@ pub fn image_batch(
     augment: Option<(&AugmentConfig, &mut ChaCha8Rng)>,
 ) -> Result<Vec<f32>> {
     let map = PixelMap::new(images, normalize)?;
-    let crops = draw_crops(indices, augment);
-    let (h, w, c) = (images.height() as i32, images.width() as i32, map.channels);
+    let crops = draw_crops(indices, [images.height(), images.width()], augment);
+    let (h, w, c) = (images.height() as i32, images.width() as i32, map.channels as i32);
+    // A sample is a pixel times SUBPIXEL^2; scaling by a power of two is exact.
+    let scale = map.scale / (SUBPIXEL * SUBPIXEL) as f32;
     let mut out = Vec::with_capacity(indices.len() * images.image_len());
-    for crop in crops.chunks_exact(4) {
-        let [image, dy, dx, flip] = [crop[0], crop[1], crop[2], crop[3]];
+    for crop in crops.chunks_exact(CROP_FIELDS) {
+        let [image, top, left, ch, cw, flip] = std::array::from_fn(|k| crop[k]);
         let img = images.image(image as usize);
-        for ch in 0..c {
-            let (mean, inv_std) = (map.mean[ch], map.inv_std[ch]);
+        let pixel = |y: i32, x: i32, channel: i32| -> i32 {
+            if (0..h).contains(&y) && (0..w).contains(&x) {
+                i32::from(img[((y * w + x) * c + channel) as usize])
+            } else {
+                0
+            }
+        };
+        for channel in 0..c {
+            let (mean, inv_std) = (map.mean[channel as usize], map.inv_std[channel as usize]);
             for y in 0..h {
+                let sy = crop_coordinate(y, top, ch, h) + SUBPIXEL_OFFSET;
+                let (y0, fy) = (sy / SUBPIXEL - SUBPIXEL_OFFSET / SUBPIXEL, sy % SUBPIXEL);
                 for x in 0..w {
-                    let sy = y + dy;
-                    let sx = if flip != 0 { w - 1 - x } else { x } + dx;
-                    let inside = (0..h).contains(&sy) && (0..w).contains(&sx);
-                    let value = if inside {
-                        f32::from(img[((sy * w + sx) * c as i32 + ch as i32) as usize]) * map.scale
-                    } else {
-                        0.0
+                    let xo = if flip != 0 { w - 1 - x } else { x };
+                    let sx = crop_coordinate(xo, left, cw, w) + SUBPIXEL_OFFSET;
+                    let (x0, fx) = (sx / SUBPIXEL - SUBPIXEL_OFFSET / SUBPIXEL, sx % SUBPIXEL);
+                    let row = |y: i32| {
+                        pixel(y, x0, channel) * (SUBPIXEL - fx) + pixel(y, x0 + 1, channel) * fx
                     };
-                    out.push((value - mean) * inv_std);
+                    let sample = row(y0) * (SUBPIXEL - fy) + row(y0 + 1) * fy;
+                    out.push((sample as f32 * scale - mean) * inv_std);
                 }
             }
         }
@@ -246,7 +386,7 @@ mod tests {
     #[test]
     fn crops_are_shifts_of_the_image_with_zero_fill() {
         let images = set();
-        let config = AugmentConfig { pad: 1, flip: false, normalize: None };
+        let config = AugmentConfig { pad: 1, ..AugmentConfig::default() };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let mut seen = std::collections::HashSet::new();
         let full: f32 = image_batch(&images, &[0], None, None).unwrap().iter().sum();
@@ -264,6 +404,35 @@ mod tests {
         assert_eq!(seen.len(), 9);
     }
 
+    /// A box the size of the image at offset 0 is the image itself; a box of one pixel fills
+    /// the output with that pixel; the drawn boxes follow torchvision's ranges.
+    #[test]
+    fn resized_crops_resample_their_box() {
+        let pixels: Vec<u8> = (0..6 * 8).map(|v| (v * 5) as u8).collect();
+        let images = ImageSet::new("g", [6, 8, 1], pixels, vec![0], None).unwrap();
+        let plain = image_batch(&images, &[0], None, None).unwrap();
+        let crop = ResizedCrop { scale: [1.0, 1.0], ratio: [8.0 / 6.0, 8.0 / 6.0] };
+        let whole = AugmentConfig { pad: 0, resized_crop: Some(crop), ..AugmentConfig::default() };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(image_batch(&images, &[0], None, Some((&whole, &mut rng))).unwrap(), plain);
+        // Box sampling by hand: top 2, left 3, 1 x 1 -> every output pixel is pixel (2, 3).
+        assert_eq!(crop_coordinate(0, 2, 1, 6), 2 * SUBPIXEL);
+        assert_eq!(crop_coordinate(5, 2, 1, 6), 2 * SUBPIXEL);
+        // Half-pixel centres: output 0 of 4 over a box of 2 sits a quarter pixel in, clamped
+        // to the box's first centre; output 1 at 0.25 of the way to the second.
+        assert_eq!(crop_coordinate(0, 0, 2, 4), 0);
+        assert_eq!(crop_coordinate(1, 0, 2, 4), SUBPIXEL / 4);
+        let torchvision = ResizedCrop::default();
+        for _ in 0..200 {
+            let [top, left, h, w] = torchvision.draw(60, 80, &mut rng);
+            assert!(top + h <= 60 && left + w <= 80 && h > 0 && w > 0);
+            let share = (h * w) as f64 / 4800.0;
+            assert!((0.07..=1.0).contains(&share), "{share}");
+        }
+        let bad = AugmentConfig { pad: 2, resized_crop: Some(torchvision), ..whole };
+        assert!(bad.validate().unwrap_err().to_string().contains("set pad = 0"));
+    }
+
     #[test]
     fn colour_batches_are_channels_first_and_normalised_per_channel() {
         // One 1 x 2 RGB image: pixel 0 is (255, 0, 51), pixel 1 is (0, 255, 102).
@@ -276,6 +445,7 @@ mod tests {
             pad: 0,
             flip: true,
             normalize: Some(Normalize::new(vec![0.5, 0.0, 0.2], vec![0.5, 1.0, 0.1]).unwrap()),
+            resized_crop: None,
         };
         // Mirrored or not: each plane's two values are its own, normalised by its own stats.
         let mut rng = ChaCha8Rng::seed_from_u64(1);

@@ -12,7 +12,10 @@ pub mod safetensors_file;
 mod starter;
 mod vocabulary;
 
-pub use augment::{AugmentConfig, Normalize, PixelMap, draw_crops, image_batch};
+pub use augment::{
+    AugmentConfig, CROP_FIELDS, Normalize, PixelMap, ResizedCrop, SUBPIXEL, SUBPIXEL_OFFSET,
+    crop_coordinate, draw_crops, image_batch,
+};
 pub use cifar::CifarKind;
 pub use feature_set::FeatureSet;
 pub use image_source::{ImageOrigin, ImageSource, ImageTransform};

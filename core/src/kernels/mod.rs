@@ -58,8 +58,10 @@ pub fn pack_bytes(bytes: &[u8]) -> Vec<i32> {
 }
 
 /// One batch of augmented images, `[B, C, H, W]` f32, from images (N x H x W x C bytes) packed
-/// by [`pack_bytes`] on the device. `crops` (I32) holds four integers per sample: image index,
-/// dy, dx, mirror flag (see [`crate::data::draw_crops`]); pixels of channel c become
+/// by [`pack_bytes`] on the device. `crops` (I32) holds [`crate::data::CROP_FIELDS`] integers
+/// per sample: image index, the crop box's top, left, height and width, mirror flag (see
+/// [`crate::data::draw_crops`]); the box is resampled to the image's size as
+/// [`crate::data::image_batch`] does it, and pixels of channel c become
 /// `(p * scale - mean[c]) * inv_std[c]`.
 pub fn augment_images(
     packed: Tensor<1, Int>,

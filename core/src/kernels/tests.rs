@@ -3,7 +3,9 @@ use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
 use super::*;
-use crate::data::{AugmentConfig, ImageSet, Normalize, PixelMap, draw_crops, image_batch};
+use crate::data::{
+    AugmentConfig, ImageSet, Normalize, PixelMap, ResizedCrop, draw_crops, image_batch,
+};
 use crate::test_support::wgpu_or_skip;
 
 fn host(t: Tensor<2>) -> Vec<f32> {
@@ -144,14 +146,20 @@ fn assert_same_as_host(device: &Device, composed: bool) {
             (device, DType::I32),
         );
         let indices: Vec<usize> = (0..images.n()).rev().chain([0, 36, 5]).collect();
-        let config = AugmentConfig { pad: 3, flip: true, normalize: Some(normalize) };
-        for augment in [false, true] {
+        let shift =
+            AugmentConfig { pad: 3, flip: true, normalize: Some(normalize), resized_crop: None };
+        // torchvision's ranges, and boxes wider than tall and taller than wide.
+        let resized =
+            [ResizedCrop::default(), ResizedCrop { scale: [0.3, 0.6], ratio: [0.4, 2.5] }]
+                .map(|crop| AugmentConfig { pad: 0, resized_crop: Some(crop), ..shift.clone() });
+        let configs = [(false, &shift), (true, &shift), (true, &resized[0]), (true, &resized[1])];
+        for (augment, config) in configs {
             let (mut r1, mut r2) = (ChaCha8Rng::seed_from_u64(7), ChaCha8Rng::seed_from_u64(7));
             let normalize = augment.then_some(config.normalize.as_ref()).flatten();
             let expected =
-                image_batch(&images, &indices, normalize, augment.then_some((&config, &mut r1)))
+                image_batch(&images, &indices, normalize, augment.then_some((config, &mut r1)))
                     .unwrap();
-            let crops = draw_crops(&indices, augment.then_some((&config, &mut r2)));
+            let crops = draw_crops(&indices, [11, 9], augment.then_some((config, &mut r2)));
             let map = PixelMap::new(&images, normalize).unwrap();
             let layout = ImageLayout { batch: indices.len(), height: 11, width: 9, map };
             let crops = Tensor::<1, Int>::from_data(
@@ -165,7 +173,7 @@ fn assert_same_as_host(device: &Device, composed: bool) {
             };
             assert_eq!(got.dims(), [indices.len(), channels, 11, 9]);
             let got = got.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
-            assert_eq!(got, expected, "{channels} channel(s), augment {augment}");
+            assert_eq!(got, expected, "{channels} channel(s), augment {augment}, {config:?}");
         }
     }
 }

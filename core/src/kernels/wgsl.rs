@@ -12,6 +12,7 @@ use burn::cubecl::server::KernelArguments;
 use burn::tensor::{DType, Int, Shape, Tensor};
 
 use super::reference::{AffineStats, ImageLayout};
+use crate::data::SUBPIXEL;
 
 /// Operations nml implements in its own shaders.
 #[backend_extension(Cube: cfg(feature = "wgpu"))]
@@ -25,7 +26,8 @@ pub trait KernelBackend: burn::backend::Backend {
     ) -> FloatTensor<Self>;
 
     /// A batch of cropped, mirrored, normalised images, `[B, C, H, W]`; `layout` packed as
-    /// `[batch, height, width, channels, scale, mean x 3, 1/std x 3]` (floats as their bits).
+    /// `[batch, height, width, channels, scale / SUBPIXEL^2, mean x 3, 1/std x 3]` (floats as
+    /// their bits).
     fn augment_images(
         packed: IntTensor<Self>,
         crops: IntTensor<Self>,
@@ -164,7 +166,8 @@ pub(super) fn augment_images(
         layout.height as u32,
         layout.width as u32,
         map.channels as u32,
-        map.scale.to_bits(),
+        // The shader's samples are pixels times SUBPIXEL^2 (see data::image_batch).
+        (map.scale / (SUBPIXEL * SUBPIXEL) as f32).to_bits(),
         map.mean[0].to_bits(),
         map.mean[1].to_bits(),
         map.mean[2].to_bits(),

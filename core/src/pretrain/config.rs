@@ -197,6 +197,7 @@ impl PretrainConfig {
                 "f16 needs loss scaling, which nml pairs with AdamW only; use bf16 with SGD".into(),
             );
         }
+        self.augment.validate()?;
         self.optimizer.validate()
     }
 

@@ -49,7 +49,7 @@ impl DeviceImages {
             ));
         }
         let map = PixelMap::new(&self.shape, normalize)?;
-        let crops = draw_crops(indices, augment);
+        let crops = draw_crops(indices, [h, w], augment);
         let layout = ImageLayout { batch: indices.len(), height: h, width: w, map };
         let crops = Tensor::<1, Int>::from_data(
             TensorData::new(crops.clone(), [crops.len()]),
@@ -88,11 +88,21 @@ mod tests {
             let images = images(channels);
             let on_device = DeviceImages::upload(&images, &device);
             assert!(on_device.host.is_none());
-            let config = AugmentConfig { pad: 2, flip: true, normalize: Some(normalize) };
+            let shift = AugmentConfig {
+                pad: 2,
+                flip: true,
+                normalize: Some(normalize),
+                resized_crop: None,
+            };
+            let resized = AugmentConfig {
+                pad: 0,
+                resized_crop: Some(crate::data::ResizedCrop::default()),
+                ..shift.clone()
+            };
             let indices = [4, 0, 3, 3, 1];
-            for augment in [false, true] {
+            for (augment, config) in [(false, &shift), (true, &shift), (true, &resized)] {
                 let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(5), ChaCha8Rng::seed_from_u64(5));
-                let with = |rng| augment.then_some((&config, rng));
+                let with = |rng| augment.then_some((config, rng));
                 let normalize = augment.then_some(config.normalize.as_ref()).flatten();
                 let batch = on_device.batch(&indices, normalize, with(&mut a)).unwrap();
                 assert_eq!(batch.dims(), [5, channels, 9, 7]);

@@ -318,7 +318,7 @@ fn kernel_section(target: &ComputeDevice, quick: bool) -> Result<String> {
     );
     let images = synthetic_images(6000, 28, 28, 0);
     let indices: Vec<usize> = (0..256).map(|i| i * 23 % images.n()).collect();
-    let config = AugmentConfig { pad: 2, flip: true, normalize: None };
+    let config = AugmentConfig { pad: 2, flip: true, ..AugmentConfig::default() };
     let on_gpu = DeviceImages::upload(&images, gpu);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut time_batch = |wgsl: bool| {
