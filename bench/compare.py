@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs `nml bench` (spectrum, eigen solver and tuning sections) and the numpy / PyTorch
+"""Runs `nml bench` (spectrum, eigen solver, tuning and standard-model sections) and the numpy / PyTorch
 references on this machine, one after the other, and prints the comparison tables of
 docs/performance.md with their ratios.
 
@@ -19,7 +19,7 @@ def nml_timings(path):
     if path is None:
         target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
         path = target / "nml-bench.json"
-        subprocess.run(["cargo", "run", "-p", "nml", "--", "bench", "--backend", "cpu", "--only", "spectrum,eigen,tune",
+        subprocess.run(["cargo", "run", "-p", "nml", "--", "bench", "--backend", "cpu", "--only", "spectrum,eigen,tune,models",
                         "--json", str(path)], cwd=ROOT, check=True)
     data = json.loads(Path(path).read_text())
     return data["device"], {t["name"]: t["seconds"] for t in data["timings"]}
@@ -67,6 +67,16 @@ def main():
             theirs = torch[f"{method}_epoch_seconds"]
             if mine:
                 print(f"| {method} | {mine:.2f} s | {theirs:.2f} s | {theirs / mine:.2f}x |")
+        models = json.loads(subprocess.run([sys.executable, str(ROOT / "bench/models_torch.py")], check=True, capture_output=True, text=True).stdout)
+        print("\n| standard model (batch 32 at 224 px; ResNet-18 step: batch 128 at 32 px) | nml images/s | PyTorch images/s | nml / PyTorch | PyTorch peak RSS |")
+        print("|---|---|---|---|---|")
+        batches = {"models-train-resnet18": 128}
+        for row in models["results"]:
+            mine = ours.get(row["name"])
+            if mine:
+                ours_rate = batches.get(row["name"], 32) / mine
+                print(f"| {row['name'][7:]} | {ours_rate:.1f} | {row['images_per_second']:.1f} | "
+                      f"{ours_rate / row['images_per_second']:.2f}x | {row['peak_mib']:.0f} MiB |")
     if a.out:
         tmp = Path(a.out + ".tmp")
         tmp.write_text("# nml against numpy and PyTorch\n\n" + "\n".join(lines) + "\n")

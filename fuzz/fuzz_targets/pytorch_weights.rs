@@ -1,11 +1,15 @@
 #![no_main]
 //! A PyTorch checkpoint, as a `.pth` pickle (first byte even) or a `.safetensors` file (odd):
-//! read for a tensor's shape and loaded into a small model in torchvision's layout. Hostile
-//! pickles (unknown opcodes, huge or overlapping storages) must be errors, never panics, and
-//! nothing in them runs.
+//! read for tensors' shapes and loaded into small models through every key layout nml has
+//! (torchvision's, efficientnet-lite-pytorch's renames, timm's ViT). Hostile pickles (unknown
+//! opcodes, huge or overlapping storages) must be errors, never panics, and nothing in them
+//! runs.
 use libfuzzer_sys::fuzz_target;
 use nml_core::Device;
-use nml_core::models::{ResNetConfig, TORCHVISION_RESNET, checkpoint_shapes, load_pytorch_weights};
+use nml_core::models::{
+    EFFICIENTNET_LITE, ResNetConfig, TIMM_VIT, TORCHVISION_RESNET, TimmVitConfig,
+    checkpoint_shapes, load_pytorch_weights,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&kind, bytes)) = data.split_first() else { return };
@@ -14,8 +18,13 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(&path, bytes).is_err() {
         return;
     }
-    let _ = checkpoint_shapes(&path, &["conv1.weight", "fc.weight"]);
-    let mut model = ResNetConfig::new(vec![2], 2).init(0, &Device::flex());
-    let _ = load_pytorch_weights(&mut model, &path, &TORCHVISION_RESNET);
+    let device = Device::flex();
+    let _ = checkpoint_shapes(&path, &["conv1.weight", "fc.weight", "pos_embed"]);
+    let mut resnet = ResNetConfig::new(vec![2], 2).init(0, &device);
+    let _ = load_pytorch_weights(&mut resnet, &path, &TORCHVISION_RESNET);
+    let _ = load_pytorch_weights(&mut resnet, &path, &EFFICIENTNET_LITE);
+    let mut vit =
+        TimmVitConfig::new(4, 1, 1, 2).with_image_size(4).with_patch_size(2).init(0, &device);
+    let _ = load_pytorch_weights(&mut vit, &path, &TIMM_VIT);
     let _ = std::fs::remove_file(&path);
 });

@@ -1,8 +1,9 @@
 //! `nml bench`: what nml's own paths cost on this machine, as ratios taken in one run: the
 //! spectrum and its accuracy against f64, the eigen solver against nalgebra's, nml's WGSL
 //! kernels against their composed-ops references, a tuning epoch, pre-training throughput, and
-//! how spectrum and NMTune cost grow. `--json` records every timing for `bench/compare.py`,
-//! which puts numpy and PyTorch beside them.
+//! how spectrum and NMTune cost grow, and the standard models' inference and training steps.
+//! `--json` records every timing for `bench/compare.py`, which puts numpy and PyTorch beside
+//! them.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -42,7 +43,7 @@ pub struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "spectrum,eigen,kernels,tune,pretrain,scaling"
+        default_value = "spectrum,eigen,kernels,tune,pretrain,scaling,models"
     )]
     only: Vec<Section>,
     /// Also write the report (Markdown) here.
@@ -62,6 +63,7 @@ enum Section {
     Tune,
     Pretrain,
     Scaling,
+    Models,
 }
 
 thread_local! {
@@ -88,13 +90,14 @@ pub fn run(args: Args) -> Result<()> {
         target.description
     );
     print!("{report}");
-    let sections: [(Section, SectionFn); 6] = [
+    let sections: [(Section, SectionFn); 7] = [
         (Section::Spectrum, spectrum),
         (Section::Eigen, eigen_solvers),
         (Section::Kernels, kernel_section),
         (Section::Tune, tune_epochs),
         (Section::Pretrain, pretrain_throughput),
         (Section::Scaling, scaling),
+        (Section::Models, standard_models),
     ];
     for (name, section) in sections {
         if args.only.contains(&name) {
@@ -482,6 +485,77 @@ fn scaling(target: &ComputeDevice, quick: bool) -> Result<String> {
         });
         result.map(|_| t)
     })?;
+    out.push('\n');
+    Ok(out)
+}
+
+/// Images of `shape` (`[B, C, H, W]`) given by a formula, as `bench/models_torch.py` makes them.
+fn formula_images(shape: [usize; 4], device: &Device) -> Tensor<4> {
+    let n: usize = shape.iter().product();
+    let pixels = (0..n).map(|j| (0.5 + 0.5 * (0.05 * j as f64).sin()) as f32).collect();
+    Tensor::from_data(TensorData::new(pixels, shape), device)
+}
+
+/// Inference of EfficientNet-Lite0 and ResNet-50 at 224 pixels, batch 32, and one training
+/// step of ResNet-18 at 32 pixels, batch 128 (forward, backward, AdamW), as
+/// `bench/models_torch.py` times them in PyTorch eager; with the process's peak resident memory
+/// after each (it only grows, so each row bounds the ones before it).
+fn standard_models(target: &ComputeDevice, quick: bool) -> Result<String> {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::{AdamWConfig, GradientsParams};
+    use burn::tensor::Int;
+    use nml_core::models::StandardModel;
+
+    let device = &target.device;
+    let (infer_batch, train_batch) = if quick { (4, 16) } else { (32, 128) };
+    let mut out = format!(
+        "## Standard models (inference at 224 px, batch {infer_batch}; ResNet-18 training step at 32 px, batch {train_batch}, AdamW)\n\n| model | images/s | peak RSS so far |\n|---|---|---|\n"
+    );
+    let peak = || super::peak_memory_mib().map_or("-".to_string(), |m| format!("{m:.0} MiB"));
+    for model in [StandardModel::EfficientnetLite0, StandardModel::Resnet50] {
+        let encoder = model.init(3, 224, 1000, 0, device);
+        let images = formula_images([infer_batch, 3, 224, 224], device);
+        let label = format!("models-infer-{}", model.name());
+        let seconds = timed(
+            label.clone(),
+            median_windowed(&label, repeats(2.0), || {
+                let logits = encoder.forward(images.clone());
+                let _ = logits.into_data();
+            }),
+        );
+        let _ = writeln!(
+            out,
+            "| {} inference | {:.1} | {} |",
+            model.name(),
+            infer_batch as f64 / seconds,
+            peak()
+        );
+    }
+    let autodiff = device.clone().autodiff();
+    let mut model = StandardModel::Resnet18.init(3, 32, 10, 0, &autodiff);
+    let mut optimizer = AdamWConfig::new().init();
+    let images = formula_images([train_batch, 3, 32, 32], &autodiff);
+    let labels = Tensor::<1, Int>::from_data(
+        TensorData::new((0..train_batch as i64).map(|i| i % 10).collect::<Vec<_>>(), [train_batch]),
+        &autodiff,
+    );
+    let loss_fn = CrossEntropyLossConfig::new().init(&autodiff);
+    let label = "models-train-resnet18".to_string();
+    let seconds = timed(
+        label.clone(),
+        median_windowed(&label, repeats(2.0), || {
+            let loss = loss_fn.forward(model.forward(images.clone()), labels.clone());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(1e-3, model.clone(), grads);
+            sync(&autodiff);
+        }),
+    );
+    let _ = writeln!(
+        out,
+        "| resnet18 training step | {:.1} | {} |",
+        train_batch as f64 / seconds,
+        peak()
+    );
     out.push('\n');
     Ok(out)
 }
