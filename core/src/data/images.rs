@@ -24,6 +24,8 @@ pub struct ImageSet {
     /// Files of the source left out because they did not decode (only when asked for; see
     /// [`BadImages`]), each as `path: reason`.
     skipped: Vec<String>,
+    /// The name of each class, where the source has them (a folder's subfolders); else empty.
+    class_names: Vec<String>,
 }
 
 /// What reading a folder does with a file in a class folder that is not a decodable PNG or
@@ -209,6 +211,10 @@ impl ImageSet {
         let mut set =
             Self::new(&name, [height, width, channels], pixels, labels, Some(classes.len()))?;
         set.skipped = skipped;
+        set.class_names = classes
+            .iter()
+            .map(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+            .collect();
         Ok(set)
     }
 
@@ -216,6 +222,12 @@ impl ImageSet {
     /// source asked to skip them).
     pub fn skipped(&self) -> &[String] {
         &self.skipped
+    }
+
+    /// The name of each class (a folder's subfolder names, in label order), or empty where the
+    /// source has none.
+    pub fn class_names(&self) -> &[String] {
+        &self.class_names
     }
 
     /// One PNG or JPEG image (label 0), grey when the file is (grey or grey with alpha), else
@@ -288,6 +300,7 @@ impl ImageSet {
             // 8x8 digits top out at 16; anything brighter than that is an 8-bit image.
             max_value: if brightest <= 16 { 16 } else { 255 },
             skipped: Vec::new(),
+            class_names: Vec::new(),
         })
     }
 
@@ -543,6 +556,7 @@ impl ImageSet {
             num_classes: self.num_classes,
             max_value: self.max_value,
             skipped: self.skipped.clone(),
+            class_names: self.class_names.clone(),
         }
     }
 
@@ -597,6 +611,7 @@ mod tests {
             num_classes: 1,
             max_value: 255,
             skipped: Vec::new(),
+            class_names: Vec::new(),
         }
     }
 
@@ -674,6 +689,7 @@ mod tests {
         let grey = read(BadImages::Stop).unwrap();
         assert_eq!((grey.n, grey.height, grey.width, grey.channels), (4, 4, 6, 1));
         assert_eq!((grey.labels.clone(), grey.num_classes), (vec![0, 0, 1, 1], 2));
+        assert_eq!(grey.class_names(), ["cat", "dog"]);
         assert_eq!(grey.pixels[0], 10);
 
         // One RGB JPEG of another size makes the set colour: the grey images are repeated over

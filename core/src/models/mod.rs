@@ -159,7 +159,7 @@ impl Encoder {
     }
 
     /// The encoder's features of every image (fed to it as `input` says), with the images'
-    /// labels: what downstream heads are tuned on. `name` names the set.
+    /// labels and class names: what downstream heads are tuned on. `name` names the set.
     pub fn extract(
         &self,
         images: &ImageSet,
@@ -197,7 +197,8 @@ impl Encoder {
         }
         let labels = set.labels().iter().map(|&l| i64::from(l)).collect();
         let features =
-            FeatureSet::new(name, features, self.feature_dim(), labels, Some(set.num_classes()))?;
+            FeatureSet::new(name, features, self.feature_dim(), labels, Some(set.num_classes()))?
+                .with_class_names(set.class_names().to_vec())?;
         Ok(Extracted { features, logits: request.logits.then_some(logits) })
     }
 
