@@ -345,15 +345,19 @@ pub fn image_batch(
                 0
             }
         };
+        // The pixel and the fraction towards the next one of each output row and column.
+        let split = |at: i32| {
+            let at = at + SUBPIXEL_OFFSET;
+            (at / SUBPIXEL - SUBPIXEL_OFFSET / SUBPIXEL, at % SUBPIXEL)
+        };
+        let rows: Vec<(i32, i32)> = (0..h).map(|y| split(crop_coordinate(y, top, ch, h))).collect();
+        let cols: Vec<(i32, i32)> = (0..w)
+            .map(|x| split(crop_coordinate(if flip != 0 { w - 1 - x } else { x }, left, cw, w)))
+            .collect();
         for channel in 0..c {
             let (mean, inv_std) = (map.mean[channel as usize], map.inv_std[channel as usize]);
-            for y in 0..h {
-                let sy = crop_coordinate(y, top, ch, h) + SUBPIXEL_OFFSET;
-                let (y0, fy) = (sy / SUBPIXEL - SUBPIXEL_OFFSET / SUBPIXEL, sy % SUBPIXEL);
-                for x in 0..w {
-                    let xo = if flip != 0 { w - 1 - x } else { x };
-                    let sx = crop_coordinate(xo, left, cw, w) + SUBPIXEL_OFFSET;
-                    let (x0, fx) = (sx / SUBPIXEL - SUBPIXEL_OFFSET / SUBPIXEL, sx % SUBPIXEL);
+            for &(y0, fy) in &rows {
+                for &(x0, fx) in &cols {
                     let row = |y: i32| {
                         pixel(y, x0, channel) * (SUBPIXEL - fx) + pixel(y, x0 + 1, channel) * fx
                     };

@@ -177,18 +177,17 @@ impl ImageSet {
         for (class, folder) in classes.iter().enumerate() {
             for file in sorted_entries(folder)?.into_iter().filter(|f| !f.is_dir()) {
                 let file_name = file.display().to_string();
-                let one = match ImageSet::decode(&read_file(&file)?, &file_name) {
-                    Ok(one) => per_image(one)?,
-                    Err(e) if bad == BadImages::Skip => {
-                        skipped.push(e.to_string());
+                let one = match Self::decoded(&read_file(&file)?) {
+                    Ok(image) => per_image(Self::from_decoded(&image, &file_name)?)?,
+                    Err(reason) if bad == BadImages::Skip => {
+                        skipped.push(format!("{file_name}: {reason}"));
                         continue;
                     }
-                    Err(e) => {
+                    Err(reason) => {
                         return Err(NmlError::format(
                             &file_name,
                             format!(
-                                "{} (add |skip-bad to the source to leave such files out and count them)",
-                                e.to_string().trim_start_matches(&format!("{file_name}: "))
+                                "{reason} (add |skip-bad to the source to leave such files out and count them)"
                             ),
                         ));
                     }
@@ -233,8 +232,17 @@ impl ImageSet {
     /// One PNG or JPEG image (label 0), grey when the file is (grey or grey with alpha), else
     /// RGB (alpha dropped); `name` names the file in the error when it does not decode.
     pub fn decode(bytes: &[u8], name: &str) -> Result<Self> {
-        let decoded = image::load_from_memory(bytes)
-            .map_err(|e| NmlError::format(name, format!("cannot decode the image: {e}")))?;
+        Self::decoded(bytes)
+            .map_err(|reason| NmlError::format(name, reason))
+            .and_then(|image| Self::from_decoded(&image, name))
+    }
+
+    /// The image in `bytes`, or why it is not one nml reads.
+    fn decoded(bytes: &[u8]) -> std::result::Result<image::DynamicImage, String> {
+        image::load_from_memory(bytes).map_err(|e| format!("cannot decode the image: {e}"))
+    }
+
+    fn from_decoded(decoded: &image::DynamicImage, name: &str) -> Result<Self> {
         let (w, h) = (decoded.width() as usize, decoded.height() as usize);
         let (channels, pixels) = if decoded.color().has_color() {
             (3, decoded.to_rgb8().into_raw())

@@ -1,7 +1,7 @@
-//! Image encoders pre-trained on noisy labels (nml's small ResNet and ViT for the quick study,
-//! torchvision's ResNets, EfficientNet-Lite0 and timm's ViTs at real size), the CLIP-style model around them, the host-seeded
-//! initialisers they share, their weights in PyTorch's key layout, and the features they give
-//! downstream tasks.
+//! Image encoders pre-trained on noisy labels (nml's small ResNet and ViT for the quick study;
+//! torchvision's ResNets, EfficientNet-Lite0 and timm's ViTs at real size), the CLIP-style
+//! model around them, the host-seeded initialisers they share, their weights in PyTorch's key
+//! layout, and the features they give downstream tasks.
 
 mod clip;
 mod efficientnet_lite;
@@ -45,7 +45,8 @@ use crate::readback::{blocking, floats};
 fn no_pytorch_counterpart() -> NmlError {
     NmlError::Invalid(
         "nml's small ResNet and ViT have no PyTorch counterpart; PyTorch weights go in and out \
-         of the standard architectures (resnet18, resnet34, resnet50, resnet101, efficientnet-lite0, vit-ti16, vit-s16, vit-b16)"
+         of the standard architectures (resnet18, resnet34, resnet50, resnet101, \
+         efficientnet-lite0, vit-ti16, vit-s16, vit-b16)"
             .into(),
     )
 }

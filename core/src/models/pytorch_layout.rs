@@ -1,6 +1,7 @@
 //! Weights in the key layout of the PyTorch library an architecture comes from (torchvision for
-//! the ResNets, efficientnet-lite-pytorch for EfficientNet-Lite, timm for the ViTs), so the checkpoints people have load as they are and what nml trains loads back
-//! into PyTorch with `load_state_dict`.
+//! the ResNets, efficientnet-lite-pytorch for EfficientNet-Lite, timm for the ViTs), so the
+//! checkpoints people have load as they are and what nml trains loads back into PyTorch with
+//! `load_state_dict`.
 //!
 //! Reading goes through burn-store: `.pth`/`.pt`/`.bin` pickles with its `PytorchStore` (which
 //! reads tensors and plain containers and executes nothing), `.safetensors` with its
@@ -77,7 +78,7 @@ impl WeightFile {
             Some("safetensors") => Ok(Self::Safetensors),
             _ => Err(NmlError::format(
                 path.display().to_string(),
-                "not a weight file nml reads: give a .pth, .pt or .bin (PyTorch) or a \
+                "not a weight file nml reads: give a .pth, .pt, .bin or .ckpt (PyTorch) or a \
                  .safetensors file",
             )),
         }

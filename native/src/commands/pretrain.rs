@@ -74,23 +74,33 @@ pub struct Args {
     devices: DevicesArg,
 }
 
-/// The encoders `--model` names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// The encoders `--model` names: nml's small ones, or any standard architecture by its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ModelKind {
     Resnet,
     Vit,
-    Resnet18,
-    Resnet34,
-    Resnet50,
-    Resnet101,
-    EfficientnetLite0,
-    VitTi16,
-    VitS16,
-    VitB16,
+    Standard(StandardModel),
 }
 
-fn standard(model: StandardModel) -> ModelShape {
-    ModelShape::Standard { model }
+impl clap::ValueEnum for ModelKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: std::sync::OnceLock<Vec<ModelKind>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| {
+            let standard = <StandardModel as clap::ValueEnum>::value_variants()
+                .iter()
+                .copied()
+                .map(Self::Standard);
+            [Self::Resnet, Self::Vit].into_iter().chain(standard).collect()
+        })
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            Self::Resnet => Some(clap::builder::PossibleValue::new("resnet")),
+            Self::Vit => Some(clap::builder::PossibleValue::new("vit")),
+            Self::Standard(model) => clap::ValueEnum::to_possible_value(model),
+        }
+    }
 }
 
 fn config(args: &Args) -> Result<PretrainConfig> {
@@ -110,16 +120,7 @@ fn config(args: &Args) -> Result<PretrainConfig> {
         Some(ModelKind::Resnet) => config.model = PretrainConfig::default().model,
         Some(ModelKind::Vit) if matches!(config.model, ModelShape::Vit { .. }) => {}
         Some(ModelKind::Vit) => config.model = ModelShape::small_vit(),
-        Some(ModelKind::Resnet18) => config.model = standard(StandardModel::Resnet18),
-        Some(ModelKind::Resnet34) => config.model = standard(StandardModel::Resnet34),
-        Some(ModelKind::Resnet50) => config.model = standard(StandardModel::Resnet50),
-        Some(ModelKind::Resnet101) => config.model = standard(StandardModel::Resnet101),
-        Some(ModelKind::EfficientnetLite0) => {
-            config.model = standard(StandardModel::EfficientnetLite0);
-        }
-        Some(ModelKind::VitTi16) => config.model = standard(StandardModel::VitTi16),
-        Some(ModelKind::VitS16) => config.model = standard(StandardModel::VitS16),
-        Some(ModelKind::VitB16) => config.model = standard(StandardModel::VitB16),
+        Some(ModelKind::Standard(model)) => config.model = ModelShape::Standard { model },
     }
     if let Some(v) = &args.widths {
         match &mut config.model {
