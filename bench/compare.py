@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Runs `nml bench` (spectrum, eigen solver, tuning and standard-model sections) and the numpy / PyTorch
+"""Runs `nml bench` (spectrum, eigen solver, tuning, standard-model and loader sections) and the numpy / PyTorch
 references on this machine, one after the other, and prints the comparison tables of
 docs/performance.md with their ratios.
 
 Usage (from the repository root, after building nml):
   python3 bench/compare.py                 # everything (about 20 minutes on 2 cores)
   python3 bench/compare.py --nml FILE      # reuse the timings of an earlier `nml bench --json FILE`
+                                           # (run with --loader-folder target/bench-jpegs for the loader row)
   python3 bench/compare.py --out F.md      # also write the tables to F.md
 Needs numpy (and torch for the tuning rows): pip install numpy torch
 """
@@ -15,12 +16,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+# The JPEGs the loader rows of nml and torchvision both read.
+JPEGS = TARGET / "bench-jpegs"
+
+
 def nml_timings(path):
     if path is None:
-        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-        path = target / "nml-bench.json"
-        subprocess.run(["cargo", "run", "-p", "nml", "--", "bench", "--backend", "cpu", "--only", "spectrum,eigen,tune,models",
-                        "--json", str(path)], cwd=ROOT, check=True)
+        path = TARGET / "nml-bench.json"
+        subprocess.run(["cargo", "run", "-p", "nml", "--", "bench", "--backend", "cpu", "--only", "spectrum,eigen,tune,models,loader",
+                        "--loader-folder", str(JPEGS), "--json", str(path)], cwd=ROOT, check=True)
     data = json.loads(Path(path).read_text())
     return data["device"], {t["name"]: t["seconds"] for t in data["timings"]}
 
@@ -77,6 +82,15 @@ def main():
                 ours_rate = batches.get(row["name"], 32) / mine
                 print(f"| {row['name'][7:]} | {ours_rate:.1f} | {row['images_per_second']:.1f} | "
                       f"{ours_rate / row['images_per_second']:.2f}x | {row['peak_mib']:.0f} MiB |")
+        mine = ours.get("loader-jpeg-224")
+        if mine and JPEGS.is_dir():
+            loader = json.loads(subprocess.run([sys.executable, str(ROOT / "bench/loader_torch.py"), "--folder", str(JPEGS)],
+                                               check=True, capture_output=True, text=True).stdout)
+            ours_rate = loader["files"] / mine
+            print(f"\n| loader: {loader['files']} JPEGs, RandomResizedCrop 224 + flip + normalise, batch 64 | nml images/s | "
+                  f"torchvision {loader['torchvision']} DataLoader({loader['workers']} workers) images/s | nml / torchvision |")
+            print("|---|---|---|---|")
+            print(f"| decode + augment | {ours_rate:.1f} | {loader['images_per_second']:.1f} | {ours_rate / loader['images_per_second']:.2f}x |")
     if a.out:
         tmp = Path(a.out + ".tmp")
         tmp.write_text("# nml against numpy and PyTorch\n\n" + "\n".join(lines) + "\n")

@@ -819,3 +819,60 @@ fn a_standard_resnet_pretrains_exports_and_loads_as_torchvision_weights() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `nml pretrain --stream` on a folder of real JPEGs (cut from the fetched sample photos): it
+/// trains reading the files as it goes, a broken file stops it by name or, with `|skip-bad`, is
+/// left out and listed; and the loader section of `nml bench` times such a folder.
+#[test]
+fn a_streamed_jpeg_folder_pretrains_from_the_command_line() {
+    let photos = repo().join("data/fetched/skimage-photos");
+    if !photos.is_dir() {
+        assert!(
+            std::env::var_os("NML_REQUIRE_FETCHED").is_none(),
+            "NML_REQUIRE_FETCHED is set but {} is missing",
+            photos.display()
+        );
+        eprintln!("skipped: {} is missing (run scripts/fetch-data)", photos.display());
+        return;
+    }
+    let dir = scratch("stream");
+    let folder = dir.join("jpegs");
+    nml_core::bench::jpeg_folder(&photos, &folder, 48, 3).unwrap();
+    std::fs::write(folder.join("class01/zz-broken.jpg"), b"\xff\xd8 not a whole JPEG").unwrap();
+    let pretrain = |data: String, out: &Path| {
+        let args = ["pretrain", "--backend", "cpu", "--stream", "--loader-workers", "2"];
+        let tiny = ["--widths", "4,8", "--image-size", "24", "--epochs", "2", "--batch-size", "16"];
+        nml()
+            .args(args)
+            .args(tiny)
+            .args(["--noise-ratio", "0.25", "--data", &data, "--out", &s(out)])
+            .output()
+            .unwrap()
+    };
+    let strict = pretrain(s(&folder), &dir.join("strict"));
+    let err = String::from_utf8_lossy(&strict.stderr);
+    assert!(!strict.status.success() && err.contains("zz-broken.jpg"), "{err}");
+    assert!(!dir.join("strict/model.safetensors").exists());
+    let out = pretrain(format!("{}|skip-bad", folder.display()), &dir.join("run"));
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("49 images") && stdout.contains("epoch   2"), "{stdout}");
+    assert!(
+        stderr.contains("skipped 1 unreadable files") && stderr.contains("zz-broken"),
+        "{stderr}"
+    );
+    let encoder =
+        nml_core::EncoderFile::in_run_dir(&dir.join("run"), &burn::tensor::Device::flex());
+    assert_eq!(encoder.unwrap().encoder.in_channels(), 3);
+
+    let report = dir.join("bench.md");
+    let bench = ["bench", "--quick", "--backend", "cpu", "--only", "loader", "--out", &s(&report)];
+    let out = nml().args(bench).current_dir(repo()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&report).unwrap();
+    let row =
+        text.lines().find(|l| l.starts_with("| 64 JPEGs")).unwrap_or_else(|| panic!("{text}"));
+    assert!(row.split('|').nth(3).unwrap().trim().parse::<f64>().unwrap() > 0.0, "{row}");
+    std::fs::remove_dir_all(&dir).ok();
+}

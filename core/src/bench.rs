@@ -89,3 +89,51 @@ pub fn eigenvalues_desc(values: &[f64], m: usize) -> Vec<f64> {
     let matrix = faer::Mat::<f64>::from_fn(m, m, |r, c| values[r * m + c]);
     crate::spectrum::eigenvalues_desc(matrix.as_ref())
 }
+
+/// Writes a class folder of `n` JPEGs (quality 90, about ImageNet's typical 500 x 375, some
+/// portrait) into `out/CLASS/`, `classes` classes, cut from the photos in `photos` (PNG/JPEG
+/// files): each a crop of one photo at a seeded place and scale, so no two files are equal. The
+/// loader benchmark's folder, the same one nml and torchvision read.
+pub fn jpeg_folder(
+    photos: &std::path::Path,
+    out: &std::path::Path,
+    n: usize,
+    classes: usize,
+) -> crate::Result<()> {
+    use crate::error::NmlError;
+    let mut files: Vec<_> = std::fs::read_dir(photos)
+        .map_err(|e| NmlError::io(photos, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let mut sources = Vec::new();
+    for file in files {
+        // Files that do not decode (the sample folder's truncated JPEG) are not photos to cut.
+        if let Ok(photo) = image::open(&file) {
+            sources.push(photo.to_rgb8());
+        }
+    }
+    if sources.is_empty() {
+        return Err(NmlError::format(photos.display().to_string(), "no photos that decode"));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    for k in 0..n {
+        let photo = &sources[k % sources.len()];
+        let (w, h) = photo.dimensions();
+        let scale = rng.random_range(0.5..=1.0f64);
+        let (cw, ch) = ((f64::from(w) * scale) as u32, (f64::from(h) * scale) as u32);
+        let (x, y) = (rng.random_range(0..=w - cw), rng.random_range(0..=h - ch));
+        let crop = image::imageops::crop_imm(photo, x, y, cw, ch).to_image();
+        let (tw, th) = if k % 4 == 3 { (375, 500) } else { (500, 375) };
+        let resized = image::imageops::resize(&crop, tw, th, image::imageops::FilterType::Triangle);
+        let dir = out.join(format!("class{:02}", k % classes));
+        std::fs::create_dir_all(&dir).map_err(|e| NmlError::io(&dir, e))?;
+        let path = dir.join(format!("{k:05}.jpg"));
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+            .encode_image(&resized)
+            .map_err(|e| NmlError::format(path.display().to_string(), e.to_string()))?;
+        crate::io::write_atomic(&path, &bytes)?;
+    }
+    Ok(())
+}

@@ -21,13 +21,13 @@ pub fn write_features(set: &FeatureSet, spec: &str) -> Result<()> {
     }
 }
 
-/// Says how many unreadable files a `|skip-bad` source left out, and the first few.
-fn report_skipped(images: &ImageSet) {
-    let skipped = images.skipped();
+/// Says how many unreadable files a `|skip-bad` source (named `name`) left out, and the first
+/// few.
+pub fn report_skipped(name: &str, skipped: &[String]) {
     if skipped.is_empty() {
         return;
     }
-    eprintln!("{}: skipped {} unreadable files:", images.name(), skipped.len());
+    eprintln!("{name}: skipped {} unreadable files:", skipped.len());
     for line in skipped.iter().take(5) {
         eprintln!("  {line}");
     }
@@ -39,6 +39,6 @@ fn report_skipped(images: &ImageSet) {
 /// Reads the image set `spec` names (see [`ImageSource`]), saying what `|skip-bad` left out.
 pub fn read_images(spec: &str) -> Result<ImageSet> {
     let images = spec.parse::<ImageSource>()?.load()?;
-    report_skipped(&images);
+    report_skipped(images.name(), images.skipped());
     Ok(images)
 }

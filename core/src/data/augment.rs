@@ -240,11 +240,22 @@ impl PixelMap {
                 ),
             ));
         }
+        Self::of_bytes(channels, images.max_value(), normalize, images.name())
+    }
+
+    /// The map of images with `channels` channels whose brightest value is `max_value`;
+    /// `name` names them in the error when the normalisation has another number of channels.
+    pub fn of_bytes(
+        channels: usize,
+        max_value: u8,
+        normalize: Option<&Normalize>,
+        name: &str,
+    ) -> Result<Self> {
         let (mut mean, mut inv_std) = ([0.0; 3], [1.0; 3]);
         if let Some(n) = normalize {
             if n.mean.len() != 1 && n.mean.len() != channels {
                 return Err(NmlError::format(
-                    images.name(),
+                    name,
                     format!(
                         "images have {channels} channel(s); the normalisation has {} values",
                         n.mean.len()
@@ -257,7 +268,7 @@ impl PixelMap {
                 inv_std[c] = 1.0 / n.std[k];
             }
         }
-        Ok(Self { channels, scale: 1.0 / f32::from(images.max_value()), mean, inv_std })
+        Ok(Self { channels, scale: 1.0 / f32::from(max_value), mean, inv_std })
     }
 }
 
@@ -271,31 +282,36 @@ pub const CROP_FIELDS: usize = 6;
 pub fn draw_crops(
     indices: &[usize],
     [h, w]: [usize; 2],
-    augment: Option<(&AugmentConfig, &mut ChaCha8Rng)>,
+    mut augment: Option<(&AugmentConfig, &mut ChaCha8Rng)>,
 ) -> Vec<i32> {
     let mut crops = Vec::with_capacity(indices.len() * CROP_FIELDS);
-    let (h, w) = (h as i32, w as i32);
-    match augment {
-        None => indices.iter().for_each(|&i| crops.extend([i as i32, 0, 0, h, w, 0])),
-        Some((config, rng)) => {
-            let pad = config.pad as i32;
-            for &i in indices {
-                let [top, left, ch, cw] = match &config.resized_crop {
-                    Some(crop) => crop.draw(h as usize, w as usize, rng).map(|v| v as i32),
-                    None => {
-                        // Offset of the crop inside the padded image, relative to the original.
-                        // Drawn as usize, as nml always has, so seeded runs keep their crops.
-                        let dy = rng.random_range(0..=2 * config.pad) as i32 - pad;
-                        let dx = rng.random_range(0..=2 * config.pad) as i32 - pad;
-                        [dy, dx, h, w]
-                    }
-                };
-                let flip = config.flip && rng.random::<bool>();
-                crops.extend([i as i32, top, left, ch, cw, i32::from(flip)]);
-            }
-        }
+    for &i in indices {
+        let crop = match &mut augment {
+            None => [0, 0, h as i32, w as i32, 0],
+            Some((config, rng)) => draw_crop([h, w], config, rng),
+        };
+        crops.push(i as i32);
+        crops.extend(crop);
     }
     crops
+}
+
+/// One augmented crop of an `h x w` image, `[top, left, height, width, flip]` (the last
+/// [`CROP_FIELDS`] - 1 fields of a crop list): a box drawn as `config` says, then the mirror.
+pub fn draw_crop([h, w]: [usize; 2], config: &AugmentConfig, rng: &mut ChaCha8Rng) -> [i32; 5] {
+    let pad = config.pad as i32;
+    let [top, left, ch, cw] = match &config.resized_crop {
+        Some(crop) => crop.draw(h, w, rng).map(|v| v as i32),
+        None => {
+            // Offset of the crop inside the padded image, relative to the original. Drawn as
+            // usize, as nml always has, so seeded runs keep their crops.
+            let dy = rng.random_range(0..=2 * config.pad) as i32 - pad;
+            let dx = rng.random_range(0..=2 * config.pad) as i32 - pad;
+            [dy, dx, h as i32, w as i32]
+        }
+    };
+    let flip = config.flip && rng.random::<bool>();
+    [top, left, ch, cw, i32::from(flip)]
 }
 
 /// Sub-pixel steps of the crop's sampling grid. Coordinates and bilinear weights are integers
@@ -331,43 +347,69 @@ pub fn image_batch(
 ) -> Result<Vec<f32>> {
     let map = PixelMap::new(images, normalize)?;
     let crops = draw_crops(indices, [images.height(), images.width()], augment);
-    let (h, w, c) = (images.height() as i32, images.width() as i32, map.channels as i32);
-    // A sample is a pixel times SUBPIXEL^2; scaling by a power of two is exact.
-    let scale = map.scale / (SUBPIXEL * SUBPIXEL) as f32;
+    let size = [images.height(), images.width()];
     let mut out = Vec::with_capacity(indices.len() * images.image_len());
     for crop in crops.chunks_exact(CROP_FIELDS) {
-        let [image, top, left, ch, cw, flip] = std::array::from_fn(|k| crop[k]);
-        let img = images.image(image as usize);
-        let pixel = |y: i32, x: i32, channel: i32| -> i32 {
-            if (0..h).contains(&y) && (0..w).contains(&x) {
-                i32::from(img[((y * w + x) * c + channel) as usize])
-            } else {
-                0
-            }
+        let image = images.image(crop[0] as usize);
+        let crop = std::array::from_fn(|k| crop[k + 1]);
+        resample_crop(image, size, crop, size, &map, &mut out);
+    }
+    Ok(out)
+}
+
+/// Appends the `crop` (`[top, left, height, width, flip]`) of one image (`[h, w]` pixels of
+/// `map.channels` bytes, row-major, channels innermost) to `out`, resampled (bilinear, in
+/// [`SUBPIXEL`] steps) to `[out_h, out_w]` and mapped by `map`, channels first. Box pixels
+/// outside the image read as zero.
+pub fn resample_crop(
+    image: &[u8],
+    [h, w]: [usize; 2],
+    [top, left, ch, cw, flip]: [i32; 5],
+    [out_h, out_w]: [usize; 2],
+    map: &PixelMap,
+    out: &mut Vec<f32>,
+) {
+    let c = map.channels;
+    // A sample is a pixel times SUBPIXEL^2; scaling by a power of two is exact.
+    let scale = map.scale / (SUBPIXEL * SUBPIXEL) as f32;
+    // Each output row (column) reads two image rows (columns) with integer weights. One outside
+    // the image reads zero: its weight is zero, and it points at the first row (column) so
+    // every read stays in bounds; the sums are integers, so this gives the same bits.
+    let taps = |at: i32, len: usize, stride: usize| -> [(usize, i32); 2] {
+        let at = at + SUBPIXEL_OFFSET;
+        let (first, frac) = (at / SUBPIXEL - SUBPIXEL_OFFSET / SUBPIXEL, at % SUBPIXEL);
+        let tap = |p: i32, weight: i32| match usize::try_from(p) {
+            Ok(p) if p < len => (p * stride, weight),
+            _ => (0, 0),
         };
-        // The pixel and the fraction towards the next one of each output row and column.
-        let split = |at: i32| {
-            let at = at + SUBPIXEL_OFFSET;
-            (at / SUBPIXEL - SUBPIXEL_OFFSET / SUBPIXEL, at % SUBPIXEL)
-        };
-        let rows: Vec<(i32, i32)> = (0..h).map(|y| split(crop_coordinate(y, top, ch, h))).collect();
-        let cols: Vec<(i32, i32)> = (0..w)
-            .map(|x| split(crop_coordinate(if flip != 0 { w - 1 - x } else { x }, left, cw, w)))
-            .collect();
-        for channel in 0..c {
-            let (mean, inv_std) = (map.mean[channel as usize], map.inv_std[channel as usize]);
-            for &(y0, fy) in &rows {
-                for &(x0, fx) in &cols {
-                    let row = |y: i32| {
-                        pixel(y, x0, channel) * (SUBPIXEL - fx) + pixel(y, x0 + 1, channel) * fx
-                    };
-                    let sample = row(y0) * (SUBPIXEL - fy) + row(y0 + 1) * fy;
-                    out.push((sample as f32 * scale - mean) * inv_std);
-                }
+        [tap(first, SUBPIXEL - frac), tap(first + 1, frac)]
+    };
+    let rows: Vec<[(usize, i32); 2]> = (0..out_h as i32)
+        .map(|y| taps(crop_coordinate(y, top, ch, out_h as i32), h, w * c))
+        .collect();
+    let cols: Vec<[(usize, i32); 2]> = (0..out_w as i32)
+        .map(|x| {
+            let x = if flip != 0 { out_w as i32 - 1 - x } else { x };
+            taps(crop_coordinate(x, left, cw, out_w as i32), w, c)
+        })
+        .collect();
+    let plane = out_h * out_w;
+    let start = out.len();
+    out.resize(start + c * plane, 0.0);
+    let out = &mut out[start..];
+    for (y, [(r0, wy0), (r1, wy1)]) in rows.iter().copied().enumerate() {
+        let (row0, row1) = (&image[r0..], &image[r1..]);
+        for (x, [(x0, wx0), (x1, wx1)]) in cols.iter().copied().enumerate() {
+            for channel in 0..c {
+                let tap = |row: &[u8], at: usize| i32::from(row[at + channel]);
+                let upper = tap(row0, x0) * wx0 + tap(row0, x1) * wx1;
+                let lower = tap(row1, x0) * wx0 + tap(row1, x1) * wx1;
+                let sample = upper * wy0 + lower * wy1;
+                out[channel * plane + y * out_w + x] =
+                    (sample as f32 * scale - map.mean[channel]) * map.inv_std[channel];
             }
         }
     }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{BadImages, CifarKind, ImageSet, StarterSet};
+use super::{BadImages, CifarKind, ImageFolder, ImageSet, StarterSet};
 use crate::error::{NmlError, Result};
 
 /// See the module documentation. Parsing checks the syntax; [`ImageSource::load`] reads the files.
@@ -84,14 +84,24 @@ impl ImageSource {
             ImageOrigin::Npy { images, labels } => ImageSet::read_npy(images, labels)?,
             ImageOrigin::Cifar { path, kind } => ImageSet::read_cifar(path, *kind)?,
             ImageOrigin::Folder(dir) if dir.is_dir() => {
-                // Every transform maps images one by one, so the range can follow them.
                 let per_image = |image: ImageSet| self.transformed(image);
-                let set = ImageSet::read_folder(dir, self.bad_images, &per_image)?;
-                return Ok(self.in_range(set)?.with_name(self.text.clone()));
+                let set =
+                    ImageSet::read_folder(&self.folder_files(dir)?, self.bad_images, &per_image)?;
+                return Ok(set.with_name(self.text.clone()));
             }
             ImageOrigin::Folder(_) => return Err(self.unknown_form()),
         };
         Ok(self.transformed(self.in_range(set)?)?.with_name(self.text.clone()))
+    }
+
+    /// A folder's files, in the source's range; every transform maps images one by one, so the
+    /// range can be taken before any is decoded.
+    pub(super) fn folder_files(&self, dir: &Path) -> Result<ImageFolder> {
+        let folder = ImageFolder::scan(dir)?;
+        match &self.range {
+            Some(range) => folder.range(range.clone()),
+            None => Ok(folder),
+        }
     }
 
     fn in_range(&self, set: ImageSet) -> Result<ImageSet> {
@@ -108,7 +118,7 @@ impl ImageSource {
         Ok(set)
     }
 
-    fn transformed(&self, mut set: ImageSet) -> Result<ImageSet> {
+    pub(super) fn transformed(&self, mut set: ImageSet) -> Result<ImageSet> {
         for transform in &self.transforms {
             set = match *transform {
                 ImageTransform::Rotate(degrees) => set.rotated(degrees),
@@ -119,6 +129,20 @@ impl ImageSource {
             };
         }
         Ok(set)
+    }
+
+    /// What the source does with files that do not decode.
+    pub fn bad_images(&self) -> BadImages {
+        self.bad_images
+    }
+
+    /// The channels the source's last `|grey` or `|rgb` asks for.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(super) fn channels_asked(&self) -> Option<usize> {
+        self.transforms.iter().rev().find_map(|t| match t {
+            ImageTransform::Channels(c) => Some(*c),
+            _ => None,
+        })
     }
 
     fn base_text(&self) -> &str {

@@ -1,8 +1,8 @@
 use std::path::Path;
 
-use crate::data::FeatureSet;
 use crate::data::idx::read_idx;
 use crate::data::npy_file;
+use crate::data::{FeatureSet, FolderImage, ImageFolder};
 use crate::error::{NmlError, Result};
 use crate::io::read_file;
 
@@ -143,77 +143,54 @@ impl ImageSet {
         Self::new(image_name, shape, pixels, labels, None)
     }
 
-    /// Images from a folder holding one subfolder per class (sorted subfolder names are the
-    /// classes 0, 1, ...), each with PNG or JPEG files (sorted by name): the layout of
-    /// torchvision's `ImageFolder`. `per_image` is applied to each image as it is decoded (the
+    /// The images of a class folder (see [`ImageFolder`]: torchvision's `ImageFolder`
+    /// layout), decoded and held in memory. `per_image` is applied to each image as it is decoded (the
     /// evaluation transform, so photos of many sizes are cropped before they are stacked);
     /// images it leaves at different sizes are resampled to the size of the first one. The set
     /// is colour when any image is, else grey. A file that does not decode stops the read with
     /// its path named, or with [`BadImages::Skip`] is left out and recorded.
     pub fn read_folder(
-        dir: &Path,
+        folder: &ImageFolder,
         bad: BadImages,
         per_image: &dyn Fn(ImageSet) -> Result<ImageSet>,
     ) -> Result<Self> {
-        let name = dir.display().to_string();
-        let sorted_entries = |path: &Path| -> Result<Vec<std::path::PathBuf>> {
-            let mut entries: Vec<_> = std::fs::read_dir(path)
-                .map_err(|e| NmlError::io(path, e))?
-                .map(|e| e.map(|e| e.path()).map_err(|e| NmlError::io(path, e)))
-                .collect::<Result<_>>()?;
-            entries.sort();
-            Ok(entries)
-        };
-        let classes: Vec<_> = sorted_entries(dir)?.into_iter().filter(|p| p.is_dir()).collect();
-        if classes.is_empty() {
-            return Err(NmlError::format(
-                &name,
-                "no class subfolders (expected DIR/CLASS/IMAGE.png)",
-            ));
-        }
         let (mut pixels, mut labels, mut size, mut any_colour) =
             (Vec::new(), Vec::new(), None, false);
         let mut skipped = Vec::new();
-        for (class, folder) in classes.iter().enumerate() {
-            for file in sorted_entries(folder)?.into_iter().filter(|f| !f.is_dir()) {
-                let file_name = file.display().to_string();
-                let one = match Self::decoded(&read_file(&file)?) {
-                    Ok(image) => per_image(Self::from_decoded(&image, &file_name)?)?,
-                    Err(reason) if bad == BadImages::Skip => {
-                        skipped.push(format!("{file_name}: {reason}"));
-                        continue;
-                    }
-                    Err(reason) => {
-                        return Err(NmlError::format(
-                            &file_name,
-                            format!(
-                                "{reason} (add |skip-bad to the source to leave such files out and count them)"
-                            ),
-                        ));
-                    }
-                };
-                any_colour |= one.channels == 3;
-                // Held as RGB until the whole folder is seen; a grey image's three channels
-                // are equal, so keeping one of them later gives its grey values back.
-                let [height, width] = *size.get_or_insert([one.height, one.width]);
-                pixels.extend(one.with_channels(3)?.resized(height, width).pixels);
-                labels.push(class as u32);
-            }
+        for (i, &label) in folder.labels().iter().enumerate() {
+            let one = match folder.read(i, bad)? {
+                FolderImage::Image(image) => per_image(image)?,
+                FolderImage::Skipped(reason) => {
+                    skipped.push(reason);
+                    continue;
+                }
+            };
+            any_colour |= one.channels == 3;
+            // Held as RGB until the whole folder is seen; a grey image's three channels are
+            // equal, so keeping one of them later gives its grey values back.
+            let [height, width] = *size.get_or_insert([one.height, one.width]);
+            pixels.extend(one.with_channels(3)?.resized(height, width).pixels);
+            labels.push(label);
         }
         let Some([height, width]) = size else {
-            return Err(NmlError::format(&name, "no PNG or JPEG images in the class subfolders"));
+            return Err(NmlError::format(
+                folder.name(),
+                "no PNG or JPEG images in the class subfolders",
+            ));
         };
         if !any_colour {
             pixels = pixels.iter().step_by(3).copied().collect();
         }
         let channels = if any_colour { 3 } else { 1 };
-        let mut set =
-            Self::new(&name, [height, width, channels], pixels, labels, Some(classes.len()))?;
+        let mut set = Self::new(
+            folder.name(),
+            [height, width, channels],
+            pixels,
+            labels,
+            Some(folder.num_classes()),
+        )?;
         set.skipped = skipped;
-        set.class_names = classes
-            .iter()
-            .map(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
-            .collect();
+        set.class_names = folder.class_names().to_vec();
         Ok(set)
     }
 
@@ -234,20 +211,21 @@ impl ImageSet {
     pub fn decode(bytes: &[u8], name: &str) -> Result<Self> {
         Self::decoded(bytes)
             .map_err(|reason| NmlError::format(name, reason))
-            .and_then(|image| Self::from_decoded(&image, name))
+            .and_then(|image| Self::from_decoded(image, name))
     }
 
     /// The image in `bytes`, or why it is not one nml reads.
-    fn decoded(bytes: &[u8]) -> std::result::Result<image::DynamicImage, String> {
+    pub(super) fn decoded(bytes: &[u8]) -> std::result::Result<image::DynamicImage, String> {
         image::load_from_memory(bytes).map_err(|e| format!("cannot decode the image: {e}"))
     }
 
-    fn from_decoded(decoded: &image::DynamicImage, name: &str) -> Result<Self> {
+    pub(super) fn from_decoded(decoded: image::DynamicImage, name: &str) -> Result<Self> {
         let (w, h) = (decoded.width() as usize, decoded.height() as usize);
+        // `into_*` keeps the decoder's buffer when it is already 8-bit RGB or grey.
         let (channels, pixels) = if decoded.color().has_color() {
-            (3, decoded.to_rgb8().into_raw())
+            (3, decoded.into_rgb8().into_raw())
         } else {
-            (1, decoded.to_luma8().into_raw())
+            (1, decoded.into_luma8().into_raw())
         };
         Self::new(name, [h, w, channels], pixels, vec![0], None)
     }
@@ -693,7 +671,7 @@ mod tests {
                 img.save(dir.path().join(class).join(format!("{k}.png"))).unwrap();
             }
         }
-        let read = |bad| ImageSet::read_folder(dir.path(), bad, &Ok);
+        let read = |bad| ImageSet::read_folder(&ImageFolder::scan(dir.path()).unwrap(), bad, &Ok);
         let grey = read(BadImages::Stop).unwrap();
         assert_eq!((grey.n, grey.height, grey.width, grey.channels), (4, 4, 6, 1));
         assert_eq!((grey.labels.clone(), grey.num_classes), (vec![0, 0, 1, 1], 2));
@@ -730,14 +708,16 @@ mod tests {
 
         // A transform for each image as it is read: a centre crop of the 12x8 JPEG keeps its
         // middle instead of squeezing the whole photo into the first image's size.
-        let cropped = ImageSet::read_folder(dir.path(), BadImages::Skip, &|one: ImageSet| {
-            one.center_cropped(4)
-        })
+        let cropped = ImageSet::read_folder(
+            &ImageFolder::scan(dir.path()).unwrap(),
+            BadImages::Skip,
+            &|one: ImageSet| one.center_cropped(4),
+        )
         .unwrap();
         assert_eq!((cropped.n, cropped.height, cropped.width), (5, 4, 4));
         let empty = tempfile::tempdir().unwrap();
         assert!(
-            ImageSet::read_folder(empty.path(), BadImages::Stop, &Ok)
+            ImageFolder::scan(empty.path())
                 .unwrap_err()
                 .to_string()
                 .contains("no class subfolders")

@@ -5,22 +5,28 @@ mod augment;
 mod cifar;
 mod feature_set;
 pub mod idx;
+mod image_folder;
 mod image_source;
 mod images;
 pub mod npy_file;
 pub mod safetensors_file;
 mod starter;
+#[cfg(not(target_arch = "wasm32"))]
+mod streamed;
 mod vocabulary;
 
 pub use augment::{
     AugmentConfig, CROP_FIELDS, Normalize, PixelMap, ResizedCrop, SUBPIXEL, SUBPIXEL_OFFSET,
-    crop_coordinate, draw_crops, image_batch,
+    crop_coordinate, draw_crop, draw_crops, image_batch, resample_crop,
 };
 pub use cifar::CifarKind;
 pub use feature_set::FeatureSet;
+pub use image_folder::{FolderImage, ImageFolder};
 pub use image_source::{ImageOrigin, ImageSource, ImageTransform};
 pub use images::{BadImages, ImageSet};
 pub use starter::StarterSet;
+#[cfg(not(target_arch = "wasm32"))]
+pub use streamed::{BatchStream, BatchTransform, ImageBatch, LoaderConfig, StreamedImages};
 pub use vocabulary::Vocabulary;
 
 use std::path::Path;

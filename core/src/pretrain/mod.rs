@@ -64,7 +64,14 @@ pub fn pretrain(
     device: &Device,
     observer: &mut dyn Observer<EpochRecord>,
 ) -> Result<Pretrained> {
-    run(images, None, config, run_dir, std::slice::from_ref(device), observer)
+    run(
+        TrainingImages::Memory(images),
+        None,
+        config,
+        run_dir,
+        std::slice::from_ref(device),
+        observer,
+    )
 }
 
 /// [`pretrain`] with every batch split over `devices` (data parallel; the first holds the model
@@ -77,12 +84,7 @@ pub fn pretrain_data_parallel(
     devices: &[Device],
     observer: &mut dyn Observer<EpochRecord>,
 ) -> Result<Pretrained> {
-    if devices.is_empty() {
-        return Err(NmlError::Invalid(
-            "data-parallel pre-training needs at least one device".into(),
-        ));
-    }
-    run(images, None, config, run_dir, devices, observer)
+    run(TrainingImages::Memory(images), None, config, run_dir, devices, observer)
 }
 
 /// Contrastive pre-training on given captions (one per image, e.g. from a caption file), a
@@ -107,24 +109,189 @@ pub fn pretrain_contrastive(
             images.name()
         )));
     }
-    run(images, Some(captions), config, run_dir, std::slice::from_ref(device), observer)
+    run(
+        TrainingImages::Memory(images),
+        Some(captions),
+        config,
+        run_dir,
+        std::slice::from_ref(device),
+        observer,
+    )
+}
+
+/// Pre-training on a class folder streamed by a background pool (see
+/// [`crate::data::StreamedImages`]) instead of held in memory: supervised on noisy labels, or
+/// contrastive on captions built from the class names, on one device or split over several.
+/// Each image is cropped as decoded (a resized crop of the photo itself, where the in-memory
+/// path crops the image already resampled to the run's size).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn pretrain_streamed(
+    images: &crate::data::StreamedImages,
+    loader: crate::data::LoaderConfig,
+    config: &PretrainConfig,
+    run_dir: Option<&Path>,
+    devices: &[Device],
+    observer: &mut dyn Observer<EpochRecord>,
+) -> Result<Pretrained> {
+    run(TrainingImages::Streamed(images, loader), None, config, run_dir, devices, observer)
 }
 
 /// Training images resampled to the run's size, with their noisy labels and the realised rate.
 pub fn noisy_training_set(images: &ImageSet, config: &PretrainConfig) -> Result<(ImageSet, f64)> {
     let set = images.resized(config.image_size, config.image_size);
+    let (labels, rate) = noisy_labels(images.labels(), images.num_classes(), config)?;
+    Ok((set.with_labels(labels)?, rate))
+}
+
+/// The labels a run trains on and the share the noise changed.
+fn noisy_labels(
+    labels: &[u32],
+    classes: usize,
+    config: &PretrainConfig,
+) -> Result<(Vec<u32>, f64)> {
     match &config.noise {
         Some(noise) => {
-            let noisy = noise.apply(images.labels(), images.num_classes(), config.seed)?;
+            let noisy = noise.apply(labels, classes, config.seed)?;
             let rate = noisy.rate();
-            Ok((set.with_labels(noisy.labels)?, rate))
+            Ok((noisy.labels, rate))
         }
-        None => Ok((set, 0.0)),
+        None => Ok((labels.to_vec(), 0.0)),
+    }
+}
+
+/// What a run trains on.
+enum TrainingImages<'a> {
+    Memory(&'a ImageSet),
+    #[cfg(not(target_arch = "wasm32"))]
+    Streamed(&'a crate::data::StreamedImages, crate::data::LoaderConfig),
+}
+
+impl TrainingImages<'_> {
+    fn n(&self) -> usize {
+        match self {
+            Self::Memory(images) => images.n(),
+            #[cfg(not(target_arch = "wasm32"))]
+            Self::Streamed(images, _) => images.n(),
+        }
+    }
+
+    fn labels(&self) -> &[u32] {
+        match self {
+            Self::Memory(images) => images.labels(),
+            #[cfg(not(target_arch = "wasm32"))]
+            Self::Streamed(images, _) => images.labels(),
+        }
+    }
+
+    fn num_classes(&self) -> usize {
+        match self {
+            Self::Memory(images) => images.num_classes(),
+            #[cfg(not(target_arch = "wasm32"))]
+            Self::Streamed(images, _) => images.num_classes(),
+        }
+    }
+
+    fn channels(&self) -> usize {
+        match self {
+            Self::Memory(images) => images.channels(),
+            #[cfg(not(target_arch = "wasm32"))]
+            Self::Streamed(images, _) => images.channels(),
+        }
+    }
+
+    /// The run's batches: the set uploaded once, or a stream from the epoch after the last
+    /// one `run_dir` holds.
+    // The browser build has no streams, so the plan and the run directory are for them only.
+    #[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
+    fn batches(
+        &self,
+        plan: &Plan,
+        config: &PretrainConfig,
+        run_dir: Option<&Path>,
+        device: &Device,
+    ) -> Result<Batches> {
+        match self {
+            Self::Memory(images) => {
+                let set = images.resized(config.image_size, config.image_size);
+                Ok(Batches::Device(Box::new(DeviceImages::upload(&set, device))))
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            Self::Streamed(images, loader) => {
+                let done = match run_dir {
+                    Some(dir) => saved_run(dir)?.map_or(0, |meta| meta.epochs_done),
+                    None => 0,
+                };
+                let parts = plan.devices.len().max(1);
+                let order =
+                    Plan::new(plan.samples, plan.epochs, plan.batch_size, plan.lr, plan.shuffle);
+                let batches_of = move |epoch| -> Result<Vec<Vec<usize>>> {
+                    let batches = order.epoch_batches(epoch)?;
+                    Ok(batches
+                        .iter()
+                        .flat_map(|b| train::device_parts(b, parts).map(<[usize]>::to_vec))
+                        .collect())
+                };
+                let transform = crate::data::BatchTransform {
+                    image_size: config.image_size,
+                    augment: Some(config.augment.clone()),
+                    normalize: config.augment.normalize.clone(),
+                };
+                let stream = images.stream(
+                    done + 1..=config.epochs,
+                    batches_of,
+                    transform,
+                    config.seed,
+                    *loader,
+                )?;
+                Ok(Batches::Stream(stream))
+            }
+        }
+    }
+}
+
+/// Where a run's batches come from.
+enum Batches {
+    Device(Box<DeviceImages>),
+    #[cfg(not(target_arch = "wasm32"))]
+    Stream(crate::data::BatchStream),
+}
+
+impl Batches {
+    /// The augmented batch of `chunk` on the replica's `device`, and the samples in it (all of
+    /// `chunk`, unless the stream left out files that do not decode).
+    fn next(
+        &mut self,
+        chunk: &[usize],
+        config: &PretrainConfig,
+        rng: &mut ChaCha8Rng,
+        device: &Device,
+        parallel: bool,
+    ) -> Result<(Tensor<4>, Vec<usize>)> {
+        match self {
+            Self::Device(images) => {
+                let x = images.batch(
+                    chunk,
+                    config.augment.normalize.as_ref(),
+                    Some((&config.augment, rng)),
+                )?;
+                // The images live on the first device; replicas take their part from there.
+                let x = if parallel { x.to_device(device) } else { x };
+                Ok((x, chunk.to_vec()))
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            Self::Stream(stream) => {
+                let batch = stream.next(chunk)?;
+                let (n, s) = (batch.indices.len(), config.image_size);
+                let c = batch.pixels.len() / (n * s * s);
+                let x = Tensor::from_data(TensorData::new(batch.pixels, [n, c, s, s]), device);
+                Ok((x, batch.indices))
+            }
+        }
     }
 }
 
 fn run(
-    images: &ImageSet,
+    images: TrainingImages<'_>,
     captions: Option<&[String]>,
     config: &PretrainConfig,
     run_dir: Option<&Path>,
@@ -132,13 +299,15 @@ fn run(
     observer: &mut dyn Observer<EpochRecord>,
 ) -> Result<Pretrained> {
     config.validate()?;
+    if devices.is_empty() {
+        return Err(NmlError::Invalid("pre-training needs at least one device".into()));
+    }
     for device in devices {
         config.precision.check(device)?;
     }
     let devices: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
     let ad = devices[0].clone();
     let (num_classes, in_channels) = (images.num_classes(), images.channels());
-    let run_dir = run_dir.map(|dir| RunDir::new(dir, META_KEY));
     let plan = Plan::new(
         images.n(),
         config.epochs,
@@ -148,27 +317,29 @@ fn run(
     )
     .with_loss_scale(config.precision.loss_scale())
     .with_devices(if devices.len() > 1 { devices.clone() } else { Vec::new() });
-    let image_tower = config.init_encoder(in_channels, num_classes, config.seed, &ad);
+    let mut batches = images.batches(&plan, config, run_dir, &ad)?;
     let parallel = devices.len() > 1;
+    let run_dir = run_dir.map(|dir| RunDir::new(dir, META_KEY));
+    let image_tower = config.init_encoder(in_channels, num_classes, config.seed, &ad);
     match &config.objective {
         Objective::Supervised => {
-            let (train, noise_rate) = noisy_training_set(images, config)?;
-            let on_device = DeviceImages::upload(&train, &ad);
+            let (labels, noise_rate) = noisy_labels(images.labels(), num_classes, config)?;
             let loss_fn = CrossEntropyLossConfig::new().init(&ad);
             let step = async |model: &Encoder,
                               chunk: &[usize],
                               rng: &mut ChaCha8Rng|
                    -> Result<StepLoss> {
                 let device = model_device(model, &ad);
-                let x = replica_batch(&on_device, chunk, config, rng, &device, parallel)?;
-                let labels: Vec<i64> =
-                    chunk.iter().map(|&i| i64::from(train.labels()[i])).collect();
+                let (x, kept) = batches.next(chunk, config, rng, &device, parallel)?;
+                let targets: Vec<i64> = kept.iter().map(|&i| i64::from(labels[i])).collect();
                 let y =
-                    Tensor::<1, Int>::from_data(TensorData::new(labels, [chunk.len()]), &device);
+                    Tensor::<1, Int>::from_data(TensorData::new(targets, [kept.len()]), &device);
                 let logits = compute_copy(model, config.precision).forward(x);
                 let correct =
-                    logits.clone().argmax(1).reshape([chunk.len()]).equal(y.clone()).int().sum();
-                Ok(StepLoss::new(loss_fn.forward(logits, y)).with_correct(correct))
+                    logits.clone().argmax(1).reshape([kept.len()]).equal(y.clone()).int().sum();
+                Ok(StepLoss::new(loss_fn.forward(logits, y))
+                    .with_correct(correct)
+                    .with_samples(kept.len()))
             };
             let (model, history, epochs_trained) = fit(
                 image_tower,
@@ -204,7 +375,6 @@ fn run(
                 *max_words,
                 config.seed,
             )?;
-            let train = images.resized(config.image_size, config.image_size);
             let model = ContrastiveModel::new(
                 image_tower,
                 config.model.feature_dim(),
@@ -213,17 +383,16 @@ fn run(
                 config.seed,
                 &ad,
             );
-            let on_device = DeviceImages::upload(&train, &ad);
             let max_words = *max_words;
             let step = async |model: &ContrastiveModel,
                               chunk: &[usize],
                               rng: &mut ChaCha8Rng|
                    -> Result<StepLoss> {
                 let device = model_device(model, &ad);
-                let x = replica_batch(&on_device, chunk, config, rng, &device, parallel)?;
-                let ids: Vec<i64> = chunk.iter().flat_map(|&i| tokens[i].iter().copied()).collect();
+                let (x, kept) = batches.next(chunk, config, rng, &device, parallel)?;
+                let ids: Vec<i64> = kept.iter().flat_map(|&i| tokens[i].iter().copied()).collect();
                 let t = Tensor::<2, Int>::from_data(
-                    TensorData::new(ids, [chunk.len(), max_words]),
+                    TensorData::new(ids, [kept.len(), max_words]),
                     &device,
                 );
                 // Only the image tower computes in reduced precision; the text tower is a small embedding.
@@ -232,7 +401,7 @@ fn run(
                     ..model.clone()
                 };
                 let (loss, correct) = compute.loss(x, t);
-                Ok(StepLoss::new(loss).with_correct(correct))
+                Ok(StepLoss::new(loss).with_correct(correct).with_samples(kept.len()))
             };
             let (model, history, epochs_trained) = fit(
                 model,
@@ -254,20 +423,6 @@ fn run(
             })
         }
     }
-}
-
-/// The augmented batch of `chunk`, on the replica's `device` when training is split over
-/// several devices (the images live on the first).
-fn replica_batch(
-    images: &DeviceImages,
-    chunk: &[usize],
-    config: &PretrainConfig,
-    rng: &mut ChaCha8Rng,
-    device: &Device,
-    parallel: bool,
-) -> Result<Tensor<4>> {
-    let x = images.batch(chunk, config.augment.normalize.as_ref(), Some((&config.augment, rng)))?;
-    Ok(if parallel { x.to_device(device) } else { x })
 }
 
 /// The device a replica's parameters are on.

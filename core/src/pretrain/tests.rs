@@ -320,3 +320,69 @@ fn mixed_precision_tracks_f32() {
     };
     assert!(sgd.validate().unwrap_err().to_string().contains("AdamW"));
 }
+
+/// `images` written as a class folder of PNGs (`DIR/LABEL/NNNN.png`).
+fn png_folder(images: &ImageSet) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, &label) in images.labels().iter().enumerate() {
+        let class = dir.path().join(label.to_string());
+        std::fs::create_dir_all(&class).unwrap();
+        let (h, w) = (images.height() as u32, images.width() as u32);
+        image::GrayImage::from_raw(w, h, images.image(i).to_vec())
+            .unwrap()
+            .save(class.join(format!("{i:04}.png")))
+            .unwrap();
+    }
+    dir
+}
+
+/// A class folder streamed by the background pool pre-trains (the loss falls on real digits),
+/// and a run stopped after one epoch resumes to exactly the weights of an uninterrupted one,
+/// on one device and split over two.
+#[test]
+fn a_streamed_folder_pretrains_and_resumes_exactly() {
+    use crate::data::{ImageSource, LoaderConfig};
+    let images = mnist(400);
+    let folder = png_folder(&images);
+    let source: ImageSource = format!("{}|grey", folder.path().display()).parse().unwrap();
+    let streamed = source.streamed().unwrap();
+    assert_eq!((streamed.n(), streamed.num_classes(), streamed.channels()), (400, 10, 1));
+    let config = PretrainConfig {
+        noise: Some(LabelNoise::Symmetric { ratio: 0.2 }),
+        optimizer: OptimizerConfig::Adamw { lr: 1e-2, weight_decay: 5e-4 },
+        augment: crate::data::AugmentConfig { pad: 2, flip: false, ..Default::default() },
+        ..tiny(3)
+    };
+    let loader = LoaderConfig { workers: 2, prefetch: 2 };
+    for devices in [vec![Device::flex()], vec![Device::flex(), Device::flex()]] {
+        let whole = tempfile::tempdir().unwrap();
+        let straight =
+            pretrain_streamed(&streamed, loader, &config, Some(whole.path()), &devices, &mut ())
+                .unwrap();
+        let h = &straight.history;
+        assert!(h[2].loss < h[0].loss, "did not learn: {h:?}");
+        assert!((straight.noise_rate - 0.2).abs() < 1e-12);
+        let broken = tempfile::tempdir().unwrap();
+        let first = pretrain_streamed(
+            &streamed,
+            LoaderConfig { workers: 1, prefetch: 1 },
+            &config,
+            Some(broken.path()),
+            &devices,
+            &mut StopAfter(1),
+        )
+        .unwrap();
+        assert_eq!(first.epochs_trained, 1);
+        let resumed =
+            pretrain_streamed(&streamed, loader, &config, Some(broken.path()), &devices, &mut ())
+                .unwrap();
+        assert_eq!((resumed.epochs_trained, resumed.history.len()), (2, 3));
+        assert_eq!(
+            differing_tensors(&straight.model, &resumed.model),
+            Vec::<String>::new(),
+            "resumed weights differ on {} device(s)",
+            devices.len()
+        );
+    }
+    assert!(streamed.skipped().is_empty());
+}

@@ -103,6 +103,24 @@ impl Plan {
         self.samples / batch + usize::from(self.samples % batch >= 2)
     }
 
+    /// The batches of `epoch` (from 1) of a [`Shuffle::PerEpoch`] plan, in the order [`train`]
+    /// steps through them: what a loader that prepares batches ahead of the loop needs. A plan
+    /// with a continuing shuffle has no such list until the epochs before are drawn.
+    pub fn epoch_batches(&self, epoch: usize) -> Result<Vec<Vec<usize>>> {
+        let Shuffle::PerEpoch { seed } = self.shuffle else {
+            return Err(NmlError::Invalid(
+                "batches can be listed ahead only for per-epoch shuffles".into(),
+            ));
+        };
+        let (_, order) = shuffled(seed, epoch, self.samples);
+        Ok(self.batches_of(&order).map(<[usize]>::to_vec).collect())
+    }
+
+    /// The batches of one epoch's `order` that are stepped on.
+    fn batches_of<'a>(&self, order: &'a [usize]) -> impl Iterator<Item = &'a [usize]> {
+        order.chunks(self.batch_size.max(1)).filter(|chunk| chunk.len() >= 2)
+    }
+
     fn check(&self) -> Result<()> {
         if self.samples < 2 {
             return Err(NmlError::Invalid("need at least two training samples".into()));
@@ -124,9 +142,14 @@ impl Plan {
     }
 }
 
-/// The random stream of one epoch of a [`Shuffle::PerEpoch`] run.
-fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+/// The random stream of one epoch of a [`Shuffle::PerEpoch`] run, and the epoch's order of
+/// samples drawn from it first.
+fn shuffled(seed: u64, epoch: usize, samples: usize) -> (ChaCha8Rng, Vec<usize>) {
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut order: Vec<usize> = (0..samples).collect();
+    order.shuffle(&mut rng);
+    (rng, order)
 }
 
 /// What one step computed on its batch.
@@ -137,11 +160,14 @@ pub struct StepLoss {
     pub terms: Vec<Tensor<1>>,
     /// How many of the batch's samples the model got right, where that means something.
     pub correct: Option<Tensor<1, Int>>,
+    /// How many samples the step saw, where a loader left some of the batch out (a file that
+    /// did not decode); `None`: the whole batch.
+    pub samples: Option<usize>,
 }
 
 impl StepLoss {
     pub fn new(loss: Tensor<1>) -> Self {
-        Self { loss, terms: Vec::new(), correct: None }
+        Self { loss, terms: Vec::new(), correct: None, samples: None }
     }
 
     pub fn with_terms(mut self, terms: Vec<Tensor<1>>) -> Self {
@@ -151,6 +177,11 @@ impl StepLoss {
 
     pub fn with_correct(mut self, correct: Tensor<1, Int>) -> Self {
         self.correct = Some(correct);
+        self
+    }
+
+    pub fn with_samples(mut self, samples: usize) -> Self {
+        self.samples = Some(samples);
         self
     }
 }
@@ -237,23 +268,17 @@ where
                 (rng, order)
             }
             (None, Shuffle::PerEpoch { seed } | Shuffle::Continuing { seed }) => {
-                let mut rng = epoch_rng(seed, epoch);
-                let mut order: Vec<usize> = (0..plan.samples).collect();
-                order.shuffle(&mut rng);
-                let (rng, order) = fresh.insert((rng, order));
+                let (rng, order) = fresh.insert(shuffled(seed, epoch, plan.samples));
                 (rng, order)
             }
         };
         let main = model_device(&model);
-        let mut global_step = (epoch - 1) * batches_per_epoch;
+        let first_step = (epoch - 1) * batches_per_epoch;
         let mut sum_loss = Tensor::<1>::zeros([1], &main);
         let mut sum_terms: Vec<Tensor<1>> = Vec::new();
         let mut sum_correct: Option<Tensor<1, Int>> = None;
         let (mut seen, mut batches, mut lr) = (0usize, 0usize, plan.lr);
-        for chunk in order.chunks(plan.batch_size) {
-            if chunk.len() < 2 {
-                continue;
-            }
+        for (global_step, chunk) in (first_step..).zip(plan.batches_of(order)) {
             if observer.should_stop() {
                 stopped = true;
                 break 'epochs;
@@ -282,9 +307,8 @@ where
             }
             lr = cosine_lr(plan.lr, global_step, total_steps);
             model = optimizer.step(lr, model, grads);
-            global_step += 1;
             batches += 1;
-            seen += chunk.len();
+            seen += step_loss.samples.unwrap_or(chunk.len());
         }
         // One read per epoch: the device need not wait for the host between batches.
         let sums = floats(Tensor::cat([vec![sum_loss], sum_terms].concat(), 0)).await?;
@@ -332,6 +356,12 @@ fn model_device<M: Module>(model: &M) -> Device {
     model.devices().into_iter().next().unwrap_or_else(Device::flex)
 }
 
+/// The parts of a batch that a data-parallel step gives to each of `devices` devices, in
+/// order (the whole batch for one device).
+pub fn device_parts(chunk: &[usize], devices: usize) -> std::slice::Chunks<'_, usize> {
+    chunk.chunks(chunk.len().div_ceil(devices.max(1)).max(1))
+}
+
 /// One step split over `devices`: part `i` of the batch runs on a replica on device `i`, its
 /// loss weighted by the part's share of the batch, so the summed gradient is the batch mean's.
 /// Parts are taken in order and draw from `rng` in order, so augmentation sees the same stream
@@ -345,10 +375,9 @@ async fn parallel_step<M: Module>(
     step: &mut impl AsyncFnMut(&M, &[usize], &mut ChaCha8Rng) -> Result<StepLoss>,
 ) -> Result<(StepLoss, GradientsParams)> {
     let main = model_device(model);
-    let part_size = chunk.len().div_ceil(devices.len());
     let mut accumulator = GradientsAccumulator::<M>::new();
     let mut total: Option<StepLoss> = None;
-    for (part, device) in chunk.chunks(part_size).zip(devices) {
+    for (part, device) in device_parts(chunk, devices.len()).zip(devices) {
         let replica = if *device == main { model.clone() } else { model.clone().fork(device) };
         let out = step(&replica, part, rng).await?;
         let share = part.len() as f64 / chunk.len() as f64;
@@ -362,6 +391,7 @@ async fn parallel_step<M: Module>(
             loss: to_main(out.loss),
             terms: out.terms.into_iter().map(to_main).collect(),
             correct: out.correct.map(|c| c.to_device(&main)),
+            samples: Some(out.samples.unwrap_or(part.len())),
         };
         total = Some(match total {
             None => part_loss,
@@ -372,6 +402,7 @@ async fn parallel_step<M: Module>(
                     (Some(a), Some(b)) => Some(a + b),
                     (a, b) => a.or(b),
                 },
+                samples: sum.samples.zip(part_loss.samples).map(|(a, b)| a + b),
             },
         });
     }
@@ -450,6 +481,36 @@ mod tests {
         }
         // 40 samples in batches of 16: two full batches and one of 8, all counted.
         assert_eq!(plan.batches_per_epoch(), 3);
+    }
+
+    /// The batches a plan lists ahead are the ones the loop steps through, epoch by epoch.
+    #[test]
+    fn listed_batches_are_the_ones_trained_on() {
+        let plan = Plan::new(23, 3, 5, 0.01, Shuffle::PerEpoch { seed: 7 });
+        let device = Device::flex().autodiff();
+        let model = LinearConfig::new(2, 1).init(&device);
+        let mut optimizer =
+            OptimizerConfig::Sgd { lr: 0.01, momentum: 0.0, weight_decay: 0.0 }.init();
+        let mut seen = Vec::new();
+        let step =
+            async |model: &Linear, chunk: &[usize], _: &mut ChaCha8Rng| -> Result<StepLoss> {
+                seen.push(chunk.to_vec());
+                let x = Tensor::<2>::ones([chunk.len(), 2], &model.weight.val().device());
+                Ok(StepLoss::new(model.forward(x).mean()))
+            };
+        let end_epoch = async |_: &Linear, sums: EpochSums| -> Result<(usize, Flow)> {
+            Ok((sums.epoch, Flow::Continue))
+        };
+        blocking(train(model, &plan, &mut optimizer, Vec::new(), step, end_epoch, &mut (), None))
+            .unwrap();
+        let listed: Vec<Vec<usize>> =
+            (1..=3).flat_map(|epoch| plan.epoch_batches(epoch).unwrap()).collect();
+        // 23 in batches of 5: four full batches and one of 3 an epoch.
+        assert_eq!((listed.len(), listed[4].len()), (15, 3));
+        assert_eq!(seen, listed);
+        assert_ne!(listed[0], listed[5], "each epoch draws its own order");
+        let continuing = Plan { shuffle: Shuffle::Continuing { seed: 7 }, ..plan };
+        assert!(continuing.epoch_batches(1).is_err());
     }
 
     #[test]

@@ -43,9 +43,14 @@ pub struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "spectrum,eigen,kernels,tune,pretrain,scaling,models"
+        default_value = "spectrum,eigen,kernels,tune,pretrain,scaling,models,loader"
     )]
     only: Vec<Section>,
+    /// The loader section's folder of JPEGs: made there from the fetched sample photos when
+    /// empty, and kept (so `bench/loader_torch.py` can read the same files); by default a
+    /// temporary folder.
+    #[arg(long)]
+    loader_folder: Option<PathBuf>,
     /// Also write the report (Markdown) here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -64,7 +69,11 @@ enum Section {
     Pretrain,
     Scaling,
     Models,
+    Loader,
 }
+
+/// A section: the report text it adds, measured on a device (`quick` for small sizes).
+type SectionFn<'a> = dyn Fn(&ComputeDevice, bool) -> Result<String> + 'a;
 
 thread_local! {
     /// Every timing taken in this run, by name, for `--json`.
@@ -77,9 +86,6 @@ fn timed(name: String, seconds: f64) -> f64 {
     seconds
 }
 
-/// A section: the report text it adds, measured on a device (`quick` for small sizes).
-type SectionFn = fn(&ComputeDevice, bool) -> Result<String>;
-
 pub fn run(args: Args) -> Result<()> {
     let target = args.backend.device()?;
     let mut report = String::new();
@@ -90,14 +96,18 @@ pub fn run(args: Args) -> Result<()> {
         target.description
     );
     print!("{report}");
-    let sections: [(Section, SectionFn); 7] = [
-        (Section::Spectrum, spectrum),
-        (Section::Eigen, eigen_solvers),
-        (Section::Kernels, kernel_section),
-        (Section::Tune, tune_epochs),
-        (Section::Pretrain, pretrain_throughput),
-        (Section::Scaling, scaling),
-        (Section::Models, standard_models),
+    let loader = |target: &ComputeDevice, quick| {
+        loader_throughput(target, quick, args.loader_folder.as_deref())
+    };
+    let sections: [(Section, &SectionFn); 8] = [
+        (Section::Spectrum, &spectrum),
+        (Section::Eigen, &eigen_solvers),
+        (Section::Kernels, &kernel_section),
+        (Section::Tune, &tune_epochs),
+        (Section::Pretrain, &pretrain_throughput),
+        (Section::Scaling, &scaling),
+        (Section::Models, &standard_models),
+        (Section::Loader, &loader),
     ];
     for (name, section) in sections {
         if args.only.contains(&name) {
@@ -558,4 +568,81 @@ fn standard_models(target: &ComputeDevice, quick: bool) -> Result<String> {
     );
     out.push('\n');
     Ok(out)
+}
+
+/// The streaming loader's decode + augment throughput on a folder of JPEGs: torchvision's
+/// training transform (RandomResizedCrop to 224, flip, ImageNet normalisation), batch 64, a
+/// worker per core, as `bench/loader_torch.py` times `ImageFolder` + `DataLoader` on the same
+/// files. The files are read once before timing, so both read them from the page cache.
+fn loader_throughput(
+    target: &ComputeDevice,
+    quick: bool,
+    folder: Option<&std::path::Path>,
+) -> Result<String> {
+    use nml_core::ImageSource;
+    use nml_core::data::{BatchTransform, LoaderConfig, Normalize, ResizedCrop};
+    use nml_core::train::{Plan, Shuffle};
+
+    let _ = target;
+    let n = if quick { 64 } else { 512 };
+    let temporary = std::env::temp_dir().join(format!("nml-bench-jpegs-{}", std::process::id()));
+    let dir = folder.unwrap_or(&temporary);
+    if !dir.join("class00").is_dir() {
+        let photos = std::path::Path::new("data/fetched/skimage-photos");
+        if !photos.is_dir() {
+            return Ok("## Image loader\n\nSkipped: needs the sample photos that `scripts/fetch-data` brings (data/fetched/skimage-photos).\n\n".into());
+        }
+        nml_core::bench::jpeg_folder(photos, dir, n, 8)?;
+    }
+    let streamed = dir.display().to_string().parse::<ImageSource>()?.streamed()?;
+    let normalize = Some(Normalize::imagenet());
+    let transform = BatchTransform {
+        image_size: 224,
+        augment: Some(AugmentConfig {
+            pad: 0,
+            flip: true,
+            normalize: normalize.clone(),
+            resized_crop: Some(ResizedCrop::default()),
+        }),
+        normalize,
+    };
+    let loader = LoaderConfig { prefetch: 4, ..LoaderConfig::default() };
+    let plan = Plan::new(streamed.n(), 1, 64, 0.0, Shuffle::PerEpoch { seed: 0 });
+    let label = "loader-jpeg-224".to_string();
+    let mut failure = None;
+    let seconds = timed(
+        label.clone(),
+        median_windowed(&label, repeats(10.0), || {
+            let order = plan.clone();
+            let epoch = || -> Result<()> {
+                let mut stream = streamed.stream(
+                    1..=1,
+                    move |e| order.epoch_batches(e),
+                    transform.clone(),
+                    0,
+                    loader,
+                )?;
+                for batch in plan.epoch_batches(1)? {
+                    stream.next(&batch)?;
+                }
+                Ok(())
+            };
+            if let Err(e) = epoch() {
+                failure.get_or_insert(e);
+            }
+        }),
+    );
+    if folder.is_none() {
+        let _ = std::fs::remove_dir_all(&temporary);
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let peak = super::peak_memory_mib().map_or("-".to_string(), |m| format!("{m:.0} MiB"));
+    Ok(format!(
+        "## Image loader (decode + RandomResizedCrop 224 + flip + normalise, batch 64)\n\n| files | workers | images/s | peak RSS so far |\n|---|---|---|---|\n| {} JPEGs of 500x375 | {} | {:.1} | {peak} |\n\n",
+        streamed.n(),
+        loader.workers,
+        streamed.n() as f64 / seconds,
+    ))
 }

@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
+use nml_core::data::LoaderConfig;
 use nml_core::models::{ComputePrecision, StandardModel};
 use nml_core::pretrain::{
     ModelShape, Objective, PretrainConfig, pretrain, pretrain_contrastive, pretrain_data_parallel,
-    saved_run,
+    pretrain_streamed, saved_run,
 };
 use nml_core::study::ObjectiveKind;
 use nml_core::train::RunDir;
@@ -15,7 +16,8 @@ use nml_core::{NmlError, NoiseKind, OptimizerConfig, Result};
 use super::{merge_toml, write_json};
 use crate::args::{DevicesArg, describe};
 use crate::progress::EpochBar;
-use crate::sets::read_images;
+use crate::sets::{read_images, report_skipped};
+use nml_core::ImageSource;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -70,6 +72,16 @@ pub struct Args {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Read a folder --data file by file while training (a pool of threads decodes and
+    /// augments the next batches) instead of loading it whole: for sets larger than memory.
+    #[arg(long)]
+    stream: bool,
+    /// With --stream: threads decoding images (default: one per core).
+    #[arg(long, requires = "stream")]
+    loader_workers: Option<usize>,
+    /// With --stream: batches prepared ahead of the training loop.
+    #[arg(long, requires = "stream", default_value_t = 4)]
+    prefetch: usize,
     #[command(flatten)]
     devices: DevicesArg,
 }
@@ -167,7 +179,6 @@ pub fn run(args: Args) -> Result<()> {
     let config = config(&args)?;
     let devices = args.devices.devices()?;
     let device = devices[0].clone();
-    let images = read_images(&args.data)?;
     if let Some(meta) = saved_run(&args.out)?
         && !args.resume
         && meta.epochs_done < meta.config.epochs
@@ -180,6 +191,24 @@ pub fn run(args: Args) -> Result<()> {
         )));
     }
     let mut bar = EpochBar::new("pretrain", config.epochs);
+    if args.stream {
+        if args.captions.is_some() {
+            return Err(NmlError::Invalid(
+                "--captions pairs captions with images held in memory; leave out --stream".into(),
+            ));
+        }
+        let images = args.data.parse::<ImageSource>()?.streamed()?;
+        let mut loader = LoaderConfig { prefetch: args.prefetch, ..LoaderConfig::default() };
+        if let Some(workers) = args.loader_workers {
+            loader.workers = workers;
+        }
+        let list: Vec<_> = devices.iter().map(|d| d.device.clone()).collect();
+        let run = pretrain_streamed(&images, loader, &config, Some(&args.out), &list, &mut bar);
+        bar.finish();
+        report_skipped(images.name(), &images.skipped());
+        return finish(&args, run?, images.n(), &devices);
+    }
+    let images = read_images(&args.data)?;
     let run = match &args.captions {
         Some(path) => {
             let name = path.display().to_string();
@@ -221,7 +250,16 @@ pub fn run(args: Args) -> Result<()> {
         None => pretrain(&images, &config, Some(&args.out), &device.device, &mut bar),
     };
     bar.finish();
-    let run = run?;
+    finish(&args, run?, images.n(), &devices)
+}
+
+/// Prints the run's epochs and writes its summary beside the checkpoint.
+fn finish(
+    args: &Args,
+    run: nml_core::pretrain::Pretrained,
+    n: usize,
+    devices: &[nml_core::device::ComputeDevice],
+) -> Result<()> {
     for r in &run.history {
         println!(
             "epoch {:>3}  loss {:.4}  train acc (against the noisy targets) {:.2}%  {:.1} s",
@@ -233,17 +271,17 @@ pub fn run(args: Args) -> Result<()> {
     }
     let summary = serde_json::json!({
         "data": args.data,
-        "n": images.n(),
+        "n": n,
         "noise_rate": run.noise_rate,
         "config": run.config,
         "history": run.history,
-        "backend": describe(&devices),
+        "backend": describe(devices),
     });
     write_json(&args.out.join("pretrain.json"), &summary)?;
     println!(
         "{}: {} images, realised noise {:.1}%, {} epochs trained now -> {}",
         args.data,
-        images.n(),
+        n,
         run.noise_rate * 100.0,
         run.epochs_trained,
         args.out.join(RunDir::MODEL_FILE).display()
