@@ -876,3 +876,99 @@ fn a_streamed_jpeg_folder_pretrains_from_the_command_line() {
     assert!(row.split('|').nth(3).unwrap().trim().parse::<f64>().unwrap() > 0.0, "{row}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// CIFAR binary records (`fine` adds CIFAR-100's coarse label byte) of the starter digits
+/// `range`, resampled to 32 px and tinted by class, so a CIFAR-format file holds real images.
+fn cifar_records(range: std::ops::Range<usize>, fine: bool) -> Vec<u8> {
+    let digits = ImageSet::starter(nml_core::data::StarterSet::Mnist).unwrap();
+    let digits = digits.subset(&range.collect::<Vec<_>>()).resized(32, 32);
+    let mut bytes = Vec::new();
+    for (i, &label) in digits.labels().iter().enumerate() {
+        if fine {
+            bytes.push(label as u8 / 5);
+        }
+        bytes.push(label as u8);
+        let image = digits.image(i);
+        for tint in [1, 1 + label % 2, 1] {
+            bytes.extend(image.iter().map(|&p| p / tint as u8));
+        }
+    }
+    bytes
+}
+
+/// The gpu preset as it is (torchvision's ResNet-18, CIFAR-100 pre-training, its tasks and
+/// recipes), shrunk to a tiny size: every `@A..B` range divided by 50, two noise ratios, one
+/// seed, one epoch, on CIFAR-format files of a few hundred real (digit) images laid out where
+/// the preset expects CIFAR. It runs end to end and reports every task.
+#[test]
+fn the_gpu_preset_runs_end_to_end_at_a_tiny_size() {
+    let fetched = repo().join("data/fetched");
+    if !fetched.join("fashion-mnist").is_dir() {
+        assert!(
+            std::env::var_os("NML_REQUIRE_FETCHED").is_none(),
+            "NML_REQUIRE_FETCHED is set but {} is missing",
+            fetched.display()
+        );
+        eprintln!("skipped: {} is missing (run scripts/fetch-data)", fetched.display());
+        return;
+    }
+    let dir = scratch("gpu-preset");
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("cifar-100-binary")).unwrap();
+    std::fs::create_dir_all(data.join("cifar-10-batches-bin")).unwrap();
+    std::fs::write(data.join("cifar-100-binary/train.bin"), cifar_records(0..400, true)).unwrap();
+    let cifar10 = data.join("cifar-10-batches-bin");
+    std::fs::write(cifar10.join("data_batch_1.bin"), cifar_records(400..600, false)).unwrap();
+    std::fs::write(cifar10.join("test_batch.bin"), cifar_records(600..800, false)).unwrap();
+    std::os::unix::fs::symlink(&fetched, data.join("fetched")).unwrap();
+
+    let text = std::fs::read_to_string(repo().join("native/suites/gpu.toml")).unwrap();
+    let mut suite: toml::Table = toml::from_str(&text).unwrap();
+    let shrink = |source: &str| match source.split_once('@') {
+        None => source.to_string(),
+        Some((head, tail)) => {
+            let (range, rest) = tail.split_at(tail.find('|').unwrap_or(tail.len()));
+            let (a, b) = range.split_once("..").unwrap();
+            let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
+            format!("{head}@{}..{}{rest}", a / 50, b / 50)
+        }
+    };
+    for task in suite["task"].as_array_mut().unwrap() {
+        let task = task.as_table_mut().unwrap();
+        for key in ["train", "test"] {
+            let source = shrink(task[key].as_str().unwrap());
+            task.insert(key.into(), source.into());
+        }
+        for (_, source) in task["ood"].as_table_mut().unwrap().iter_mut() {
+            *source = shrink(source.as_str().unwrap()).into();
+        }
+    }
+    suite.insert("ratios".into(), toml::Value::try_from([0.0, 0.3]).unwrap());
+    suite.insert("seeds".into(), toml::Value::try_from([0]).unwrap());
+    let pretrain = suite["pretrain"].as_table_mut().unwrap();
+    pretrain.insert("epochs".into(), 1.into());
+    pretrain.insert("batch_size".into(), 64.into());
+    let tune = suite["tune"].as_table_mut().unwrap();
+    tune.insert("epochs".into(), 2.into());
+    tune.insert("fractions".into(), toml::Value::try_from([1.0]).unwrap());
+    let tiny = dir.join("gpu-tiny.toml");
+    std::fs::write(&tiny, toml::to_string(&suite).unwrap()).unwrap();
+
+    let out = nml()
+        .args(["sweep", "--suite", &s(&tiny), "--out", "out", "--backend", "cpu"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results = std::fs::read_to_string(dir.join("out/results.csv")).unwrap();
+    // Two pre-training runs x three tasks x three heads at one fraction, each with its ID row.
+    let id_rows = results.lines().filter(|l| l.contains(",id,test,")).count();
+    assert_eq!(id_rows, 2 * 3 * 3, "{results}");
+    assert!(results.lines().any(|l| l.starts_with("supervised,0.3,0,cifar10,ood,grey,")));
+    let summary = std::fs::read_to_string(dir.join("out/summary.md")).unwrap();
+    for task in ["cifar10", "mnist", "fashion"] {
+        assert!(summary.contains(task), "{task} missing from {summary}");
+    }
+    assert!(summary.contains("rotated-30") && summary.contains("opencv-digits"), "{summary}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -25,7 +25,8 @@ use crate::progress::StepBar;
 #[derive(clap::Args)]
 pub struct Args {
     /// Built-in suite: quick (starter digits, minutes on a 2-core CPU), vit (the same with a small
-    /// ViT, for --finetune lora) or full (for a GPU).
+    /// ViT, for --finetune lora), full (Fashion-MNIST, for a GPU) or gpu (torchvision's
+    /// ResNet-18 on CIFAR-100, for a desktop GPU).
     #[arg(long, default_value = "quick", conflicts_with = "suite")]
     preset: String,
     /// A suite file (TOML) of your own; see native/suites/quick.toml for the fields.

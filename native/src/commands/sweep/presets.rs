@@ -5,7 +5,7 @@ use std::path::Path;
 use nml_core::{NmlError, Result, Suite};
 
 /// The presets, by name, with what each is for.
-pub const PRESETS: [(&str, &str, &str); 3] = [
+pub const PRESETS: [(&str, &str, &str); 4] = [
     (
         "quick",
         include_str!("../../../suites/quick.toml"),
@@ -17,6 +17,11 @@ pub const PRESETS: [(&str, &str, &str); 3] = [
         "the same with a small ViT, for --finetune lora",
     ),
     ("full", include_str!("../../../suites/full.toml"), "Fashion-MNIST pre-training, for a GPU"),
+    (
+        "gpu",
+        include_str!("../../../suites/gpu.toml"),
+        "torchvision's ResNet-18 on CIFAR-100, for a desktop GPU",
+    ),
 ];
 
 /// The suite file at `path`, or the built-in `preset` when there is none; `seeds` replaces the
@@ -52,7 +57,10 @@ mod tests {
             load_suite(name, None, None).unwrap();
         }
         assert!(
-            load_suite("huge", None, None).unwrap_err().to_string().contains("quick, vit, full")
+            load_suite("huge", None, None)
+                .unwrap_err()
+                .to_string()
+                .contains("quick, vit, full, gpu")
         );
     }
 }
