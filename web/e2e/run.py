@@ -2,7 +2,8 @@
 """End-to-end test of the browser app: serves web/ on 127.0.0.1, drives headless Chromium
 through chromedriver's W3C WebDriver API (plain HTTP, no client library), and checks that the
 demo loads, an NMTune run finishes with its accuracy and spectrum in the DOM, the same run on
-WebGPU (Chromium's software adapter) finishes and the page says it ran there, and a bad file
+WebGPU (Chromium's software adapter) finishes and the page says it ran there, a run on the
+third model's (EfficientNet-Lite0's) features finishes, and a bad file
 shows its error without losing the loaded sets. Saves a screenshot and a timings file in the
 output folder (default web/e2e/out). Build the app first: scripts/build-web."""
 
@@ -96,8 +97,8 @@ def main():
         timings = {}
         started = time.time()
         driver.s("POST", "/url", {"url": f"http://127.0.0.1:{web_port}/"})
-        # Interactive: the worker is up and the demo's six sets are loaded.
-        driver.wait("the demo", lambda: len(driver.find_all(".sets li")) == 6 and "Backend:" in (driver.text("#backend") or ""))
+        # Interactive: the worker is up and the demo's nine sets (three models) are loaded.
+        driver.wait("the demo", lambda: len(driver.find_all(".sets li")) == 9 and "Backend:" in (driver.text("#backend") or ""))
         run_button = driver.find_all("#run")[0]
         driver.wait("the Run button", lambda: driver.s("GET", f"/element/{run_button}/enabled"))
         timings["load_to_interactive_s"] = round(time.time() - started, 2)
@@ -114,9 +115,9 @@ def main():
         status = driver.text("#results tr.done")
         assert status and "done" in status, status
         lines = driver.find_all("#spectrum polyline")
-        assert len(lines) >= 3, f"expected A frozen, A after NMTune and B frozen spectra, found {len(lines)}"
+        assert len(lines) >= 4, f"expected A frozen, A after NMTune, B and C frozen spectra, found {len(lines)}"
         sve = driver.find_all("#spectrum-metrics .sve")
-        assert len(sve) >= 3, sve
+        assert len(sve) >= 4, sve
         curve = driver.find_all("#loss-curve polyline")
         assert curve, "no loss curve"
         # auto keeps to the CPU backend on a software WebGPU adapter.
@@ -144,6 +145,20 @@ def main():
         timings["nmtune_webgpu_accuracy_percent"] = webgpu_accuracy
         timings["webgpu_backend"] = ran_on
 
+        # Model C, the ImageNet EfficientNet-Lite0's 1280 features: NMTune (2 epochs) on the CPU.
+        for css in ['#model option[value="2"]', '#backend-choice option[value="cpu"]']:
+            driver.s("POST", f"/element/{driver.find_all(css)[0]}/click", {})
+        driver.wait("the Run button", lambda: driver.s("GET", f"/element/{run_button}/enabled"))
+        clicked = time.time()
+        driver.s("POST", f"/element/{run_button}/click", {})
+        driver.wait("the NMTune run on model C", lambda: (driver.text("#acc-3") or "").endswith("%"), timeout=600)
+        timings["nmtune_2_epochs_lite0_in_page_s"] = round(time.time() - clicked, 2)
+        row = driver.text("#results tr:nth-child(4)")
+        assert "EfficientNet-Lite0" in row and "2 epochs" in row, row
+        lite0_accuracy = float(driver.text("#acc-3").rstrip("%"))
+        assert 50.0 < lite0_accuracy <= 100.0, lite0_accuracy
+        timings["nmtune_lite0_accuracy_percent"] = lite0_accuracy
+
         # A bad file: a clear error, and the loaded sets untouched.
         junk = os.path.join(tempfile.mkdtemp(), "junk.safetensors")
         with open(junk, "wb") as f:
@@ -152,7 +167,7 @@ def main():
         driver.s("POST", f"/element/{file_input}/value", {"text": junk})
         driver.wait("the error", lambda: "junk.safetensors" in (driver.text("#error") or ""))
         error = driver.text("#error")
-        assert len(driver.find_all(".sets li")) == 6, "a bad file changed the loaded sets"
+        assert len(driver.find_all(".sets li")) == 9, "a bad file changed the loaded sets"
 
         shot = driver.s("GET", "/screenshot")
         with open(os.path.join(OUT, "page.png"), "wb") as f:

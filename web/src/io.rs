@@ -189,9 +189,13 @@ mod browser {
     }
 
     /// The demo: features of the project's own quick-preset ResNets, pre-trained on clean and on
-    /// 30%-noisy labels, for MNIST (train, test) and MNIST rotated by 30 degrees (OOD).
-    pub const DEMO_MODELS: [(&str, &str); 2] =
-        [("noise00", "clean pre-training (demo)"), ("noise30", "30% label noise (demo)")];
+    /// 30%-noisy labels, and of the ImageNet EfficientNet-Lite0, for MNIST (train, test) and
+    /// MNIST rotated by 30 degrees (OOD).
+    pub const DEMO_MODELS: [(&str, &str); 3] = [
+        ("noise00", "clean pre-training (demo)"),
+        ("noise30", "30% label noise (demo)"),
+        ("lite0", "ImageNet EfficientNet-Lite0 (demo)"),
+    ];
     pub const DEMO_OOD: &str = "rotated-30";
 
     pub async fn load_demo(dispatch: Dispatch) {

@@ -110,6 +110,7 @@ impl Default for State {
             models: vec![
                 Model { label: "model A".into(), ..Model::default() },
                 Model { label: "model B".into(), ..Model::default() },
+                Model { label: "model C".into(), ..Model::default() },
             ],
             runs: Vec::new(),
             error: None,
@@ -145,6 +146,11 @@ impl yew::Reducible for State {
     fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
         Rc::new(self.apply(action))
     }
+}
+
+/// The letter a model slot is shown by: A, B, C.
+pub fn model_letter(index: usize) -> char {
+    char::from(b'A' + (index % 26) as u8)
 }
 
 impl State {
@@ -222,7 +228,7 @@ impl State {
 }
 
 impl State {
-    /// The OOD set names of model A, then the new ones of model B, each once.
+    /// The OOD set names of model A, then the new ones of each later model, each once.
     pub fn ood_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for name in self.models.iter().flat_map(|m| m.ood.iter().map(|(n, _)| n.clone())) {

@@ -24,6 +24,7 @@ pub use feature_set::FeatureSet;
 pub use image_folder::{FolderImage, ImageFolder};
 pub use image_source::{ImageOrigin, ImageSource, ImageTransform};
 pub use images::{BadImages, ImageSet};
+pub use safetensors_file::FeatureDtype;
 pub use starter::StarterSet;
 #[cfg(not(target_arch = "wasm32"))]
 pub use streamed::{BatchStream, BatchTransform, ImageBatch, LoaderConfig, StreamedImages};
@@ -88,13 +89,21 @@ impl FeatureSet {
 
     /// The set as safetensors bytes (f32 features, i64 labels, metadata).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        safetensors_file::write_feature_set(self, None)
+        safetensors_file::write_feature_set(self, None, FeatureDtype::F32)
+    }
+
+    /// Writes the set to a safetensors file, atomically, its features as `dtype`.
+    pub fn write_as(&self, path: &Path, dtype: FeatureDtype) -> Result<()> {
+        write_atomic(path, &safetensors_file::write_feature_set(self, None, dtype)?)
     }
 
     /// Writes the set to a safetensors file, atomically, with a classifier's outputs for its
     /// rows as a `logits` tensor `[N, classes]` beside the features.
     pub fn write_with_logits(&self, path: &Path, logits: &[f32], classes: usize) -> Result<()> {
-        write_atomic(path, &safetensors_file::write_feature_set(self, Some((logits, classes)))?)
+        write_atomic(
+            path,
+            &safetensors_file::write_feature_set(self, Some((logits, classes)), FeatureDtype::F32)?,
+        )
     }
 
     /// Writes the set to a safetensors file, atomically.

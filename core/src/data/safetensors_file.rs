@@ -111,10 +111,42 @@ pub fn read_feature_set(bytes: &[u8], name: &str) -> Result<FeatureSet> {
         .map(|set| set.with_domain(meta.get("domain").cloned()))
 }
 
-/// Serialises a feature set (f32 features, i64 labels, metadata) to safetensors bytes, with
-/// `logits` (`[N, K]` row-major, K given) as a third tensor when there are some.
-pub fn write_feature_set(set: &FeatureSet, logits: Option<(&[f32], usize)>) -> Result<Vec<u8>> {
-    let feature_bytes: Vec<u8> = set.features().iter().flat_map(|v| v.to_le_bytes()).collect();
+/// The number type features are written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum FeatureDtype {
+    #[default]
+    F32,
+    /// Half the size; about three significant digits, and values beyond 65504 become infinite
+    /// (refused).
+    F16,
+}
+
+/// Serialises a feature set (features as `dtype`, i64 labels, metadata) to safetensors bytes,
+/// with `logits` (`[N, K]` row-major, K given, f32) as a third tensor when there are some.
+pub fn write_feature_set(
+    set: &FeatureSet,
+    logits: Option<(&[f32], usize)>,
+    dtype: FeatureDtype,
+) -> Result<Vec<u8>> {
+    let feature_bytes: Vec<u8> = match dtype {
+        FeatureDtype::F32 => set.features().iter().flat_map(|v| v.to_le_bytes()).collect(),
+        FeatureDtype::F16 => {
+            if let Some(i) =
+                set.features().iter().position(|v| !half::f16::from_f32(*v).is_finite())
+            {
+                return Err(NmlError::format(
+                    set.name(),
+                    format!("feature {} at index {i} does not fit in f16", set.features()[i]),
+                ));
+            }
+            set.features().iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect()
+        }
+    };
+    let feature_dtype = match dtype {
+        FeatureDtype::F32 => Dtype::F32,
+        FeatureDtype::F16 => Dtype::F16,
+    };
     let label_bytes: Vec<u8> =
         set.labels().iter().flat_map(|&l| i64::from(l).to_le_bytes()).collect();
     let logit_bytes: Vec<u8> =
@@ -122,7 +154,7 @@ pub fn write_feature_set(set: &FeatureSet, logits: Option<(&[f32], usize)>) -> R
     let mut views = vec![
         (
             FEATURES,
-            TensorView::new(Dtype::F32, vec![set.n(), set.d()], &feature_bytes)
+            TensorView::new(feature_dtype, vec![set.n(), set.d()], &feature_bytes)
                 .expect("sizes agree"),
         ),
         (LABELS, TensorView::new(Dtype::I64, vec![set.n()], &label_bytes).expect("sizes agree")),
@@ -164,10 +196,33 @@ mod tests {
             .with_domain(Some("mnist".into()))
     }
 
+    /// Half-precision files hold the same set at half the size, values within f16's rounding;
+    /// a value f16 cannot hold is refused rather than written as infinity.
+    #[test]
+    fn f16_files_are_half_the_size_and_round_to_f16() {
+        let set = sample();
+        let full = write_feature_set(&set, None, FeatureDtype::F32).unwrap();
+        let half = write_feature_set(&set, None, FeatureDtype::F16).unwrap();
+        let back = read_feature_set(&half, "h").unwrap();
+        assert_eq!(back.features(), set.features(), "these values are exact in f16");
+        assert_eq!((back.labels(), back.class_names()), (set.labels(), set.class_names()));
+        assert_eq!(full.len() - half.len(), set.features().len() * 2);
+        let third = FeatureSet::new("t", vec![1.0 / 3.0, 7e4], 1, vec![0, 0], None).unwrap();
+        let err = write_feature_set(&third, None, FeatureDtype::F16).unwrap_err().to_string();
+        assert!(err.contains("70000 at index 1 does not fit in f16"), "{err}");
+        let third = FeatureSet::new("t", vec![1.0 / 3.0, 2.0], 1, vec![0, 0], None).unwrap();
+        let back =
+            read_feature_set(&write_feature_set(&third, None, FeatureDtype::F16).unwrap(), "t")
+                .unwrap();
+        assert!((back.features()[0] - 1.0 / 3.0).abs() < 1e-3 && back.features()[0] != 1.0 / 3.0);
+    }
+
     #[test]
     fn round_trip_keeps_everything() {
         let set = sample();
-        let back = read_feature_set(&write_feature_set(&set, None).unwrap(), "s").unwrap();
+        let back =
+            read_feature_set(&write_feature_set(&set, None, FeatureDtype::F32).unwrap(), "s")
+                .unwrap();
         assert_eq!(back, set);
     }
 

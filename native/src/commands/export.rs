@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use nml_core::data::FeatureDtype;
 use nml_core::{ImageSet, NmlError, Result};
 
 use crate::sets::{read_features, write_features};
@@ -29,6 +30,9 @@ pub struct Args {
     /// Record class names in the metadata, comma-separated (safetensors only).
     #[arg(long, value_delimiter = ',')]
     class_names: Option<Vec<String>>,
+    /// The features' number type in a safetensors output: f32, or f16 (half the size).
+    #[arg(long, value_enum, default_value_t = FeatureDtype::F32)]
+    dtype: FeatureDtype,
 }
 
 fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
@@ -61,7 +65,15 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(names) = args.class_names.clone() {
         set = set.with_class_names(names)?;
     }
-    write_features(&set, &args.output)?;
+    match args.dtype {
+        FeatureDtype::F32 => write_features(&set, &args.output)?,
+        _ if args.output.contains(',') => {
+            return Err(NmlError::Invalid(
+                "--dtype f16 writes safetensors; name one .safetensors --output".into(),
+            ));
+        }
+        dtype => set.write_as(std::path::Path::new(&args.output), dtype)?,
+    }
     println!(
         "{}: {} samples x {} features, {} classes -> {}",
         set.name(),

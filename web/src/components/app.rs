@@ -1,4 +1,4 @@
-//! The page: load feature sets for two models (or the built-in demo), tune heads in a Web
+//! The page: load feature sets for three models (or the built-in demo), tune heads in a Web
 //! Worker with live curves, compare runs, and overlay spectra before and after NMTune.
 
 use wasm_bindgen_futures::spawn_local;

@@ -4,7 +4,7 @@ use web_sys::{DragEvent, HtmlInputElement};
 use yew::prelude::*;
 
 use crate::io::{Dispatch, load_files};
-use crate::state::{Loaded, Model, Role};
+use crate::state::{Loaded, Model, Role, model_letter};
 
 #[derive(Properties, PartialEq)]
 pub struct FileZoneProps {
@@ -71,7 +71,7 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
         .collect();
     html! {
         <section class="model">
-            <h3>{ format!("{}: {}", ["A", "B"][*index], model.label) }</h3>
+            <h3>{ format!("{}: {}", model_letter(*index), model.label) }</h3>
             <div class="zones">
                 { for [Role::Train, Role::Test, Role::Ood].into_iter().map(|role| html! { <FileZone model={*index} {role} dispatch={dispatch.clone()} /> }) }
             </div>

@@ -5,7 +5,7 @@ use web_sys::HtmlSelectElement;
 use yew::prelude::*;
 
 use super::chart::{COLOURS, Line, LineChart};
-use crate::state::{Action, RunStatus, State};
+use crate::state::{Action, RunStatus, State, model_letter};
 
 fn spectrum_line(
     report: &SpectrumReport,
@@ -28,7 +28,7 @@ pub struct SpectraProps {
     pub state: UseReducerHandle<State>,
 }
 
-/// The chosen set's spectrum for both models, frozen and after the latest MLP/NMTune transform.
+/// The chosen set's spectrum for every model, frozen and after the latest MLP/NMTune transform.
 #[function_component(Spectra)]
 pub fn spectra(props: &SpectraProps) -> Html {
     let state = &props.state;
@@ -44,7 +44,7 @@ pub fn spectra(props: &SpectraProps) -> Html {
         let Some(loaded) = loaded else { continue };
         lines.push(spectrum_line(
             &loaded.spectrum,
-            format!("{} frozen", ["A", "B"][i]),
+            format!("{} frozen", model_letter(i)),
             COLOURS[i],
             false,
         ));
@@ -64,7 +64,7 @@ pub fn spectra(props: &SpectraProps) -> Html {
         if let Some((id, method, report)) = after {
             lines.push(spectrum_line(
                 report,
-                format!("{} after {} (run {id})", ["A", "B"][i], method.name()),
+                format!("{} after {} (run {id})", model_letter(i), method.name()),
                 COLOURS[i],
                 true,
             ));

@@ -5,7 +5,7 @@ use nml_core::tune::{Method, TuneConfig};
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use crate::state::{Action, State};
+use crate::state::{Action, State, model_letter};
 
 /// A labelled number field that updates one config field, or reports why it cannot.
 fn number_field(
@@ -100,7 +100,7 @@ pub fn tune_panel(props: &TunePanelProps) -> Html {
                 <h2>{ "Tune" }</h2>
                 <label>{ "model " }
                     <select id="model" onchange={on_model}>
-                        { for state.models.iter().enumerate().map(|(i, m)| html! { <option value={i.to_string()} selected={i == state.model}>{ format!("{}: {}", ["A", "B"][i], m.label) }</option> }) }
+                        { for state.models.iter().enumerate().map(|(i, m)| html! { <option value={i.to_string()} selected={i == state.model}>{ format!("{}: {}", model_letter(i), m.label) }</option> }) }
                     </select>
                 </label>
                 <label>{ " method " }
