@@ -59,6 +59,17 @@ impl StandardModel {
         }
     }
 
+    /// Width of the image-text space of CLIP-style pre-training with this image tower: CLIP's
+    /// own for the towers it was released with (1024 for ResNet-50, 512 for ResNet-101 and
+    /// ViT-B/16), else the feature width up to 512.
+    pub fn clip_embed_dim(self) -> usize {
+        match self {
+            Self::Resnet50 => 1024,
+            Self::Resnet101 | Self::VitB16 => 512,
+            other => other.feature_dim().min(512),
+        }
+    }
+
     /// The ViTs need a multiple of their 16-pixel patches; the convolutional models take any
     /// size.
     pub fn check_image_size(self, image_size: usize) -> Result<()> {
@@ -200,5 +211,27 @@ impl StandardModel {
 impl fmt::Display for StandardModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CLIP's widths where CLIP released the tower, the feature width up to 512 elsewhere.
+    #[test]
+    fn clip_spaces_follow_clip_where_it_has_the_tower() {
+        let widths = [
+            (StandardModel::Resnet18, 512),
+            (StandardModel::Resnet50, 1024),
+            (StandardModel::Resnet101, 512),
+            (StandardModel::VitTi16, 192),
+            (StandardModel::VitS16, 384),
+            (StandardModel::VitB16, 512),
+            (StandardModel::EfficientnetLite0, 512),
+        ];
+        for (model, width) in widths {
+            assert_eq!(model.clip_embed_dim(), width, "{}", model.name());
+        }
     }
 }

@@ -163,7 +163,16 @@ fn config(args: &Args) -> Result<PretrainConfig> {
         Some(ObjectiveKind::Supervised) => config.objective = Objective::Supervised,
         Some(ObjectiveKind::Contrastive)
             if matches!(config.objective, Objective::Contrastive { .. }) => {}
-        Some(ObjectiveKind::Contrastive) => config.objective = Objective::digit_captions(0.0),
+        Some(ObjectiveKind::Contrastive) => {
+            config.objective = Objective::digit_captions(0.0);
+            // The built-in captions' space is sized for the small towers; a standard tower
+            // gets CLIP's width for it.
+            if let (ModelShape::Standard { model }, Objective::Contrastive { embed_dim, .. }) =
+                (&config.model, &mut config.objective)
+            {
+                *embed_dim = model.clip_embed_dim();
+            }
+        }
     }
     if let Objective::Contrastive { caption_noise, .. } = &mut config.objective {
         *caption_noise = args.noise_ratio;
