@@ -53,6 +53,22 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// `data/fetched/SET`, which `scripts/fetch-data` brings: `None` (the test skips, saying so)
+/// when it is missing, unless NML_REQUIRE_FETCHED says it must be there.
+fn fetched(set: &str) -> Option<PathBuf> {
+    let dir = repo().join("data/fetched").join(set);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("NML_REQUIRE_FETCHED").is_none(),
+        "NML_REQUIRE_FETCHED is set but {} is missing",
+        dir.display()
+    );
+    eprintln!("skipped: {} is missing (run scripts/fetch-data)", dir.display());
+    None
+}
+
 fn digits_idx() -> (PathBuf, PathBuf) {
     let dir = repo().join("data/starter");
     (
@@ -825,16 +841,7 @@ fn a_standard_resnet_pretrains_exports_and_loads_as_torchvision_weights() {
 /// left out and listed; and the loader section of `nml bench` times such a folder.
 #[test]
 fn a_streamed_jpeg_folder_pretrains_from_the_command_line() {
-    let photos = repo().join("data/fetched/skimage-photos");
-    if !photos.is_dir() {
-        assert!(
-            std::env::var_os("NML_REQUIRE_FETCHED").is_none(),
-            "NML_REQUIRE_FETCHED is set but {} is missing",
-            photos.display()
-        );
-        eprintln!("skipped: {} is missing (run scripts/fetch-data)", photos.display());
-        return;
-    }
+    let Some(photos) = fetched("skimage-photos") else { return };
     let dir = scratch("stream");
     let folder = dir.join("jpegs");
     nml_core::bench::jpeg_folder(&photos, &folder, 48, 3).unwrap();
@@ -902,16 +909,10 @@ fn cifar_records(range: std::ops::Range<usize>, fine: bool) -> Vec<u8> {
 /// the preset expects CIFAR. It runs end to end and reports every task.
 #[test]
 fn the_gpu_preset_runs_end_to_end_at_a_tiny_size() {
-    let fetched = repo().join("data/fetched");
-    if !fetched.join("fashion-mnist").is_dir() {
-        assert!(
-            std::env::var_os("NML_REQUIRE_FETCHED").is_none(),
-            "NML_REQUIRE_FETCHED is set but {} is missing",
-            fetched.display()
-        );
-        eprintln!("skipped: {} is missing (run scripts/fetch-data)", fetched.display());
+    if fetched("fashion-mnist").is_none() {
         return;
     }
+    let fetched = repo().join("data/fetched");
     let dir = scratch("gpu-preset");
     let data = dir.join("data");
     std::fs::create_dir_all(data.join("cifar-100-binary")).unwrap();
@@ -970,5 +971,52 @@ fn the_gpu_preset_runs_end_to_end_at_a_tiny_size() {
         assert!(summary.contains(task), "{task} missing from {summary}");
     }
     assert!(summary.contains("rotated-30") && summary.contains("opencv-digits"), "{summary}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `nml embed` with all-MiniLM-L6-v2: a JSONL file's texts come out in input order with their
+/// class names, as sentence-transformers embeds them (unit length; two paraphrases closer than
+/// an unrelated text), and a bad row is an error naming its line that writes nothing.
+#[test]
+fn texts_embed_from_the_command_line() {
+    let Some(model) = fetched("all-minilm-l6-v2") else { return };
+    let dir = scratch("embed");
+    let input = dir.join("texts.jsonl");
+    let rows = [
+        ("The weather is lovely today.", "weather"),
+        ("He drove to the stadium.", "sport"),
+        ("It's so sunny outside!", "weather"),
+    ];
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|(text, label)| serde_json::json!({ "text": text, "label": label }).to_string())
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = dir.join("texts.safetensors");
+    let args = ["embed", "--model", "minilm", "--backend", "cpu", "--batch-size", "2"];
+    let weights = ["--weights", &s(&model), "--input", &s(&input), "--out", &s(&out)];
+    let stdout = run(&[&args[..], &weights].concat()).stdout;
+    assert!(String::from_utf8_lossy(&stdout).contains("3 texts, 2 classes"));
+    let set = load_feature_set(&s(&out)).unwrap();
+    assert_eq!((set.n(), set.d(), set.labels()), (3, 384, &[1, 0, 1][..]));
+    assert_eq!(set.class_names(), ["sport", "weather"]);
+    let row = |i: usize| &set.features()[i * 384..(i + 1) * 384];
+    let dot = |a: usize, b: usize| row(a).iter().zip(row(b)).map(|(x, y)| x * y).sum::<f32>();
+    assert!((dot(0, 0) - 1.0).abs() < 1e-5);
+    assert!(
+        (dot(0, 2) - 0.6660).abs() < 6e-4 && dot(0, 2) > dot(0, 1),
+        "{} {}",
+        dot(0, 2),
+        dot(0, 1)
+    );
+
+    std::fs::write(&input, format!("{}\n{{\"text\": \"\", \"label\": \"sport\"}}\n", lines[0]))
+        .unwrap();
+    let bad = dir.join("bad.safetensors");
+    let weights = ["--weights", &s(&model), "--input", &s(&input), "--out", &s(&bad)];
+    let failed = nml().args([&args[..], &weights].concat()).output().unwrap();
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success() && err.contains("texts.jsonl:2: the text is empty"), "{err}");
+    assert!(!bad.exists());
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -46,6 +46,8 @@ enum Command {
     Pretrain(commands::pretrain::Args),
     /// Features of a pre-trained model for an image set, as safetensors or a .npy pair.
     Extract(commands::extract::Args),
+    /// Features of texts (JSONL, CSV or plain text) from a pretrained sentence encoder.
+    Embed(commands::embed::Args),
     /// The paper's study in one command: noisy pre-training, features, spectra, heads, tables, plots.
     Sweep(commands::sweep::Args),
     /// Run spectrum and tuning end to end on the starter data built into nml.
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::ExportModel(args) => commands::export_model::run(args),
         Command::Pretrain(args) => commands::pretrain::run(args),
         Command::Extract(args) => commands::extract::run(args),
+        Command::Embed(args) => commands::embed::run(args),
         Command::Sweep(args) => commands::sweep::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Demo(args) => commands::demo::run(args),

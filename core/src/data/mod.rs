@@ -1,4 +1,5 @@
-//! Data in nml: feature sets, image sets (grey or RGB) and the files they come from, the starter pack built
+//! Data in nml: feature sets, image sets (grey or RGB) and the files they come from, labelled
+//! texts and their tokens, the starter pack built
 //! into the library, text vocabularies, and the host-side image augmentation.
 
 mod augment;
@@ -13,6 +14,8 @@ pub mod safetensors_file;
 mod starter;
 #[cfg(not(target_arch = "wasm32"))]
 mod streamed;
+mod text_set;
+mod text_tokenizer;
 mod vocabulary;
 
 pub use augment::{
@@ -28,6 +31,8 @@ pub use safetensors_file::FeatureDtype;
 pub use starter::StarterSet;
 #[cfg(not(target_arch = "wasm32"))]
 pub use streamed::{BatchStream, BatchTransform, ImageBatch, LoaderConfig, StreamedImages};
+pub use text_set::{TextFormat, TextSet};
+pub use text_tokenizer::{TextTokenizer, TokenBatch, Tokens};
 pub use vocabulary::Vocabulary;
 
 use std::path::Path;

@@ -1,8 +1,9 @@
 //! Image encoders pre-trained on noisy labels (nml's small ResNet and ViT for the quick study;
 //! torchvision's ResNets, EfficientNet-Lite0 and timm's ViTs at real size), the CLIP-style
-//! model around them, the host-seeded initialisers they share, their weights in PyTorch's key
+//! model around them, a BERT-family sentence encoder, the host-seeded initialisers they share, their weights in PyTorch's key
 //! layout, and the features they give downstream tasks.
 
+mod bert;
 mod clip;
 mod efficientnet_lite;
 mod init;
@@ -10,11 +11,16 @@ mod input;
 mod precision;
 mod pytorch_layout;
 mod resnet;
+mod sentence_encoder;
 mod standard;
 mod timm_vit;
 mod torchvision_resnet;
 mod vit;
 
+pub use bert::{
+    Bert, BertAttention, BertConfig, BertEmbeddings, BertEncoder, BertIntermediate, BertLayer,
+    BertResidual, BertSelfAttention, HF_BERT,
+};
 pub use clip::{ContrastiveModel, TextTower};
 pub use efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig, MbConvBlock};
 pub use init::{HostInit, stable_param_ids};
@@ -25,6 +31,7 @@ pub use pytorch_layout::{
     load_pytorch_weights, pytorch_safetensors,
 };
 pub use resnet::{BasicBlock, ResNet, ResNetConfig};
+pub use sentence_encoder::SentenceEncoder;
 pub use standard::StandardModel;
 pub use timm_vit::{PatchEmbed, TimmAttention, TimmBlock, TimmVit, TimmVitConfig};
 pub use torchvision_resnet::{

@@ -43,7 +43,7 @@ pub struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "spectrum,eigen,kernels,tune,pretrain,scaling,models,loader"
+        default_value = "spectrum,eigen,kernels,tune,pretrain,scaling,models,loader,text"
     )]
     only: Vec<Section>,
     /// The loader section's folder of JPEGs: made there from the fetched sample photos when
@@ -70,6 +70,7 @@ enum Section {
     Scaling,
     Models,
     Loader,
+    Text,
 }
 
 /// A section: the report text it adds, measured on a device (`quick` for small sizes).
@@ -99,7 +100,7 @@ pub fn run(args: Args) -> Result<()> {
     let loader = |target: &ComputeDevice, quick| {
         loader_throughput(target, quick, args.loader_folder.as_deref())
     };
-    let sections: [(Section, &SectionFn); 8] = [
+    let sections: [(Section, &SectionFn); 9] = [
         (Section::Spectrum, &spectrum),
         (Section::Eigen, &eigen_solvers),
         (Section::Kernels, &kernel_section),
@@ -108,6 +109,7 @@ pub fn run(args: Args) -> Result<()> {
         (Section::Scaling, &scaling),
         (Section::Models, &standard_models),
         (Section::Loader, &loader),
+        (Section::Text, &sentence_encoder),
     ];
     for (name, section) in sections {
         if args.only.contains(&name) {
@@ -644,5 +646,50 @@ fn loader_throughput(
         streamed.n(),
         loader.workers,
         streamed.n() as f64 / seconds,
+    ))
+}
+
+/// Text `i` of the text section: 8 to 47 words from a fixed list, by a formula
+/// `bench/minilm_torch.py` shares, so both time the same texts.
+fn generated_text(i: usize) -> String {
+    const WORDS: &str = "the of and to in is was for on that with as by at from it an be this which or are \
+        noise label model data feature training learning network image text task domain \
+        transfer spectrum value large small clean shift test accuracy foundation pretrained";
+    let words: Vec<&str> = WORDS.split_whitespace().collect();
+    (0..8 + (i * 5) % 40)
+        .map(|j| words[(i * 7 + j * 13) % words.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// all-MiniLM-L6-v2 embedding generated texts as `nml embed` does (batch 32, longest first),
+/// as `bench/minilm_torch.py` times its PyTorch forward; with the peak resident memory.
+fn sentence_encoder(target: &ComputeDevice, quick: bool) -> Result<String> {
+    use nml_core::models::SentenceEncoder;
+    let dir = std::path::Path::new("data/fetched/all-minilm-l6-v2");
+    if !dir.is_dir() {
+        return Ok("## Sentence encoder\n\nSkipped: needs all-MiniLM-L6-v2, which `scripts/fetch-data` brings (data/fetched/all-minilm-l6-v2).\n\n".into());
+    }
+    let device = &target.device;
+    let encoder = SentenceEncoder::read_dir(dir, device)?;
+    let n = if quick { 64 } else { 512 };
+    let texts: Vec<String> = (0..n).map(generated_text).collect();
+    let label = format!("text-minilm-{n}");
+    let mut failure = None;
+    let seconds = timed(
+        label.clone(),
+        median_windowed(&label, repeats(10.0), || {
+            if let Err(e) = encoder.embed(&texts, 32, device, &mut |_| {}) {
+                failure.get_or_insert(e);
+            }
+        }),
+    );
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let peak = super::peak_memory_mib().map_or("-".to_string(), |m| format!("{m:.0} MiB"));
+    Ok(format!(
+        "## Sentence encoder (all-MiniLM-L6-v2, batch 32)\n\n| texts | sentences/s | peak RSS so far |\n|---|---|---|\n| {n} generated, 8-47 words | {:.1} | {peak} |\n\n",
+        n as f64 / seconds
     ))
 }

@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod demo;
+pub mod embed;
 pub mod export;
 pub mod export_model;
 pub mod extract;

@@ -1,0 +1,185 @@
+//! Text to token ids with Hugging Face's `tokenizers`, from a model's own `tokenizer.json`, and
+//! batches of them padded to their longest text.
+
+use std::path::Path;
+
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::error::{NmlError, Result};
+use crate::io::read_file;
+
+/// A `tokenizer.json` made to tokenise as sentence-transformers does: truncated at
+/// `max_length` tokens (special tokens included), longest-first, and never padded by itself
+/// (the file's own padding and truncation, e.g. a fixed 128, are replaced); batches are padded
+/// to their longest text by [`TokenBatch::pad`].
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    name: String,
+    max_length: usize,
+    pad_id: u32,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer")
+            .field("name", &self.name)
+            .field("max_length", &self.max_length)
+            .field("vocabulary", &self.inner.get_vocab_size(true))
+            .finish()
+    }
+}
+
+/// One text's tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tokens {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+}
+
+/// Texts' tokens padded to the longest, row-major `[rows, length]`, with the attention mask
+/// (1 at tokens, 0 at padding).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenBatch {
+    pub rows: usize,
+    pub length: usize,
+    pub ids: Vec<i64>,
+    pub type_ids: Vec<i64>,
+    pub mask: Vec<i64>,
+}
+
+impl TextTokenizer {
+    /// Reads a `tokenizer.json`; `name` names it in errors.
+    pub fn from_bytes(bytes: &[u8], name: &str, max_length: usize) -> Result<Self> {
+        if max_length < 2 {
+            return Err(NmlError::format(name, "the longest text must allow two special tokens"));
+        }
+        let mut inner = Tokenizer::from_bytes(bytes)
+            .map_err(|e| NmlError::format(name, format!("not a tokenizer.json nml reads: {e}")))?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| NmlError::format(name, format!("cannot truncate at {max_length}: {e}")))?;
+        // BERT's vocabularies name it [PAD]; sentence-transformers pads with the tokenizer's.
+        let pad_id = ["[PAD]", "<pad>"]
+            .iter()
+            .find_map(|t| inner.token_to_id(t))
+            .ok_or_else(|| NmlError::format(name, "has no [PAD] or <pad> token to pad with"))?;
+        Ok(Self { inner, name: name.to_string(), max_length, pad_id })
+    }
+
+    /// Reads the `tokenizer.json` at `path`.
+    pub fn read(path: &Path, max_length: usize) -> Result<Self> {
+        Self::from_bytes(&read_file(path)?, &path.display().to_string(), max_length)
+    }
+
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    pub fn vocabulary_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The tokens of `text` with the model's special tokens, at most `max_length` of them.
+    pub fn encode(&self, text: &str) -> Result<Tokens> {
+        let encoding = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| NmlError::format(&self.name, format!("cannot tokenise a text: {e}")))?;
+        Ok(Tokens { ids: encoding.get_ids().to_vec(), type_ids: encoding.get_type_ids().to_vec() })
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+}
+
+impl TokenBatch {
+    /// `texts` padded with `pad_id` (type 0, mask 0) to the longest of them.
+    pub fn pad(texts: &[&Tokens], pad_id: u32) -> Self {
+        let length = texts.iter().map(|t| t.ids.len()).max().unwrap_or(0);
+        let mut batch = Self {
+            rows: texts.len(),
+            length,
+            ids: Vec::with_capacity(texts.len() * length),
+            type_ids: Vec::with_capacity(texts.len() * length),
+            mask: Vec::with_capacity(texts.len() * length),
+        };
+        for text in texts {
+            let pad = length - text.ids.len();
+            batch.ids.extend(text.ids.iter().map(|&i| i64::from(i)));
+            batch.ids.extend(std::iter::repeat_n(i64::from(pad_id), pad));
+            batch.type_ids.extend(text.type_ids.iter().map(|&i| i64::from(i)));
+            batch.type_ids.extend(std::iter::repeat_n(0, pad));
+            batch.mask.extend(std::iter::repeat_n(1, text.ids.len()));
+            batch.mask.extend(std::iter::repeat_n(0, pad));
+        }
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tokenizer.json of BERT's kind (normaliser, pre-tokeniser, WordPiece, [CLS]/[SEP]
+    /// template) over a tiny vocabulary, with a fixed padding of its own that nml replaces.
+    pub(crate) fn tiny_bert_tokenizer() -> String {
+        let vocab =
+            ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "cat", "sat", "on", "mat", "##s", "."];
+        let vocab: serde_json::Map<String, serde_json::Value> =
+            vocab.iter().enumerate().map(|(i, t)| (t.to_string(), i.into())).collect();
+        serde_json::json!({
+            "version": "1.0",
+            "truncation": { "max_length": 128, "strategy": "LongestFirst", "stride": 0, "direction": "Right" },
+            "padding": { "strategy": { "Fixed": 128 }, "direction": "Right", "pad_to_multiple_of": null,
+                         "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]" },
+            "added_tokens": [],
+            "normalizer": { "type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                            "strip_accents": null, "lowercase": true },
+            "pre_tokenizer": { "type": "BertPreTokenizer" },
+            "post_processor": { "type": "TemplateProcessing",
+                "single": [{ "SpecialToken": { "id": "[CLS]", "type_id": 0 } }, { "Sequence": { "id": "A", "type_id": 0 } },
+                           { "SpecialToken": { "id": "[SEP]", "type_id": 0 } }],
+                "pair": [{ "Sequence": { "id": "A", "type_id": 0 } }, { "Sequence": { "id": "B", "type_id": 1 } }],
+                "special_tokens": { "[CLS]": { "id": "[CLS]", "ids": [2], "tokens": ["[CLS]"] },
+                                    "[SEP]": { "id": "[SEP]", "ids": [3], "tokens": ["[SEP]"] } } },
+            "decoder": { "type": "WordPiece", "prefix": "##", "cleanup": true },
+            "model": { "type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                       "max_input_chars_per_word": 100, "vocab": vocab }
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn texts_are_lowercased_split_wrapped_truncated_and_padded() {
+        let tokenizer =
+            TextTokenizer::from_bytes(tiny_bert_tokenizer().as_bytes(), "t", 6).unwrap();
+        let cats = tokenizer.encode("The CATS sat.").unwrap();
+        assert_eq!(cats.ids, [2, 4, 5, 9, 6, 3], "[CLS] the cat ##s sat [SEP]: cut at 6");
+        let dog = tokenizer.encode("the dog").unwrap();
+        assert_eq!(dog.ids, [2, 4, 1, 3], "an unknown word is [UNK], and no padding of its own");
+        let batch = TokenBatch::pad(&[&cats, &dog], tokenizer.pad_id());
+        assert_eq!((batch.rows, batch.length), (2, 6));
+        assert_eq!(&batch.ids[6..], &[2, 4, 1, 3, 0, 0]);
+        assert_eq!(&batch.mask[6..], &[1, 1, 1, 1, 0, 0]);
+        assert_eq!(batch.type_ids, vec![0; 12]);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_tokenizer_is_an_error_naming_it() {
+        for bad in [&b"{}"[..], b"not json", b"{\"model\": {\"type\": \"WordPiece\"}}"] {
+            let err = TextTokenizer::from_bytes(bad, "tok.json", 16).unwrap_err().to_string();
+            assert!(err.contains("tok.json") && err.contains("tokenizer.json"), "{err}");
+        }
+        let no_pad = tiny_bert_tokenizer().replace("[PAD]", "[NOPE]");
+        let err = TextTokenizer::from_bytes(no_pad.as_bytes(), "tok.json", 16).unwrap_err();
+        assert!(err.to_string().contains("no [PAD]"), "{err}");
+    }
+}
