@@ -54,8 +54,19 @@ impl TextTokenizer {
         if max_length < 2 {
             return Err(NmlError::format(name, "the longest text must allow two special tokens"));
         }
-        let mut inner = Tokenizer::from_bytes(bytes)
-            .map_err(|e| NmlError::format(name, format!("not a tokenizer.json nml reads: {e}")))?;
+        let bad =
+            |why: String| NmlError::format(name, format!("not a tokenizer.json nml reads: {why}"));
+        // The library panics on some malformed files (a string escape that is no code point, in
+        // its decoder section; found by fuzzing) instead of returning its error: JSON is
+        // checked first, and a panic on native builds still becomes this error.
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .map_err(|e| bad(format!("not JSON: {e}")))?;
+        #[cfg(not(target_arch = "wasm32"))]
+        let parsed = std::panic::catch_unwind(|| Tokenizer::from_bytes(bytes))
+            .map_err(|_| bad("the tokenizers library could not read it".into()))?;
+        #[cfg(target_arch = "wasm32")]
+        let parsed = Tokenizer::from_bytes(bytes);
+        let mut inner = parsed.map_err(|e| bad(e.to_string()))?;
         inner.with_padding(None);
         inner
             .with_truncation(Some(TruncationParams {
@@ -178,6 +189,10 @@ mod tests {
             let err = TextTokenizer::from_bytes(bad, "tok.json", 16).unwrap_err().to_string();
             assert!(err.contains("tok.json") && err.contains("tokenizer.json"), "{err}");
         }
+        // What fuzzing found: the library panicked on it; now an error naming the file.
+        let crash = include_bytes!("testdata/tokenizer-fuzz-crash.json");
+        let err = TextTokenizer::from_bytes(crash, "tok.json", 16).unwrap_err().to_string();
+        assert!(err.contains("tok.json: not a tokenizer.json nml reads"), "{err}");
         let no_pad = tiny_bert_tokenizer().replace("[PAD]", "[NOPE]");
         let err = TextTokenizer::from_bytes(no_pad.as_bytes(), "tok.json", 16).unwrap_err();
         assert!(err.to_string().contains("no [PAD]"), "{err}");
