@@ -99,10 +99,16 @@ impl TextTokenizer {
 
     /// The tokens of `text` with the model's special tokens, at most `max_length` of them.
     pub fn encode(&self, text: &str) -> Result<Tokens> {
-        let encoding = self
-            .inner
-            .encode(text, true)
-            .map_err(|e| NmlError::format(&self.name, format!("cannot tokenise a text: {e}")))?;
+        let cannot =
+            |why: String| NmlError::format(&self.name, format!("cannot tokenise a text: {why}"));
+        // The library can also panic here on a malformed file (its template post-processor
+        // indexes its special tokens unchecked; found by fuzzing).
+        #[cfg(not(target_arch = "wasm32"))]
+        let encoded = std::panic::catch_unwind(|| self.inner.encode(text, true))
+            .map_err(|_| cannot("the tokenizers library failed on this tokenizer.json".into()))?;
+        #[cfg(target_arch = "wasm32")]
+        let encoded = self.inner.encode(text, true);
+        let encoding = encoded.map_err(|e| cannot(e.to_string()))?;
         Ok(Tokens { ids: encoding.get_ids().to_vec(), type_ids: encoding.get_type_ids().to_vec() })
     }
 
@@ -193,6 +199,11 @@ mod tests {
         let crash = include_bytes!("testdata/tokenizer-fuzz-crash.json");
         let err = TextTokenizer::from_bytes(crash, "tok.json", 16).unwrap_err().to_string();
         assert!(err.contains("tok.json: not a tokenizer.json nml reads"), "{err}");
+        // One that reads but panicked the library's template when encoding.
+        let crash = include_bytes!("testdata/tokenizer-fuzz-crash-encode.json");
+        let tokenizer = TextTokenizer::from_bytes(crash, "tok.json", 16).unwrap();
+        let err = tokenizer.encode("The quick brown fox").unwrap_err().to_string();
+        assert!(err.contains("tok.json: cannot tokenise"), "{err}");
         let no_pad = tiny_bert_tokenizer().replace("[PAD]", "[NOPE]");
         let err = TextTokenizer::from_bytes(no_pad.as_bytes(), "tok.json", 16).unwrap_err();
         assert!(err.to_string().contains("no [PAD]"), "{err}");
