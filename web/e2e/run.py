@@ -102,15 +102,19 @@ def main():
         run_button = driver.find_all("#run")[0]
         driver.wait("the Run button", lambda: driver.s("GET", f"/element/{run_button}/enabled"))
         timings["load_to_interactive_s"] = round(time.time() - started, 2)
+
+        def run_and_wait(what, run_id, timeout=300):
+            """Clicks Run once it is enabled; the run's seconds and its ID accuracy (%)."""
+            driver.wait("the Run button", lambda: driver.s("GET", f"/element/{run_button}/enabled"))
+            clicked = time.time()
+            driver.s("POST", f"/element/{run_button}/click", {})
+            driver.wait(what, lambda: (driver.text(f"#acc-{run_id}") or "").endswith("%"), timeout=timeout)
+            return round(time.time() - clicked, 2), float(driver.text(f"#acc-{run_id}").rstrip("%"))
         backend = driver.text("#backend")
         assert "WebGPU (" in backend, f"Chromium with --enable-unsafe-webgpu should offer an adapter: {backend}"
 
         # The default run: NMTune, 30 epochs, on model A (clean demo features).
-        clicked = time.time()
-        driver.s("POST", f"/element/{run_button}/click", {})
-        driver.wait("the NMTune run", lambda: (driver.text("#acc-1") or "").endswith("%"))
-        timings["nmtune_30_epochs_in_page_s"] = round(time.time() - clicked, 2)
-        accuracy = float(driver.text("#acc-1").rstrip("%"))
+        timings["nmtune_30_epochs_in_page_s"], accuracy = run_and_wait("the NMTune run", 1)
         assert 50.0 < accuracy <= 100.0, accuracy
         status = driver.text("#results tr.done")
         assert status and "done" in status, status
@@ -131,16 +135,11 @@ def main():
         driver.s("POST", f"/element/{option}/click", {})
         driver.s("POST", "/execute/sync", {"script": "const e = document.getElementById('cfg-epochs'); e.value = '2';"
                                                      "e.dispatchEvent(new Event('change', {bubbles: true}));", "args": []})
-        driver.wait("the Run button", lambda: driver.s("GET", f"/element/{run_button}/enabled"))
-        clicked = time.time()
-        driver.s("POST", f"/element/{run_button}/click", {})
-        driver.wait("the NMTune run on WebGPU", lambda: (driver.text("#acc-2") or "").endswith("%"), timeout=600)
-        timings["nmtune_2_epochs_webgpu_in_page_s"] = round(time.time() - clicked, 2)
+        timings["nmtune_2_epochs_webgpu_in_page_s"], webgpu_accuracy = run_and_wait("the NMTune run on WebGPU", 2, 600)
         settings = driver.text("#results tr:nth-child(3)")
         assert "2 epochs" in settings, settings
         ran_on = driver.text("#results tr:nth-child(3) .backend")
         assert ran_on.startswith("wgpu: WebGPU"), ran_on
-        webgpu_accuracy = float(driver.text("#acc-2").rstrip("%"))
         assert 50.0 < webgpu_accuracy <= 100.0, webgpu_accuracy
         timings["nmtune_webgpu_accuracy_percent"] = webgpu_accuracy
         timings["webgpu_backend"] = ran_on
@@ -148,14 +147,9 @@ def main():
         # Model C, the ImageNet EfficientNet-Lite0's 1280 features: NMTune (2 epochs) on the CPU.
         for css in ['#model option[value="2"]', '#backend-choice option[value="cpu"]']:
             driver.s("POST", f"/element/{driver.find_all(css)[0]}/click", {})
-        driver.wait("the Run button", lambda: driver.s("GET", f"/element/{run_button}/enabled"))
-        clicked = time.time()
-        driver.s("POST", f"/element/{run_button}/click", {})
-        driver.wait("the NMTune run on model C", lambda: (driver.text("#acc-3") or "").endswith("%"), timeout=600)
-        timings["nmtune_2_epochs_lite0_in_page_s"] = round(time.time() - clicked, 2)
+        timings["nmtune_2_epochs_lite0_in_page_s"], lite0_accuracy = run_and_wait("the NMTune run on model C", 3, 600)
         row = driver.text("#results tr:nth-child(4)")
         assert "EfficientNet-Lite0" in row and "2 epochs" in row, row
-        lite0_accuracy = float(driver.text("#acc-3").rstrip("%"))
         assert 50.0 < lite0_accuracy <= 100.0, lite0_accuracy
         timings["nmtune_lite0_accuracy_percent"] = lite0_accuracy
 

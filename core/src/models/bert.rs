@@ -97,11 +97,9 @@ impl BertConfig {
         Self::new(30522, 384, 6, 12, 1536)
     }
 
-    /// Reads a Hugging Face `config.json` (its BERT fields; others are ignored); `name` names
-    /// the file in errors.
-    pub fn from_hf_json(text: &str, name: &str) -> crate::Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| crate::NmlError::format(name, format!("not JSON: {e}")))?;
+    /// Reads a Hugging Face `config.json`, parsed (its BERT fields; others are ignored);
+    /// `name` names the file in errors.
+    pub fn from_hf_json(value: &serde_json::Value, name: &str) -> crate::Result<Self> {
         let field = |key: &str| -> crate::Result<usize> {
             value
                 .get(key)

@@ -36,10 +36,8 @@ impl SentenceEncoder {
                 .map_err(|e| NmlError::format(path.display().to_string(), format!("not JSON: {e}")))
         };
         let config_path = dir.join("config.json");
-        let config = BertConfig::from_hf_json(
-            &json("config.json")?.to_string(),
-            &config_path.display().to_string(),
-        )?;
+        let config =
+            BertConfig::from_hf_json(&json("config.json")?, &config_path.display().to_string())?;
         let max_length = json("sentence_bert_config.json")?
             .get("max_seq_length")
             .and_then(serde_json::Value::as_u64)
