@@ -50,7 +50,7 @@ pub mod models;
 pub mod noise;
 mod ops;
 pub mod pretrain;
-mod readback;
+pub mod readback;
 pub mod spectrum;
 mod store;
 pub mod study;

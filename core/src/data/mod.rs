@@ -15,6 +15,7 @@ mod starter;
 #[cfg(not(target_arch = "wasm32"))]
 mod streamed;
 mod text_set;
+mod text_source;
 mod text_tokenizer;
 mod vocabulary;
 
@@ -32,6 +33,7 @@ pub use starter::StarterSet;
 #[cfg(not(target_arch = "wasm32"))]
 pub use streamed::{BatchStream, BatchTransform, ImageBatch, LoaderConfig, StreamedImages};
 pub use text_set::{TextFormat, TextSet};
+pub use text_source::{ArticlePart, TextSource, TextStep};
 pub use text_tokenizer::{TextTokenizer, TokenBatch, Tokens};
 pub use vocabulary::Vocabulary;
 

@@ -1,6 +1,7 @@
 //! Labelled (or unlabelled) texts from the files people keep them in: JSON Lines (one object a
-//! line with `text` and an optional `label`), CSV with named columns, or plain text (one text a
-//! line).
+//! line with `text` and an optional `label`), CSV with named columns, plain text (one text a
+//! line), or a folder of class subfolders with one text a file (as text corpora such as BBC
+//! News ship).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -14,6 +15,8 @@ use crate::io::read_file;
 pub struct TextSet {
     name: String,
     texts: Vec<String>,
+    /// Where each text was read (`file:line`, or the file of a folder's text), for messages.
+    locations: Vec<String>,
     labels: Option<Vec<u32>>,
     class_names: Vec<String>,
 }
@@ -88,8 +91,83 @@ impl TextSet {
                 })
                 .collect()
         });
+        let locations = rows.iter().map(|(line, _, _)| at(*line)).collect();
         let texts = rows.into_iter().map(|(_, t, _)| t).collect();
-        Ok(Self { name: name.to_string(), texts, labels, class_names })
+        Ok(Self { name: name.to_string(), texts, locations, labels, class_names })
+    }
+
+    /// Reads a folder of class subfolders (sorted by name; the names are the classes), every
+    /// file in them one text, files in name order. A file that is not UTF-8 is read as Latin-1
+    /// (ISO 8859-1), the encoding older corpora use; an empty file is an error naming it.
+    pub fn read_folder(dir: &Path) -> Result<Self> {
+        let name = dir.display().to_string();
+        let sorted_entries = |path: &Path| -> Result<Vec<std::path::PathBuf>> {
+            let mut entries = std::fs::read_dir(path)
+                .map_err(|e| NmlError::io(path, e))?
+                .map(|entry| entry.map(|e| e.path()).map_err(|e| NmlError::io(path, e)))
+                .collect::<Result<Vec<_>>>()?;
+            entries.sort();
+            Ok(entries)
+        };
+        let mut class_names = Vec::new();
+        let (mut texts, mut locations, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        for class_dir in sorted_entries(dir)?.into_iter().filter(|p| p.is_dir()) {
+            let label = class_names.len() as u32;
+            class_names.push(class_dir.file_name().unwrap_or_default().to_string_lossy().into());
+            for file in sorted_entries(&class_dir)?.into_iter().filter(|p| p.is_file()) {
+                let at = file.display().to_string();
+                texts.push(checked_text(decode_text(read_file(&file)?), &at)?);
+                locations.push(at);
+                labels.push(label);
+            }
+        }
+        if class_names.len() < 2 || texts.is_empty() {
+            return Err(NmlError::format(
+                name,
+                "needs at least two class subfolders with text files in them",
+            ));
+        }
+        Ok(Self { name, texts, locations, labels: Some(labels), class_names })
+    }
+
+    /// The texts at `indices`, in that order, with their labels and locations.
+    pub fn subset(&self, indices: &[usize]) -> TextSet {
+        let pick = |v: &[String]| indices.iter().map(|&i| v[i].clone()).collect();
+        TextSet {
+            name: self.name.clone(),
+            texts: pick(&self.texts),
+            locations: pick(&self.locations),
+            labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()),
+            class_names: self.class_names.clone(),
+        }
+    }
+
+    /// Every text replaced by `f(text)`; a text it leaves empty is an error naming where the
+    /// text was read.
+    pub fn map_texts(mut self, f: impl Fn(&str) -> String) -> Result<TextSet> {
+        for (text, at) in self.texts.iter_mut().zip(&self.locations) {
+            *text = checked_text(f(text), at)?;
+        }
+        Ok(self)
+    }
+
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Where text `i` was read: `file:line`, or a folder's file.
+    pub fn location(&self, i: usize) -> &str {
+        &self.locations[i]
+    }
+
+    /// The number of classes: the named classes, or one more than the largest class number.
+    pub fn num_classes(&self) -> usize {
+        match &self.labels {
+            _ if !self.class_names.is_empty() => self.class_names.len(),
+            Some(labels) => labels.iter().max().map_or(0, |&m| m as usize + 1),
+            None => 0,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -135,6 +213,14 @@ impl TextFormat {
             Some("csv") => Self::Csv,
             _ => Self::Plain,
         }
+    }
+}
+
+/// UTF-8 text (without a byte-order mark), or else the bytes as Latin-1.
+fn decode_text(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(text) => text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text),
+        Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
     }
 }
 
@@ -304,5 +390,35 @@ mod tests {
         let latin1 =
             TextSet::from_bytes(b"caf\xe9\n", "t", TextFormat::Plain).unwrap_err().to_string();
         assert!(latin1.contains("t:1: is not UTF-8"), "{latin1}");
+    }
+
+    #[test]
+    fn a_folder_of_class_folders_reads_one_text_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for (class, file, bytes) in [
+            ("sport", "002.txt", &b"Second\n\nmatch"[..]),
+            ("sport", "001.txt", b"\xef\xbb\xbfFirst\n\ngoal"),
+            ("business", "001.txt", b"Caf\xe9 profits"),
+        ] {
+            std::fs::create_dir_all(dir.path().join(class)).unwrap();
+            std::fs::write(dir.path().join(class).join(file), bytes).unwrap();
+        }
+        let set = TextSet::read_folder(dir.path()).unwrap();
+        assert_eq!(set.texts(), ["Café profits", "First\n\ngoal", "Second\n\nmatch"]);
+        assert_eq!((set.labels(), set.class_names()[1].as_str()), (Some(&[0, 1, 1][..]), "sport"));
+        assert!(set.location(1).ends_with("001.txt"));
+        let picked = set.subset(&[2, 0]);
+        assert_eq!(
+            (picked.texts()[0].as_str(), picked.labels()),
+            ("Second\n\nmatch", Some(&[1, 0][..]))
+        );
+        let err = set
+            .map_texts(|t| if t.contains("goal") { String::new() } else { t.into() })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("001.txt") && err.contains("empty"), "{err}");
+        std::fs::write(dir.path().join("business/empty.txt"), b"  \n").unwrap();
+        let err = TextSet::read_folder(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("empty.txt: the text is empty"), "{err}");
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::error::{NmlError, Result};
@@ -51,9 +52,6 @@ pub struct TokenBatch {
 impl TextTokenizer {
     /// Reads a `tokenizer.json`; `name` names it in errors.
     pub fn from_bytes(bytes: &[u8], name: &str, max_length: usize) -> Result<Self> {
-        if max_length < 2 {
-            return Err(NmlError::format(name, "the longest text must allow two special tokens"));
-        }
         let bad =
             |why: String| NmlError::format(name, format!("not a tokenizer.json nml reads: {why}"));
         // The library panics on some malformed files (a string escape that is no code point, in
@@ -68,20 +66,34 @@ impl TextTokenizer {
         let parsed = Tokenizer::from_bytes(bytes);
         let mut inner = parsed.map_err(|e| bad(e.to_string()))?;
         inner.with_padding(None);
-        inner
+        // BERT's vocabularies name it [PAD]; sentence-transformers pads with the tokenizer's.
+        let pad_id = ["[PAD]", "<pad>"]
+            .iter()
+            .find_map(|t| inner.token_to_id(t))
+            .ok_or_else(|| NmlError::format(name, "has no [PAD] or <pad> token to pad with"))?;
+        Self { inner, name: name.to_string(), max_length, pad_id }.with_max_length(max_length)
+    }
+
+    /// The same tokenizer truncating at `max_length` tokens instead.
+    pub fn with_max_length(mut self, max_length: usize) -> Result<Self> {
+        if max_length < 2 {
+            return Err(NmlError::format(
+                &self.name,
+                "the longest text must allow two special tokens",
+            ));
+        }
+        self.inner
             .with_truncation(Some(TruncationParams {
                 max_length,
                 strategy: TruncationStrategy::LongestFirst,
                 stride: 0,
                 direction: TruncationDirection::Right,
             }))
-            .map_err(|e| NmlError::format(name, format!("cannot truncate at {max_length}: {e}")))?;
-        // BERT's vocabularies name it [PAD]; sentence-transformers pads with the tokenizer's.
-        let pad_id = ["[PAD]", "<pad>"]
-            .iter()
-            .find_map(|t| inner.token_to_id(t))
-            .ok_or_else(|| NmlError::format(name, "has no [PAD] or <pad> token to pad with"))?;
-        Ok(Self { inner, name: name.to_string(), max_length, pad_id })
+            .map_err(|e| {
+                NmlError::format(&self.name, format!("cannot truncate at {max_length}: {e}"))
+            })?;
+        self.max_length = max_length;
+        Ok(self)
     }
 
     /// Reads the `tokenizer.json` at `path`.
@@ -118,6 +130,17 @@ impl TextTokenizer {
 }
 
 impl TokenBatch {
+    /// The ids, type ids and mask as `[rows, length]` tensors on `device`.
+    pub fn tensors(&self, device: &Device) -> [Tensor<2, Int>; 3] {
+        let tensor = |v: &[i64]| {
+            Tensor::<2, Int>::from_data(
+                TensorData::new(v.to_vec(), [self.rows, self.length]),
+                device,
+            )
+        };
+        [tensor(&self.ids), tensor(&self.type_ids), tensor(&self.mask)]
+    }
+
     /// `texts` padded with `pad_id` (type 0, mask 0) to the longest of them.
     pub fn pad(texts: &[&Tokens], pad_id: u32) -> Self {
         let length = texts.iter().map(|t| t.ids.len()).max().unwrap_or(0);
@@ -144,35 +167,7 @@ impl TokenBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A tokenizer.json of BERT's kind (normaliser, pre-tokeniser, WordPiece, [CLS]/[SEP]
-    /// template) over a tiny vocabulary, with a fixed padding of its own that nml replaces.
-    pub(crate) fn tiny_bert_tokenizer() -> String {
-        let vocab =
-            ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "cat", "sat", "on", "mat", "##s", "."];
-        let vocab: serde_json::Map<String, serde_json::Value> =
-            vocab.iter().enumerate().map(|(i, t)| (t.to_string(), i.into())).collect();
-        serde_json::json!({
-            "version": "1.0",
-            "truncation": { "max_length": 128, "strategy": "LongestFirst", "stride": 0, "direction": "Right" },
-            "padding": { "strategy": { "Fixed": 128 }, "direction": "Right", "pad_to_multiple_of": null,
-                         "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]" },
-            "added_tokens": [],
-            "normalizer": { "type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
-                            "strip_accents": null, "lowercase": true },
-            "pre_tokenizer": { "type": "BertPreTokenizer" },
-            "post_processor": { "type": "TemplateProcessing",
-                "single": [{ "SpecialToken": { "id": "[CLS]", "type_id": 0 } }, { "Sequence": { "id": "A", "type_id": 0 } },
-                           { "SpecialToken": { "id": "[SEP]", "type_id": 0 } }],
-                "pair": [{ "Sequence": { "id": "A", "type_id": 0 } }, { "Sequence": { "id": "B", "type_id": 1 } }],
-                "special_tokens": { "[CLS]": { "id": "[CLS]", "ids": [2], "tokens": ["[CLS]"] },
-                                    "[SEP]": { "id": "[SEP]", "ids": [3], "tokens": ["[SEP]"] } } },
-            "decoder": { "type": "WordPiece", "prefix": "##", "cleanup": true },
-            "model": { "type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
-                       "max_input_chars_per_word": 100, "vocab": vocab }
-        })
-        .to_string()
-    }
+    use crate::test_support::tiny_bert_tokenizer;
 
     #[test]
     fn texts_are_lowercased_split_wrapped_truncated_and_padded() {

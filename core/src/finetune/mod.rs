@@ -1,4 +1,4 @@
-//! Tuning the pre-trained encoder itself on an image task: LoRA adapters on its linears or full
+//! Tuning the pre-trained encoder itself on an image task (or, in [`run_text`], a text task): LoRA adapters on its linears or full
 //! fine-tuning, each with or without NMTune's covariance and singular-value terms on the
 //! encoder's output features (the black-box head's own functions, reused). A new linear head
 //! classifies the task's labels.
@@ -6,10 +6,12 @@
 mod config;
 mod persist;
 mod task;
+mod text;
 
 pub use config::{FinetuneConfig, FinetuneMethod, LoraConfig, LoraTargets};
 pub use persist::{FinetuneMeta, load_merged, merged_bytes, read_finetune_meta, trained_bytes};
 pub use task::{FinetuneOutcome, FinetuneReport, run};
+pub use text::{TextFinetuneReport, run_text};
 
 use burn::module::{Lora, Module, ModuleMapper, ModuleVisitor, Param, ParamGroup};
 use burn::nn::Linear;
@@ -83,17 +85,19 @@ pub fn count_params<M: Module>(model: &M) -> ParamCount {
     count.0
 }
 
-/// The parameter paths LoRA adapts in a ViT: the MLP's `fc1` and `fc2`, and the attention's
+/// The parameter paths LoRA adapts in a transformer: the MLP's two linears (a ViT's `fc1` and
+/// `fc2`; a BERT layer's `intermediate.dense` and `output.dense`), and the attention's
 /// projections (nml's small ViT: `query`, `key`, `value`, `output`; timm's: the fused `qkv` and
-/// `proj`).
+/// `proj`; BERT's: `self_attention.query|key|value` and `attention.output.dense`).
 fn lora_group(targets: LoraTargets) -> ParamGroup {
+    let mlp = r"mlp\.fc[12]|layer\.\d+\.(intermediate|output)\.dense";
     let pattern = match targets {
-        LoraTargets::Mlp => r"mlp\.fc[12]\.weight$",
-        LoraTargets::MlpAndAttention => {
-            r"(mlp\.fc[12]|attention\.(query|key|value|output)|attn\.(qkv|proj))\.weight$"
-        }
+        LoraTargets::Mlp => format!(r"({mlp})\.weight$"),
+        LoraTargets::MlpAndAttention => format!(
+            r"({mlp}|attention\.(query|key|value|output)|attn\.(qkv|proj)|self_attention\.(query|key|value)|attention\.output\.dense)\.weight$"
+        ),
     };
-    ParamGroup::from_regex(pattern).expect("a valid pattern")
+    ParamGroup::from_regex(&pattern).expect("a valid pattern")
 }
 
 /// The model a run starts from: the encoder as it is (full fine-tuning) or frozen with LoRA
@@ -167,6 +171,59 @@ impl ModuleMapper for LoraDropout<'_> {
     }
 }
 
+/// The optimiser and the plan of a fine-tuning run over `samples`: the head at `config.lr`, and
+/// the encoder (taken apart from the model by `split`) at the same rate for LoRA adapters, which
+/// are new parameters, or more gently for a pre-trained encoder's own weights.
+#[allow(clippy::type_complexity)]
+fn training_plan<M, E: Module>(
+    samples: usize,
+    config: &FinetuneConfig,
+    split: fn(M) -> (Linear, E),
+    join: fn(Linear, E) -> M,
+) -> (SplitOptimizer<M, Linear, E>, Plan) {
+    let adamw = OptimizerConfig::Adamw { lr: config.lr, weight_decay: config.weight_decay };
+    let ratio = if config.method.uses_lora() { 1.0 } else { config.encoder_lr_ratio };
+    let optimizer =
+        SplitOptimizer { first: adamw.init(), second: adamw.init(), ratio, split, join };
+    let plan = Plan::new(
+        samples,
+        config.epochs,
+        config.batch_size,
+        config.lr,
+        Shuffle::Continuing { seed: config.seed.wrapping_add(0xf17e) },
+    );
+    (optimizer, plan)
+}
+
+/// The model one step trains: with LoRA dropout, a copy whose adapters see a fresh mask.
+fn step_model<M: Module>(model: &M, config: &FinetuneConfig, rng: &mut ChaCha8Rng) -> M {
+    if config.method.uses_lora() && config.lora.dropout > 0.0 {
+        let mut dropout =
+            LoraDropout { keep: 1.0 - config.lora.dropout, rng, in_adapter: 0, field: Vec::new() };
+        model.clone().map(&mut dropout)
+    } else {
+        model.clone()
+    }
+}
+
+/// The cross-entropy `ce` plus NMTune's covariance and singular-value terms on `features`
+/// `[B, D]`, as `config` weighs them.
+async fn regularised(
+    ce: Tensor<1>,
+    features: Tensor<2>,
+    config: &FinetuneConfig,
+) -> Result<Tensor<1>> {
+    let mut loss = ce;
+    if config.w_cov > 0.0 {
+        loss = loss + covariance_penalty(features.clone()).mul_scalar(config.w_cov);
+    }
+    if config.w_svd > 0.0 {
+        loss = loss
+            - top_k_singular_share_async(features, config.top_k).await?.mul_scalar(config.w_svd);
+    }
+    Ok(loss)
+}
+
 /// `[d_in, 1]` as a `D`-dimensional shape (D is 2 wherever this is used).
 fn tensor_shape<const D: usize>(d_in: usize) -> [usize; D] {
     let mut shape = [1; D];
@@ -194,53 +251,20 @@ pub fn finetune(
     }
     let train = model.encoder.input_images(train, input.image_size)?;
     let ce_loss = CrossEntropyLossConfig::new().init(device);
-    let adamw = OptimizerConfig::Adamw { lr: config.lr, weight_decay: config.weight_decay };
-    // LoRA adapters are new parameters and train at the head's rate; a pre-trained encoder
-    // trains more gently.
-    let ratio = if config.method.uses_lora() { 1.0 } else { config.encoder_lr_ratio };
-    let mut optimizer = SplitOptimizer {
-        first: adamw.init(),
-        second: adamw.init(),
-        ratio,
-        split: |m: Finetuner| (m.head, m.encoder),
-        join: |head, encoder| Finetuner { encoder, head },
-    };
-    let plan = Plan::new(
+    let (mut optimizer, plan) = training_plan(
         train.n(),
-        config.epochs,
-        config.batch_size,
-        config.lr,
-        Shuffle::Continuing { seed: config.seed.wrapping_add(0xf17e) },
+        config,
+        |m: Finetuner| (m.head, m.encoder),
+        |head, encoder| Finetuner { encoder, head },
     );
     let step =
         async |model: &Finetuner, chunk: &[usize], rng: &mut ChaCha8Rng| -> Result<StepLoss> {
             let x = image_tensor(&train, chunk, input.normalize.as_ref(), device)?;
             let labels: Vec<i64> = chunk.iter().map(|&i| i64::from(train.labels()[i])).collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [chunk.len()]), device);
-            let step_model = if config.method.uses_lora() && config.lora.dropout > 0.0 {
-                let mut dropout = LoraDropout {
-                    keep: 1.0 - config.lora.dropout,
-                    rng,
-                    in_adapter: 0,
-                    field: Vec::new(),
-                };
-                model.clone().map(&mut dropout)
-            } else {
-                model.clone()
-            };
-            let (features, logits) = step_model.forward(x);
+            let (features, logits) = step_model(model, config, rng).forward(x);
             let ce = ce_loss.forward(logits, y);
-            let mut loss = ce.clone();
-            if config.w_cov > 0.0 {
-                loss = loss + covariance_penalty(features.clone()).mul_scalar(config.w_cov);
-            }
-            if config.w_svd > 0.0 {
-                loss = loss
-                    - top_k_singular_share_async(features, config.top_k)
-                        .await?
-                        .mul_scalar(config.w_svd);
-            }
-            Ok(StepLoss::new(loss).with_terms(vec![ce]))
+            Ok(StepLoss::new(regularised(ce.clone(), features, config).await?).with_terms(vec![ce]))
         };
     let end_epoch = async |_: &Finetuner, sums: EpochSums| -> Result<(FinetuneEpoch, Flow)> {
         Ok((

@@ -13,6 +13,7 @@ mod pytorch_layout;
 mod resnet;
 mod sentence_encoder;
 mod standard;
+mod text_classifier;
 mod timm_vit;
 mod torchvision_resnet;
 mod vit;
@@ -28,11 +29,12 @@ pub use input::InputTransform;
 pub use precision::{ComputePrecision, compute_copy, norm_in_f32, to_dtype};
 pub use pytorch_layout::{
     EFFICIENTNET_LITE, PytorchLayout, TIMM_VIT, TORCHVISION_RESNET, checkpoint_shapes,
-    load_pytorch_weights, pytorch_safetensors,
+    load_pytorch_safetensors, load_pytorch_weights, pytorch_safetensors,
 };
 pub use resnet::{BasicBlock, ResNet, ResNetConfig};
 pub use sentence_encoder::SentenceEncoder;
 pub use standard::StandardModel;
+pub use text_classifier::TextClassifier;
 pub use timm_vit::{PatchEmbed, TimmAttention, TimmBlock, TimmVit, TimmVitConfig};
 pub use torchvision_resnet::{
     Downsample, TorchvisionBlock, TorchvisionResNet, TorchvisionResNetConfig,

@@ -99,43 +99,76 @@ pub fn load_pytorch_weights<M: Module>(
     if !path.is_file() {
         return Err(NmlError::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)));
     }
-    let cannot = |e: &dyn std::fmt::Display| {
-        NmlError::format(&name, format!("cannot read the weights: {e}"))
-    };
-    // Loaded into a copy (its tensors are shared until written), so a misfit changes nothing.
-    let mut candidate = module.clone();
-    // Misfits are collected, not raised, so the message can name the first few.
-    let result = match WeightFile::of(path)? {
-        #[cfg(target_arch = "wasm32")]
-        WeightFile::Pickle => return Err(pickles_native_only(&name)),
-        #[cfg(not(target_arch = "wasm32"))]
-        WeightFile::Pickle => {
-            let mut store = PytorchStore::from_file(path)
-                .allow_partial(true)
-                .validate(false)
-                .map_indices_contiguous(false);
-            let keys = store.keys().map_err(|e| cannot(&e))?;
-            if let Some(top) = nesting_key(&keys) {
-                store = store.with_top_level_key(top);
-            }
-            for (from, to) in to_nml_patterns(layout) {
-                store = store.with_key_remapping(from, to);
-            }
-            candidate.load_from(&mut store).map_err(|e| cannot(&e))?
-        }
+    match WeightFile::of(path)? {
         WeightFile::Safetensors => {
-            let mut store = SafetensorsStore::from_file(path)
-                .with_from_adapter(PyTorchToBurnAdapter)
-                .allow_partial(true)
-                .validate(false)
-                .skip_enum_variants(true);
-            for (from, to) in to_nml_patterns(layout) {
-                store = store.with_key_remapping(from, to);
-            }
-            candidate.load_from(&mut store).map_err(|e| cannot(&e))?
+            load_safetensors(module, SafetensorsStore::from_file(path), &name, layout)
         }
-    };
-    check_fit(&result, layout).map_err(|message| NmlError::format(&name, message))?;
+        #[cfg(target_arch = "wasm32")]
+        WeightFile::Pickle => Err(pickles_native_only(&name)),
+        #[cfg(not(target_arch = "wasm32"))]
+        WeightFile::Pickle => load_pickle(module, path, &name, layout),
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn load_pickle<M: Module>(
+    module: &mut M,
+    path: &Path,
+    name: &str,
+    layout: &PytorchLayout,
+) -> Result<()> {
+    let cannot =
+        |e: &dyn std::fmt::Display| NmlError::format(name, format!("cannot read the weights: {e}"));
+    let mut store = PytorchStore::from_file(path)
+        .allow_partial(true)
+        .validate(false)
+        .map_indices_contiguous(false);
+    let keys = store.keys().map_err(|e| cannot(&e))?;
+    if let Some(top) = nesting_key(&keys) {
+        store = store.with_top_level_key(top);
+    }
+    for (from, to) in to_nml_patterns(layout) {
+        store = store.with_key_remapping(from, to);
+    }
+    // Loaded into a copy (its tensors are shared until written), so a misfit changes nothing;
+    // misfits are collected, not raised, so the message can name the first few.
+    let mut candidate = module.clone();
+    let result = candidate.load_from(&mut store).map_err(|e| cannot(&e))?;
+    check_fit(&result, layout).map_err(|message| NmlError::format(name, message))?;
+    *module = candidate;
+    Ok(())
+}
+
+/// [`load_pytorch_weights`] for the bytes of a `.safetensors` file (a file picked in the
+/// browser); `name` names it in messages.
+pub fn load_pytorch_safetensors<M: Module>(
+    module: &mut M,
+    bytes: Vec<u8>,
+    name: &str,
+    layout: &PytorchLayout,
+) -> Result<()> {
+    load_safetensors(module, SafetensorsStore::from_bytes(Some(bytes)), name, layout)
+}
+
+fn load_safetensors<M: Module>(
+    module: &mut M,
+    store: SafetensorsStore,
+    name: &str,
+    layout: &PytorchLayout,
+) -> Result<()> {
+    let mut store = store
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .allow_partial(true)
+        .validate(false)
+        .skip_enum_variants(true);
+    for (from, to) in to_nml_patterns(layout) {
+        store = store.with_key_remapping(from, to);
+    }
+    let mut candidate = module.clone();
+    let result = candidate
+        .load_from(&mut store)
+        .map_err(|e| NmlError::format(name, format!("cannot read the weights: {e}")))?;
+    check_fit(&result, layout).map_err(|message| NmlError::format(name, message))?;
     *module = candidate;
     Ok(())
 }

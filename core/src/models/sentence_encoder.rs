@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 
 use super::bert::{Bert, BertConfig, HF_BERT};
-use super::pytorch_layout::load_pytorch_weights;
-use crate::data::{TextTokenizer, TokenBatch, Tokens};
+use super::pytorch_layout::{load_pytorch_safetensors, load_pytorch_weights};
+use crate::data::{FeatureSet, TextSet, TextTokenizer, TokenBatch, Tokens};
 use crate::error::{NmlError, Result};
 use crate::io::read_file;
 use crate::readback::{blocking, floats};
@@ -28,16 +28,50 @@ impl SentenceEncoder {
     /// `sentence_bert_config.json` (its `max_seq_length`), `1_Pooling/config.json` (which must
     /// ask for mean pooling) and `modules.json` (whether a `Normalize` module follows).
     pub fn read_dir(dir: &Path, device: &Device) -> Result<Self> {
-        let json = |file: &str| -> Result<serde_json::Value> {
-            let path = dir.join(file);
-            let text = String::from_utf8(read_file(&path)?)
-                .map_err(|_| NmlError::format(path.display().to_string(), "not UTF-8 text"))?;
-            serde_json::from_str(&text)
-                .map_err(|e| NmlError::format(path.display().to_string(), format!("not JSON: {e}")))
+        let file = |name: &str| -> Result<Option<Vec<u8>>> {
+            let path = dir.join(name);
+            if path.is_file() { read_file(&path).map(Some) } else { Ok(None) }
         };
-        let config_path = dir.join("config.json");
-        let config =
-            BertConfig::from_hf_json(&json("config.json")?, &config_path.display().to_string())?;
+        let pickle = dir.join("pytorch_model.bin");
+        if !dir.join("model.safetensors").is_file() && pickle.is_file() {
+            let mut encoder = Self::from_files(
+                &|name: &str| match name {
+                    "model.safetensors" => Ok(None),
+                    other => file(other),
+                },
+                &dir.display().to_string(),
+                device,
+                false,
+            )?;
+            load_pytorch_weights(&mut encoder.model, &pickle, &HF_BERT)?;
+            return Ok(encoder);
+        }
+        Self::from_files(&file, &dir.display().to_string(), device, true)
+    }
+
+    /// Reads a sentence-transformers model folder's files as [`SentenceEncoder::read_dir`]
+    /// does, each got by its name in the folder (`config.json`, `1_Pooling/config.json`, ...;
+    /// `None` where the folder has no such file): how the browser reads a folder a person
+    /// picked. `dir` names the folder in messages; without `weights` the model keeps its
+    /// seeded weights (for a caller that loads them another way).
+    pub fn from_files(
+        file: &dyn Fn(&str) -> Result<Option<Vec<u8>>>,
+        dir: &str,
+        device: &Device,
+        weights: bool,
+    ) -> Result<Self> {
+        let at = |name: &str| format!("{dir}/{name}");
+        let bytes = |name: &str| -> Result<Vec<u8>> {
+            file(name)?
+                .ok_or_else(|| NmlError::format(at(name), "is missing from the model folder"))
+        };
+        let json = |name: &str| -> Result<serde_json::Value> {
+            let text = String::from_utf8(bytes(name)?)
+                .map_err(|_| NmlError::format(at(name), "not UTF-8 text"))?;
+            serde_json::from_str(&text)
+                .map_err(|e| NmlError::format(at(name), format!("not JSON: {e}")))
+        };
+        let config = BertConfig::from_hf_json(&json("config.json")?, &at("config.json"))?;
         let max_length = json("sentence_bert_config.json")?
             .get("max_seq_length")
             .and_then(serde_json::Value::as_u64)
@@ -45,7 +79,7 @@ impl SentenceEncoder {
             .filter(|&v| (2..=config.max_position_embeddings).contains(&v))
             .ok_or_else(|| {
                 NmlError::format(
-                    dir.join("sentence_bert_config.json").display().to_string(),
+                    at("sentence_bert_config.json"),
                     format!(
                         "`max_seq_length` must be 2 to {} (the model's positions)",
                         config.max_position_embeddings
@@ -63,7 +97,7 @@ impl SentenceEncoder {
         .any(|k| pooling.get(*k).and_then(serde_json::Value::as_bool) == Some(true));
         if mean != Some(true) || others {
             return Err(NmlError::format(
-                dir.join("1_Pooling/config.json").display().to_string(),
+                at("1_Pooling/config.json"),
                 "nml pools by the mean of the tokens only (pooling_mode_mean_tokens)",
             ));
         }
@@ -73,10 +107,14 @@ impl SentenceEncoder {
                     == Some("sentence_transformers.models.Normalize")
             })
         });
-        let tokenizer = TextTokenizer::read(&dir.join("tokenizer.json"), max_length)?;
+        let tokenizer = TextTokenizer::from_bytes(
+            &bytes("tokenizer.json")?,
+            &at("tokenizer.json"),
+            max_length,
+        )?;
         if tokenizer.vocabulary_size() > config.vocab_size {
             return Err(NmlError::format(
-                dir.join("tokenizer.json").display().to_string(),
+                at("tokenizer.json"),
                 format!(
                     "has {} tokens; the model embeds {}",
                     tokenizer.vocabulary_size(),
@@ -84,25 +122,43 @@ impl SentenceEncoder {
                 ),
             ));
         }
-        let weights = ["model.safetensors", "pytorch_model.bin"]
-            .iter()
-            .map(|f| dir.join(f))
-            .find(|p| p.is_file())
-            .ok_or_else(|| {
-                NmlError::format(
-                    dir.display().to_string(),
-                    "holds neither model.safetensors nor pytorch_model.bin",
-                )
-            })?;
         let mut model = config.init(0, device);
-        load_pytorch_weights(&mut model, &weights, &HF_BERT)?;
+        if weights {
+            let name = at("model.safetensors");
+            load_pytorch_safetensors(&mut model, bytes("model.safetensors")?, &name, &HF_BERT)?;
+        }
         Ok(Self { model, tokenizer, normalize })
+    }
+
+    /// The same encoder truncating texts at `max_tokens` tokens (at most the model's
+    /// positions).
+    pub fn with_max_tokens(mut self, max_tokens: usize) -> Result<Self> {
+        let positions = self.model.embeddings.position_embeddings.weight.dims()[0];
+        if max_tokens > positions {
+            return Err(NmlError::Invalid(format!(
+                "{max_tokens} tokens a text: the model has {positions} positions"
+            )));
+        }
+        self.tokenizer = self.tokenizer.with_max_length(max_tokens)?;
+        Ok(self)
     }
 
     /// Embeds `texts` in batches of `batch_size`, longest first (so each batch pads little),
     /// and returns their embeddings row by row in input order, `[texts.len(), hidden]`.
     /// `progress` hears how many texts are done after each batch.
     pub fn embed(
+        &self,
+        texts: &[String],
+        batch_size: usize,
+        device: &Device,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        blocking(self.embed_async(texts, batch_size, device, progress))
+    }
+
+    /// [`SentenceEncoder::embed`] for a caller that must not block (the browser's main thread
+    /// on WebGPU): each batch's embeddings are awaited.
+    pub async fn embed_async(
         &self,
         texts: &[String],
         batch_size: usize,
@@ -122,16 +178,9 @@ impl SentenceEncoder {
                 &rows.iter().map(|&i| &tokens[i]).collect::<Vec<_>>(),
                 self.tokenizer.pad_id(),
             );
-            let ints = |v: Vec<i64>| {
-                Tensor::<2, Int>::from_data(TensorData::new(v, [batch.rows, batch.length]), device)
-            };
-            let embedded = self.model.embed(
-                ints(batch.ids),
-                ints(batch.type_ids),
-                ints(batch.mask),
-                self.normalize,
-            );
-            let values = blocking(floats(embedded))?;
+            let [ids, type_ids, mask] = batch.tensors(device);
+            let embedded = self.model.embed(ids, type_ids, mask, self.normalize);
+            let values = floats(embedded).await?;
             for (row, &i) in values.chunks_exact(hidden).zip(rows) {
                 out[i * hidden..(i + 1) * hidden].copy_from_slice(row);
             }
@@ -139,6 +188,46 @@ impl SentenceEncoder {
             progress(done);
         }
         Ok(out)
+    }
+
+    /// The features of a text set, named by it, with its labels and class names (unlabelled
+    /// texts are one class: their features are for spectra and comparison).
+    pub fn features(
+        &self,
+        texts: &TextSet,
+        batch_size: usize,
+        device: &Device,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<FeatureSet> {
+        blocking(self.features_async(texts, batch_size, device, progress))
+    }
+
+    /// [`SentenceEncoder::features`], each batch awaited.
+    pub async fn features_async(
+        &self,
+        texts: &TextSet,
+        batch_size: usize,
+        device: &Device,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<FeatureSet> {
+        let embedded = self.embed_async(texts.texts(), batch_size, device, progress).await?;
+        let labels = match texts.labels() {
+            Some(labels) => labels.iter().map(|&l| i64::from(l)).collect(),
+            None => vec![0; texts.len()],
+        };
+        let classes = texts.labels().map_or(1, |_| texts.num_classes());
+        let set = FeatureSet::new(
+            texts.name(),
+            embedded,
+            self.model.hidden_size(),
+            labels,
+            Some(classes),
+        )?;
+        if texts.class_names().is_empty() {
+            Ok(set)
+        } else {
+            set.with_class_names(texts.class_names().to_vec())
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Pre-training an image encoder on labels corrupted by the core's noise generators
+//! Pre-training an image encoder (or, in [`pretrain_text`], a text encoder) on labels corrupted by the core's noise generators
 //! (supervised), or CLIP-style on captions of which a share is swapped (contrastive), through the
 //! one training loop: per-epoch checkpoints a run resumes from exactly, on one device or split
 //! over several.
@@ -7,11 +7,14 @@ mod config;
 mod contrastive;
 mod device_images;
 mod run_dir;
+mod text;
 
 pub use config::{ModelShape, Objective, PretrainConfig};
 pub use contrastive::class_captions;
 pub use device_images::DeviceImages;
 pub use run_dir::{CheckpointMeta, META_KEY, saved_run};
+pub use text::{TEXT_META_KEY, TextModelSpec, TextPretrainConfig, TextPretrained, pretrain_text};
+pub(crate) use text::{label_tensor, labelled, token_batch, tokenize};
 
 use std::path::Path;
 
@@ -38,6 +41,19 @@ pub struct EpochRecord {
     pub train_accuracy: f64,
     pub lr: f64,
     pub seconds: f64,
+}
+
+impl EpochRecord {
+    /// The record of an epoch the training loop summed.
+    pub fn of(sums: EpochSums) -> Self {
+        Self {
+            epoch: sums.epoch,
+            loss: sums.loss,
+            train_accuracy: sums.accuracy.unwrap_or(0.0),
+            lr: sums.lr,
+            seconds: sums.seconds,
+        }
+    }
 }
 
 /// A trained encoder and how it got there.
@@ -445,35 +461,20 @@ fn fit<M: Module>(
 ) -> Result<(M, Vec<EpochRecord>, usize)> {
     let mut optim = config.optimizer.init();
     let mut history = Vec::new();
-    if let Some(dir) = run_dir
-        && let Some((bytes, meta)) = dir.saved::<CheckpointMeta>()?
-    {
-        let name = dir.model_path().display().to_string();
-        if meta.config != *config
-            || meta.num_classes != num_classes
-            || meta.in_channels != in_channels
-            || meta.vocabulary != vocabulary
-        {
-            return Err(NmlError::format(
-                name,
-                "holds a run of another config; choose another directory or delete it",
-            ));
+    if let Some(dir) = run_dir {
+        let same = |meta: &CheckpointMeta| {
+            meta.config == *config
+                && meta.num_classes == num_classes
+                && meta.in_channels == in_channels
+                && meta.vocabulary == vocabulary
+        };
+        let done = |meta: &CheckpointMeta| meta.epochs_done;
+        if let Some(meta) = dir.resume(&mut model, &mut optim, config.epochs, same, done)? {
+            history = meta.history;
         }
-        crate::store::load_module(&mut model, &bytes, &name)?;
-        if meta.epochs_done < config.epochs {
-            dir.load_optimizer::<M, _>(meta.epochs_done, &mut optim)?;
-        }
-        history = meta.history;
     }
     let end_epoch = async |_: &M, sums: EpochSums| -> Result<(EpochRecord, Flow)> {
-        let record = EpochRecord {
-            epoch: sums.epoch,
-            loss: sums.loss,
-            train_accuracy: sums.accuracy.unwrap_or(0.0),
-            lr: sums.lr,
-            seconds: sums.seconds,
-        };
-        Ok((record, Flow::Continue))
+        Ok((EpochRecord::of(sums), Flow::Continue))
     };
     let mut save = |model: &M, optim: &ModuleOptimizer, history: &[EpochRecord]| -> Result<()> {
         let Some(dir) = run_dir else { return Ok(()) };

@@ -24,5 +24,9 @@ mod run;
 mod suite;
 
 pub use results::{Curve, Eval, Figure, ResultRow, Results, mean_std};
-pub use run::{StudyEvent, StudyObserver, StudyOptions, cell_count, run_study, run_tag};
-pub use suite::{FinetuneSuite, ObjectiveKind, Suite, Task, TuneSuite};
+pub use run::{
+    StudyEvent, StudyObserver, StudyOptions, cell_count, run_study, run_tag, run_text_study,
+};
+pub use suite::{
+    FinetuneSuite, Modality, ObjectiveKind, StudySuite, Suite, Task, TextSuite, TextTask, TuneSuite,
+};

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::suite::{FinetuneSuite, Suite};
+use super::suite::{FinetuneSuite, StudySuite};
 use crate::error::{NmlError, Result};
 use crate::io::write_atomic;
 use crate::tune::Role;
@@ -42,7 +42,7 @@ pub type Eval = (String, Role, String);
 /// A study's rows with the suite (and fine-tuning plan) that made them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Results {
-    pub suite: Suite,
+    pub suite: StudySuite,
     pub finetune: Option<FinetuneSuite>,
     /// The device the study ran on, as described to the user.
     pub backend: String,
@@ -140,7 +140,7 @@ impl Results {
 
     /// Names of the head methods, in the suite's order.
     pub fn head_methods(&self) -> Vec<String> {
-        self.suite.tune.methods.iter().map(|m| m.name().to_string()).collect()
+        self.suite.tune().methods.iter().map(|m| m.name().to_string()).collect()
     }
 
     /// Head methods, then the fine-tuning methods.
@@ -154,12 +154,12 @@ impl Results {
 
     /// The largest downstream data fraction: the headline one.
     pub fn full_fraction(&self) -> f64 {
-        self.suite.tune.fractions.iter().copied().fold(0.0, f64::max)
+        self.suite.tune().fractions.iter().copied().fold(0.0, f64::max)
     }
 
     /// The cleanest pre-training's noise ratio.
     pub fn clean_ratio(&self) -> f64 {
-        self.suite.ratios.iter().copied().fold(f64::INFINITY, f64::min)
+        self.suite.ratios().iter().copied().fold(f64::INFINITY, f64::min)
     }
 
     /// Whether a row is a headline number: a head at the largest data fraction, or a
@@ -254,7 +254,7 @@ impl Results {
         let evals = self.evals();
         let per_seed: Vec<f64> = self
             .suite
-            .seeds
+            .seeds()
             .iter()
             .filter_map(|&seed| {
                 let diffs: Vec<f64> = evals
@@ -290,7 +290,7 @@ impl Results {
             for (role, name) in [(Role::Id, "ID"), (Role::Ood, "OOD")] {
                 let points: Vec<(f64, f64, f64)> = self
                     .suite
-                    .ratios
+                    .ratios()
                     .iter()
                     .map(|&ratio| {
                         let (m, s) = self.gap(method, role, ratio);
@@ -320,7 +320,7 @@ impl Results {
             for method in chosen {
                 let points = self
                     .suite
-                    .ratios
+                    .ratios()
                     .iter()
                     .map(|&ratio| {
                         let (m, s) = self.over_seeds(
@@ -353,10 +353,10 @@ impl Results {
         let mut fraction_series = Vec::new();
         for eval in self.evals().iter().filter(|e| e.1 == Role::Id) {
             for method in &self.head_methods() {
-                for &ratio in &self.suite.ratios {
+                for &ratio in self.suite.ratios() {
                     let points = self
                         .suite
-                        .tune
+                        .tune()
                         .fractions
                         .iter()
                         .map(|&fraction| {

@@ -12,13 +12,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::results::{ResultRow, Results};
-use super::suite::{FinetuneSuite, ObjectiveKind, Suite, Task};
-use crate::data::{FeatureSet, ImageSet, ImageSource};
+use super::suite::{
+    FinetuneSuite, ObjectiveKind, StudySuite, Suite, Task, TextSuite, TextTask, TuneSuite,
+};
+use crate::data::{FeatureSet, ImageSet, ImageSource, TextSet, TextSource};
 use crate::error::Result;
-use crate::finetune::{self, FinetuneConfig, ParamCount};
+use crate::finetune::{self, FinetuneConfig, FinetuneMethod, ParamCount};
 use crate::io::write_atomic;
-use crate::models::{Encoder, InputTransform};
-use crate::pretrain::{EpochRecord, Pretrained, pretrain, pretrain_data_parallel, saved_run};
+use crate::models::{Encoder, InputTransform, SentenceEncoder};
+use crate::pretrain::{EpochRecord, pretrain, pretrain_data_parallel, pretrain_text, saved_run};
 use crate::spectrum::{self, GramPrecision, Preprocess, SpectrumReport};
 use crate::train::Observer;
 use crate::tune::{Role, TuneConfig, tune};
@@ -68,10 +70,15 @@ pub struct StudyOptions {
 }
 
 /// The number of cells a study has: each is one tick of a progress display.
-pub fn cell_count(suite: &Suite, finetune: Option<&FinetuneSuite>) -> usize {
-    let per_task = suite.tune.methods.len() * suite.tune.fractions.len()
-        + finetune.map_or(0, |p| p.methods.len());
-    suite.objectives.len() * suite.seeds.len() * suite.ratios.len() * suite.tasks.len() * per_task
+pub fn cell_count(suite: &StudySuite, finetune: Option<&FinetuneSuite>) -> usize {
+    let tune = suite.tune();
+    let per_task =
+        tune.methods.len() * tune.fractions.len() + finetune.map_or(0, |p| p.methods.len());
+    suite.objectives().len()
+        * suite.seeds().len()
+        * suite.ratios().len()
+        * suite.task_count()
+        * per_task
 }
 
 /// The folder name of one pre-training run: `noise20-seed0`, `contrastive-noise20-seed0`.
@@ -113,27 +120,26 @@ fn write_cell(path: &Path, cell: &impl Serialize) -> Result<()> {
     write_atomic(path, format!("{text}\n").as_bytes())
 }
 
-/// Features of one image set under one model, reused when the file holds the same source.
-fn features_for(
+/// Features of one set, reused when the file at `path` holds the same `source`; else made by
+/// `extract` and saved there.
+fn cached_features(
     path: &Path,
-    source: &ImageSource,
-    model: &Encoder,
-    input: &InputTransform,
-    device: &Device,
+    source: &str,
+    extract: impl FnOnce() -> Result<FeatureSet>,
 ) -> Result<FeatureSet> {
     if path.exists() {
         let cached = FeatureSet::read(path)?;
-        if cached.domain() == Some(source.as_str()) {
+        if cached.domain() == Some(source) {
             return Ok(cached);
         }
     }
-    let images = source.load()?;
-    let set = model
-        .extract(&images, input, source.as_str(), device)?
-        .with_domain(Some(source.to_string()));
+    let set = extract()?.with_domain(Some(source.to_string()));
     set.write(path)?;
     Ok(set)
 }
+
+/// Texts per forward pass when a study embeds a text set.
+const TEXT_BATCH: usize = 32;
 
 fn spectrum_of(set: &FeatureSet, device: &Device) -> Result<SpectrumReport> {
     spectrum::measure(set, Preprocess::Paper, GramPrecision::Auto, device)
@@ -186,13 +192,17 @@ pub fn run_study(
                 } else {
                     pretrain(&pretrain_images, &config, Some(&run_dir), &device, &mut events)?
                 };
-                let train_accuracy = run.history.last().map_or(0.0, |r| r.train_accuracy);
-                observer.on_event(StudyEvent::Pretrained {
-                    tag: &tag,
-                    epochs_trained: run.epochs_trained,
-                    epochs_reused: run.history.len() - run.epochs_trained,
-                    train_accuracy,
-                });
+                let cell = RunCells::after(
+                    &run.history,
+                    run.epochs_trained,
+                    options,
+                    &tag,
+                    (objective, ratio, seed),
+                    run.noise_rate,
+                    &suite.tune,
+                    &device,
+                    observer,
+                );
                 // Tables and plots tell objectives apart by the task's label.
                 let label = |task: &str| {
                     if suite.objectives.len() > 1 {
@@ -201,136 +211,435 @@ pub fn run_study(
                         task.to_string()
                     }
                 };
-                let cell = Cell {
-                    suite,
-                    options,
-                    tag: &tag,
-                    objective,
-                    ratio,
-                    seed,
-                    run: &run,
-                    train_accuracy,
-                    device: &device,
-                };
+                let input = run.config.input();
                 for task in &suite.tasks {
-                    cell.task(task, &label(&task.name), &mut rows, observer)?;
+                    let features = image_features(&cell, task, &run.model, &input)?;
+                    let label = label(&task.name);
+                    cell.tune_heads(
+                        &task.name,
+                        task.train.as_str(),
+                        &features,
+                        &label,
+                        &mut rows,
+                        observer,
+                    )?;
+                    if let Some(plan) = &options.finetune {
+                        finetune_images(
+                            &cell, plan, task, &run.model, &input, &features, &label, &mut rows,
+                            observer,
+                        )?;
+                    }
                 }
             }
         }
     }
     Ok(Results {
-        suite: suite.clone(),
+        suite: StudySuite::Images(Box::new(suite.clone())),
         finetune: options.finetune.clone(),
         backend: options.backend.clone(),
         rows,
     })
 }
 
+/// Runs a text suite as `options` say: for every seed and noise ratio, pre-train the text
+/// encoder on the noisy labels of `pretrain_data` (or reuse the finished run), embed every
+/// task's texts, and tune heads (and, when asked, the encoder) as [`run_study`] does.
+pub fn run_text_study(
+    suite: &TextSuite,
+    options: &StudyOptions,
+    observer: &mut dyn StudyObserver,
+) -> Result<Results> {
+    suite.validate()?;
+    let device = options.devices.first().cloned().unwrap_or_else(Device::flex);
+    let pretrain_texts = suite.pretrain_data.load()?;
+    let mut rows = Vec::new();
+    for &seed in &suite.seeds {
+        for &ratio in &suite.ratios {
+            let objective = ObjectiveKind::Supervised;
+            let tag = run_tag(objective, ratio, seed);
+            let config = suite.pretrain_config(ratio, seed);
+            let run_dir = options.out.join("runs").join(&tag);
+            observer.on_event(StudyEvent::Pretraining { tag: &tag });
+            let mut events = PretrainEvents { observer, tag: &tag, epochs: config.epochs };
+            let run =
+                pretrain_text(&pretrain_texts, &config, Some(&run_dir), &device, &mut events)?;
+            let cell = RunCells::after(
+                &run.history,
+                run.epochs_trained,
+                options,
+                &tag,
+                (objective, ratio, seed),
+                run.noise_rate,
+                &suite.tune,
+                &device,
+                observer,
+            );
+            for task in &suite.tasks {
+                let texts = TaskTexts::default();
+                let features = text_features(&cell, task, &run.encoder, &texts)?;
+                cell.tune_heads(
+                    &task.name,
+                    task.train.as_str(),
+                    &features,
+                    &task.name,
+                    &mut rows,
+                    observer,
+                )?;
+                if let Some(plan) = &options.finetune {
+                    for &method in &plan.methods {
+                        let config = plan.config(method, seed);
+                        let record = cell.finetuned(
+                            &task.name,
+                            task.train.as_str(),
+                            method,
+                            &config,
+                            observer,
+                            || {
+                                let (train, test, ood) = texts.get(task)?;
+                                let r = finetune::run_text(
+                                    &run.encoder,
+                                    train,
+                                    test,
+                                    ood,
+                                    &config,
+                                    &device,
+                                    &mut (),
+                                )?;
+                                Ok(FinetunedCell {
+                                    config: config.clone(),
+                                    train: task.train.to_string(),
+                                    accuracy: r.accuracy,
+                                    ood: r.ood,
+                                    params: r.params,
+                                    seconds_per_epoch: mean_epoch_seconds(
+                                        r.history.iter().map(|e| e.seconds),
+                                    ),
+                                    seconds: r.seconds,
+                                })
+                            },
+                        )?;
+                        cell.record(
+                            &features,
+                            &task.name,
+                            method.name(),
+                            1.0,
+                            record.accuracy,
+                            &record.ood,
+                            record.seconds,
+                            &mut rows,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(Results {
+        suite: StudySuite::Text(Box::new(suite.clone())),
+        finetune: options.finetune.clone(),
+        backend: options.backend.clone(),
+        rows,
+    })
+}
+
+impl StudySuite {
+    /// Runs the study of this suite (see [`run_study`] and [`run_text_study`]).
+    pub fn run(&self, options: &StudyOptions, observer: &mut dyn StudyObserver) -> Result<Results> {
+        match self {
+            Self::Images(suite) => run_study(suite, options, observer),
+            Self::Text(suite) => run_text_study(suite, options, observer),
+        }
+    }
+}
+
+fn mean_epoch_seconds(seconds: impl ExactSizeIterator<Item = f64>) -> f64 {
+    let n = seconds.len().max(1) as f64;
+    seconds.sum::<f64>() / n
+}
+
+/// A task's frozen features under one pre-trained encoder, with their spectra (measured once
+/// per task: they depend only on the set).
+struct TaskFeatures {
+    train: FeatureSet,
+    test: FeatureSet,
+    ood: Vec<(String, FeatureSet)>,
+    test_spectrum: SpectrumReport,
+    ood_spectra: Vec<SpectrumReport>,
+}
+
+impl TaskFeatures {
+    fn new(
+        train: FeatureSet,
+        test: FeatureSet,
+        ood: Vec<(String, FeatureSet)>,
+        device: &Device,
+    ) -> Result<Self> {
+        let test_spectrum = spectrum_of(&test, device)?;
+        let ood_spectra = ood.iter().map(|(_, s)| spectrum_of(s, device)).collect::<Result<_>>()?;
+        Ok(Self { train, test, ood, test_spectrum, ood_spectra })
+    }
+}
+
+fn image_features(
+    cell: &RunCells<'_>,
+    task: &Task,
+    model: &Encoder,
+    input: &InputTransform,
+) -> Result<TaskFeatures> {
+    let get = |split: &str, source: &ImageSource| {
+        cached_features(&cell.features_path(&task.name, split), source.as_str(), || {
+            model.extract(&source.load()?, input, source.as_str(), cell.device)
+        })
+    };
+    let ood = task
+        .ood
+        .iter()
+        .map(|(name, source)| Ok((name.clone(), get(name, source)?)))
+        .collect::<Result<_>>()?;
+    TaskFeatures::new(get("train", &task.train)?, get("test", &task.test)?, ood, cell.device)
+}
+
+/// A text task's training, test and OOD texts.
+type TaskSets = (TextSet, TextSet, Vec<(String, TextSet)>);
+
+/// A text task's sets, read once when first needed (for features, or to fine-tune on).
+#[derive(Default)]
+struct TaskTexts {
+    sets: std::cell::OnceCell<TaskSets>,
+}
+
+impl TaskTexts {
+    fn get(&self, task: &TextTask) -> Result<&TaskSets> {
+        if self.sets.get().is_none() {
+            let ood =
+                task.ood.iter().map(|(n, s)| Ok((n.clone(), s.load()?))).collect::<Result<_>>()?;
+            let _ = self.sets.set((task.train.load()?, task.test.load()?, ood));
+        }
+        Ok(self.sets.get().expect("read above"))
+    }
+}
+
+fn text_features(
+    cell: &RunCells<'_>,
+    task: &TextTask,
+    encoder: &SentenceEncoder,
+    texts: &TaskTexts,
+) -> Result<TaskFeatures> {
+    let get = |split: &str, source: &TextSource, pick: &dyn Fn(&TaskSets) -> &TextSet| {
+        cached_features(&cell.features_path(&task.name, split), source.as_str(), || {
+            encoder.features(pick(texts.get(task)?), TEXT_BATCH, cell.device, &mut |_| {})
+        })
+    };
+    let ood = task
+        .ood
+        .iter()
+        .enumerate()
+        .map(|(i, (name, source))| Ok((name.clone(), get(name, source, &|sets| &sets.2[i].1)?)))
+        .collect::<Result<_>>()?;
+    TaskFeatures::new(
+        get("train", &task.train, &|sets| &sets.0)?,
+        get("test", &task.test, &|sets| &sets.1)?,
+        ood,
+        cell.device,
+    )
+}
+
+/// The encoder of an image task fine-tuned by every method of `plan`, as rows.
+#[allow(clippy::too_many_arguments)]
+fn finetune_images(
+    cell: &RunCells<'_>,
+    plan: &FinetuneSuite,
+    task: &Task,
+    model: &Encoder,
+    input: &InputTransform,
+    features: &TaskFeatures,
+    label: &str,
+    rows: &mut Vec<ResultRow>,
+    observer: &mut dyn StudyObserver,
+) -> Result<()> {
+    // The task's images, read when the first encoder is fine-tuned on them.
+    let mut images: Option<TaskImages> = None;
+    for &method in &plan.methods {
+        let config = plan.config(method, cell.seed);
+        let record =
+            cell.finetuned(&task.name, task.train.as_str(), method, &config, observer, || {
+                if images.is_none() {
+                    let ood = task
+                        .ood
+                        .iter()
+                        .map(|(n, s)| Ok((n.clone(), s.load()?)))
+                        .collect::<Result<_>>()?;
+                    images = Some((task.train.load()?, task.test.load()?, ood));
+                }
+                let (train_images, test_images, ood_images) =
+                    images.as_ref().expect("loaded above");
+                let out = finetune::run(
+                    model.clone(),
+                    input,
+                    train_images,
+                    test_images,
+                    ood_images,
+                    &config,
+                    cell.device,
+                    &mut (),
+                )?;
+                let r = out.report;
+                Ok(FinetunedCell {
+                    config: config.clone(),
+                    train: task.train.to_string(),
+                    accuracy: r.accuracy,
+                    ood: r.ood,
+                    params: r.params,
+                    seconds_per_epoch: mean_epoch_seconds(r.history.iter().map(|e| e.seconds)),
+                    seconds: r.seconds,
+                })
+            })?;
+        cell.record(
+            features,
+            label,
+            method.name(),
+            1.0,
+            record.accuracy,
+            &record.ood,
+            record.seconds,
+            rows,
+        );
+    }
+    Ok(())
+}
+
 /// A task's training, test and OOD images, read when an encoder is fine-tuned on them.
 type TaskImages = (ImageSet, ImageSet, Vec<(String, ImageSet)>);
 
-/// One pre-training run's part of the study.
-struct Cell<'a> {
-    suite: &'a Suite,
+/// One pre-training run's part of the study: where its cells go and what its rows record.
+struct RunCells<'a> {
     options: &'a StudyOptions,
     tag: &'a str,
     objective: ObjectiveKind,
     ratio: f64,
     seed: u64,
-    run: &'a Pretrained,
+    noise_rate: f64,
     train_accuracy: f64,
+    tune: &'a TuneSuite,
     device: &'a Device,
 }
 
-impl Cell<'_> {
-    /// Features, spectra, heads and fine-tuned encoders of one task, as rows.
-    fn task(
+impl<'a> RunCells<'a> {
+    /// The cells of a finished pre-training run, announced to `observer`.
+    #[allow(clippy::too_many_arguments)]
+    fn after(
+        history: &[EpochRecord],
+        epochs_trained: usize,
+        options: &'a StudyOptions,
+        tag: &'a str,
+        (objective, ratio, seed): (ObjectiveKind, f64, u64),
+        noise_rate: f64,
+        tune: &'a TuneSuite,
+        device: &'a Device,
+        observer: &mut dyn StudyObserver,
+    ) -> Self {
+        let train_accuracy = history.last().map_or(0.0, |r| r.train_accuracy);
+        observer.on_event(StudyEvent::Pretrained {
+            tag,
+            epochs_trained,
+            epochs_reused: history.len() - epochs_trained,
+            train_accuracy,
+        });
+        Self { options, tag, objective, ratio, seed, noise_rate, train_accuracy, tune, device }
+    }
+
+    fn features_path(&self, task: &str, split: &str) -> PathBuf {
+        self.options.out.join("features").join(self.tag).join(format!("{task}-{split}.safetensors"))
+    }
+
+    fn tuned_path(&self, file: &str) -> PathBuf {
+        self.options.out.join("tuned").join(self.tag).join(file)
+    }
+
+    /// One row per evaluation set of a tuned cell, with the frozen features' spectrum.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
         &self,
-        task: &Task,
+        features: &TaskFeatures,
+        label: &str,
+        method: &str,
+        fraction: f64,
+        accuracy: f64,
+        ood_accuracy: &BTreeMap<String, f64>,
+        seconds: f64,
+        rows: &mut Vec<ResultRow>,
+    ) {
+        let evals =
+            std::iter::once(("test".to_string(), Role::Id, accuracy, &features.test_spectrum))
+                .chain(
+                    features
+                        .ood
+                        .iter()
+                        .zip(&features.ood_spectra)
+                        .map(|((n, _), sp)| (n.clone(), Role::Ood, ood_accuracy[n], sp)),
+                );
+        for (eval, kind, accuracy, spectrum) in evals {
+            rows.push(ResultRow {
+                objective: self.objective.to_string(),
+                ratio: self.ratio,
+                seed: self.seed,
+                task: label.to_string(),
+                kind,
+                eval,
+                method: method.to_string(),
+                fraction,
+                accuracy,
+                sve: spectrum.sve,
+                lsvr_ratio: spectrum.lsvr_ratio,
+                lsvr_neglog: spectrum.lsvr_neglog,
+                pretrain_noise_rate: self.noise_rate,
+                pretrain_train_accuracy: self.train_accuracy,
+                tune_seconds: seconds,
+            });
+        }
+    }
+
+    /// Every head at every data fraction on a task's frozen features (each reused when its
+    /// file holds the same settings), as rows.
+    fn tune_heads(
+        &self,
+        task: &str,
+        train_source: &str,
+        features: &TaskFeatures,
         label: &str,
         rows: &mut Vec<ResultRow>,
         observer: &mut dyn StudyObserver,
     ) -> Result<()> {
-        let input = self.run.config.input();
-        let feature_dir = self.options.out.join("features").join(self.tag);
-        let get = |split: &str, source: &ImageSource| {
-            features_for(
-                &feature_dir.join(format!("{}-{split}.safetensors", task.name)),
-                source,
-                &self.run.model,
-                &input,
-                self.device,
-            )
-        };
-        let train = get("train", &task.train)?;
-        let test = get("test", &task.test)?;
-        let ood: Vec<(String, FeatureSet)> = task
-            .ood
-            .iter()
-            .map(|(name, source)| Ok((name.clone(), get(name, source)?)))
-            .collect::<Result<_>>()?;
-        // The frozen features' spectra depend only on the set: measured once per task.
-        let test_spectrum = spectrum_of(&test, self.device)?;
-        let ood_spectra: Vec<SpectrumReport> =
-            ood.iter().map(|(_, s)| spectrum_of(s, self.device)).collect::<Result<_>>()?;
-        // One row per evaluation set of a tuned cell, with the frozen features' spectrum.
-        let mut record = |method: &str,
-                          fraction: f64,
-                          accuracy: f64,
-                          ood_accuracy: &BTreeMap<String, f64>,
-                          seconds: f64| {
-            let evals = std::iter::once(("test".to_string(), Role::Id, accuracy, &test_spectrum))
-                .chain(
-                    ood.iter()
-                        .zip(&ood_spectra)
-                        .map(|((n, _), sp)| (n.clone(), Role::Ood, ood_accuracy[n], sp)),
-                );
-            for (eval, kind, accuracy, spectrum) in evals {
-                rows.push(ResultRow {
-                    objective: self.objective.to_string(),
-                    ratio: self.ratio,
-                    seed: self.seed,
-                    task: label.to_string(),
-                    kind,
-                    eval,
-                    method: method.to_string(),
-                    fraction,
-                    accuracy,
-                    sve: spectrum.sve,
-                    lsvr_ratio: spectrum.lsvr_ratio,
-                    lsvr_neglog: spectrum.lsvr_neglog,
-                    pretrain_noise_rate: self.run.noise_rate,
-                    pretrain_train_accuracy: self.train_accuracy,
-                    tune_seconds: seconds,
-                });
-            }
-        };
-        let tuned_dir = self.options.out.join("tuned").join(self.tag);
-        for &method in &self.suite.tune.methods {
-            for &fraction in &self.suite.tune.fractions {
+        for &method in &self.tune.methods {
+            for &fraction in &self.tune.fractions {
                 let config = TuneConfig {
-                    epochs: self.suite.tune.epochs,
+                    epochs: self.tune.epochs,
                     data_fraction: fraction,
                     seed: self.seed,
                     ..TuneConfig::for_method(method)
                 };
-                let path =
-                    tuned_dir.join(format!("{}-{}-f{fraction}.json", task.name, method.name()));
+                let path = self.tuned_path(&format!("{task}-{}-f{fraction}.json", method.name()));
                 let cell = match cached(&path, |c: &TunedCell| {
-                    c.config == config && c.train == task.train.as_str()
+                    c.config == config && c.train == train_source
                 }) {
                     Some(c) => c,
                     None => {
                         observer.on_event(StudyEvent::Tuning {
                             tag: self.tag,
-                            task: &task.name,
+                            task,
                             method: method.name(),
                         });
                         let started = Instant::now();
-                        let out = tune(&train, &test, &ood, &config, self.device, &mut ())?;
+                        let out = tune(
+                            &features.train,
+                            &features.test,
+                            &features.ood,
+                            &config,
+                            self.device,
+                            &mut (),
+                        )?;
                         let cell = TunedCell {
                             config,
-                            train: task.train.to_string(),
+                            train: train_source.to_string(),
                             accuracy: out.report.accuracy,
                             ood: out.report.ood.clone(),
                             seconds: started.elapsed().as_secs_f64(),
@@ -341,80 +650,149 @@ impl Cell<'_> {
                 };
                 observer.on_event(StudyEvent::Cell {
                     tag: self.tag,
-                    task: &task.name,
+                    task,
                     method: method.name(),
                     fraction,
                     accuracy: cell.accuracy,
                     ood: &cell.ood,
                     params: None,
                 });
-                record(method.name(), fraction, cell.accuracy, &cell.ood, cell.seconds);
+                self.record(
+                    features,
+                    label,
+                    method.name(),
+                    fraction,
+                    cell.accuracy,
+                    &cell.ood,
+                    cell.seconds,
+                    rows,
+                );
             }
         }
-        let Some(plan) = &self.options.finetune else {
-            return Ok(());
-        };
-        // The encoder itself, tuned on the task's images (the whole training set).
-        let mut images: Option<TaskImages> = None;
-        for &method in &plan.methods {
-            let config = plan.config(method, self.seed);
-            let path = tuned_dir.join(format!("{}-{}.json", task.name, method.name()));
-            let cell = match cached(&path, |c: &FinetunedCell| {
-                c.config == config && c.train == task.train.as_str()
-            }) {
+        Ok(())
+    }
+
+    /// A fine-tuned encoder's cell: reused when its file holds the same settings, else made by
+    /// `run` and saved.
+    fn finetuned(
+        &self,
+        task: &str,
+        train_source: &str,
+        method: FinetuneMethod,
+        config: &FinetuneConfig,
+        observer: &mut dyn StudyObserver,
+        run: impl FnOnce() -> Result<FinetunedCell>,
+    ) -> Result<FinetunedCell> {
+        let path = self.tuned_path(&format!("{task}-{}.json", method.name()));
+        let cell =
+            match cached(&path, |c: &FinetunedCell| c.config == *config && c.train == train_source)
+            {
                 Some(c) => c,
                 None => {
-                    if images.is_none() {
-                        let ood = task
-                            .ood
-                            .iter()
-                            .map(|(n, s)| Ok((n.clone(), s.load()?)))
-                            .collect::<Result<_>>()?;
-                        images = Some((task.train.load()?, task.test.load()?, ood));
-                    }
-                    let (train_images, test_images, ood_images) =
-                        images.as_ref().expect("loaded above");
                     observer.on_event(StudyEvent::Tuning {
                         tag: self.tag,
-                        task: &task.name,
+                        task,
                         method: method.name(),
                     });
-                    let out = finetune::run(
-                        self.run.model.clone(),
-                        &input,
-                        train_images,
-                        test_images,
-                        ood_images,
-                        &config,
-                        self.device,
-                        &mut (),
-                    )?;
-                    let r = out.report;
-                    let cell = FinetunedCell {
-                        config,
-                        train: task.train.to_string(),
-                        accuracy: r.accuracy,
-                        ood: r.ood,
-                        params: r.params,
-                        seconds_per_epoch: r.history.iter().map(|e| e.seconds).sum::<f64>()
-                            / r.history.len().max(1) as f64,
-                        seconds: r.seconds,
-                    };
+                    let cell = run()?;
                     write_cell(&path, &cell)?;
                     cell
                 }
             };
-            observer.on_event(StudyEvent::Cell {
-                tag: self.tag,
-                task: &task.name,
-                method: method.name(),
-                fraction: 1.0,
-                accuracy: cell.accuracy,
-                ood: &cell.ood,
-                params: Some(cell.params),
-            });
-            record(method.name(), 1.0, cell.accuracy, &cell.ood, cell.seconds);
+        observer.on_event(StudyEvent::Cell {
+            tag: self.tag,
+            task,
+            method: method.name(),
+            fraction: 1.0,
+            accuracy: cell.accuracy,
+            ood: &cell.ood,
+            params: Some(cell.params),
+        });
+        Ok(cell)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::topic_texts;
+
+    /// A text suite runs end to end: a small BERT pre-trained at two noise ratios, its features
+    /// of a task in and out of domain, a head and LoRA on each; a second run reuses everything.
+    #[test]
+    fn a_text_study_runs_and_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (seed, per_class) in [(10, 30), (11, 15), (12, 10)] {
+            topic_texts(root, per_class, seed);
         }
-        Ok(())
+        let file = |seed: u64| root.join(format!("topics-{seed}.jsonl")).display().to_string();
+        let text = format!(
+            r#"
+modality = "text"
+ratios = [0.0, 0.3]
+seeds = [0]
+noise_kind = "symmetric"
+pretrain_data = "{}"
+
+[pretrain]
+model = {{ kind = "bert", layers = 1, hidden = 16, heads = 2, intermediate = 32, tokenizer = "{}" }}
+max_tokens = 8
+epochs = 3
+batch_size = 8
+lr = 0.01
+encoder_lr_ratio = 1.0
+weight_decay = 0.0
+seed = 0
+
+[tune]
+methods = ["lp"]
+epochs = 5
+fractions = [1.0]
+
+[finetune]
+methods = ["lora"]
+epochs = 1
+batch_size = 8
+lora_targets = "mlp-and-attention"
+
+[[task]]
+name = "topics"
+train = "{}"
+test = "{}|rows=0..20"
+ood = {{ short = "{}|rows=20..30" }}
+"#,
+            file(10),
+            root.join("tokenizer.json").display(),
+            file(11),
+            file(12),
+            file(12),
+        );
+        let StudySuite::Text(suite) = StudySuite::from_toml(&text, "text.toml").unwrap() else {
+            panic!("a text suite")
+        };
+        let out = root.join("study");
+        let options = StudyOptions {
+            out: out.clone(),
+            devices: vec![Device::flex()],
+            backend: "cpu".into(),
+            finetune: Some(suite.finetune_plan(None).unwrap()),
+        };
+        struct Count(usize);
+        impl StudyObserver for Count {
+            fn on_event(&mut self, event: StudyEvent<'_>) {
+                self.0 += usize::from(matches!(event, StudyEvent::Tuning { .. }));
+            }
+        }
+        let mut first = Count(0);
+        let results = run_text_study(&suite, &options, &mut first).unwrap();
+        // Two runs x (LP + LoRA) x (test + short).
+        assert_eq!((results.rows.len(), first.0), (8, 4));
+        assert!(results.rows.iter().all(|r| r.accuracy > 0.0 && r.sve > 0.0));
+        assert!(out.join("features/noise30-seed0/topics-short.safetensors").is_file());
+        let mut again = Count(0);
+        let reused = StudySuite::Text(suite).run(&options, &mut again).unwrap();
+        assert_eq!(again.0, 0, "every cell is reused");
+        assert_eq!(reused.rows, results.rows);
     }
 }

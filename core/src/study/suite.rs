@@ -1,22 +1,39 @@
 //! A study's definition: noise ratios, seeds, the pre-training recipe, the downstream tasks and
 //! how each is tuned. Written as TOML (see the presets in `native/suites/`), checked on load.
+//! A suite is of images ([`Suite`]) or, with `modality = "text"`, of texts ([`TextSuite`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::ImageSource;
+use crate::data::{ImageSource, TextSource};
 use crate::error::{NmlError, Result};
-use crate::finetune::{FinetuneConfig, FinetuneMethod};
+use crate::finetune::{FinetuneConfig, FinetuneMethod, LoraTargets};
 use crate::noise::NoiseKind;
-use crate::pretrain::{ModelShape, Objective, PretrainConfig};
+use crate::pretrain::{ModelShape, Objective, PretrainConfig, TextPretrainConfig};
 use crate::tune::Method;
 
-/// See the module documentation.
+/// What a suite's encoders read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Modality {
+    #[default]
+    Images,
+    Text,
+}
+
+fn is_images(m: &Modality) -> bool {
+    *m == Modality::Images
+}
+
+/// A study of image encoders. See the module documentation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Suite {
+    /// `images` (the default) for this kind of suite.
+    #[serde(default, skip_serializing_if = "is_images")]
+    pub modality: Modality,
     pub ratios: Vec<f64>,
     pub seeds: Vec<u64>,
     pub noise_kind: NoiseKind,
@@ -81,12 +98,18 @@ pub struct FinetuneSuite {
     pub lr: Option<f64>,
     #[serde(default)]
     pub batch_size: Option<usize>,
+    /// The linears LoRA adapts; the method's default (the MLP's) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora_targets: Option<LoraTargets>,
 }
 
 impl FinetuneSuite {
     /// The config of `method` at `seed`.
     pub fn config(&self, method: FinetuneMethod, seed: u64) -> FinetuneConfig {
-        let base = FinetuneConfig::for_method(method);
+        let mut base = FinetuneConfig::for_method(method);
+        if let Some(targets) = self.lora_targets {
+            base.lora.targets = targets;
+        }
         FinetuneConfig {
             epochs: self.epochs,
             lr: self.lr.unwrap_or(base.lr),
@@ -94,6 +117,18 @@ impl FinetuneSuite {
             seed,
             ..base
         }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.methods.is_empty() || self.epochs == 0 {
+            return Err(NmlError::Invalid(
+                "fine-tuning needs at least one method and one epoch".into(),
+            ));
+        }
+        for &m in &self.methods {
+            self.config(m, 0).validate()?;
+        }
+        Ok(())
     }
 }
 
@@ -125,24 +160,12 @@ impl Suite {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: &str| Err(NmlError::Invalid(m.to_string()));
-        if self.ratios.is_empty()
-            || self.seeds.is_empty()
-            || self.tasks.is_empty()
-            || self.tune.methods.is_empty()
-        {
-            return bad("needs at least one ratio, seed, task and method");
+        if self.modality != Modality::Images {
+            return Err(NmlError::Invalid("a suite of images has modality = \"images\"".into()));
         }
-        if self.ratios.iter().any(|r| !(0.0..=1.0).contains(r)) {
-            return bad("ratios must be in [0, 1]");
-        }
-        if self.tune.fractions.is_empty()
-            || self.tune.fractions.iter().any(|f| !(*f > 0.0 && *f <= 1.0))
-        {
-            return bad("fractions must be in (0, 1]");
-        }
+        check_grid(&self.ratios, &self.seeds, self.tasks.len(), &self.tune)?;
         if self.objectives.is_empty() {
-            return bad("needs at least one objective");
+            return Err(NmlError::Invalid("needs at least one objective".into()));
         }
         self.pretrain.validate()
     }
@@ -165,23 +188,17 @@ impl Suite {
             epochs: 3,
             lr: None,
             batch_size: None,
+            lora_targets: None,
         });
         if let Some(methods) = methods {
             plan.methods = methods;
         }
-        if plan.methods.is_empty() || plan.epochs == 0 {
-            return Err(NmlError::Invalid(
-                "fine-tuning needs at least one method and one epoch".into(),
-            ));
-        }
+        plan.validate()?;
         if let Some(m) = plan.methods.iter().find(|m| m.uses_lora() && !vit) {
             return Err(NmlError::Invalid(format!(
                 "{}: LoRA adapts a ViT's linears, and this suite pre-trains a ResNet (use ft, ft-nmtune, or a ViT suite such as the vit preset)",
                 m.name()
             )));
-        }
-        for &m in &plan.methods {
-            plan.config(m, 0).validate()?;
         }
         Ok(plan)
     }
@@ -213,6 +230,187 @@ impl Suite {
                 seed,
                 ..self.pretrain.clone()
             },
+        }
+    }
+}
+
+/// The checks every suite shares: its grid of ratios, seeds, tasks, heads and fractions.
+fn check_grid(ratios: &[f64], seeds: &[u64], tasks: usize, tune: &TuneSuite) -> Result<()> {
+    let bad = |m: &str| Err(NmlError::Invalid(m.to_string()));
+    if ratios.is_empty() || seeds.is_empty() || tasks == 0 || tune.methods.is_empty() {
+        return bad("needs at least one ratio, seed, task and method");
+    }
+    if ratios.iter().any(|r| !(0.0..=1.0).contains(r)) {
+        return bad("ratios must be in [0, 1]");
+    }
+    if tune.fractions.is_empty() || tune.fractions.iter().any(|f| !(*f > 0.0 && *f <= 1.0)) {
+        return bad("fractions must be in (0, 1]");
+    }
+    Ok(())
+}
+
+/// A study of text encoders: supervised pre-training on noisy labels of `pretrain_data`, then
+/// every text task's frozen features tuned as for images, and, when asked, the encoder itself
+/// (LoRA on its attention and FFN linears, or every weight).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextSuite {
+    /// `text` for this kind of suite.
+    pub modality: Modality,
+    pub ratios: Vec<f64>,
+    pub seeds: Vec<u64>,
+    pub noise_kind: NoiseKind,
+    pub pretrain_data: TextSource,
+    pub pretrain: TextPretrainConfig,
+    pub tune: TuneSuite,
+    #[serde(default)]
+    pub finetune: Option<FinetuneSuite>,
+    #[serde(rename = "task")]
+    pub tasks: Vec<TextTask>,
+}
+
+/// A downstream text task: a head is trained on `train`, tested on `test` (in domain) and on
+/// every `ood` set (same labels, shifted texts).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextTask {
+    pub name: String,
+    pub train: TextSource,
+    pub test: TextSource,
+    #[serde(default)]
+    pub ood: BTreeMap<String, TextSource>,
+}
+
+impl TextSuite {
+    pub fn validate(&self) -> Result<()> {
+        if self.modality != Modality::Text {
+            return Err(NmlError::Invalid("a suite of texts has modality = \"text\"".into()));
+        }
+        check_grid(&self.ratios, &self.seeds, self.tasks.len(), &self.tune)?;
+        self.pretrain.validate()
+    }
+
+    /// The fine-tuning a study runs: the suite's own `[finetune]` section, or LoRA with and
+    /// without NMTune's terms on the attention and FFN linears, with `methods` replacing its
+    /// methods when given.
+    pub fn finetune_plan(&self, methods: Option<Vec<FinetuneMethod>>) -> Result<FinetuneSuite> {
+        let mut plan = self.finetune.clone().unwrap_or_else(|| FinetuneSuite {
+            methods: vec![FinetuneMethod::Lora, FinetuneMethod::LoraNmtune],
+            epochs: 2,
+            lr: None,
+            batch_size: Some(16),
+            lora_targets: Some(LoraTargets::MlpAndAttention),
+        });
+        if let Some(methods) = methods {
+            plan.methods = methods;
+        }
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// The pre-training config of one run of the study.
+    pub fn pretrain_config(&self, ratio: f64, seed: u64) -> TextPretrainConfig {
+        TextPretrainConfig { noise: self.noise_kind.at(ratio), seed, ..self.pretrain.clone() }
+    }
+}
+
+/// A suite of either kind, as a study runs it and its results record it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StudySuite {
+    Images(Box<Suite>),
+    Text(Box<TextSuite>),
+}
+
+impl StudySuite {
+    /// Reads and checks a suite written as TOML, of images or (with `modality = "text"`) of
+    /// texts; `name` (a path or a preset) is used in messages.
+    pub fn from_toml(text: &str, name: &str) -> Result<StudySuite> {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| NmlError::format(name, e.to_string()))?;
+        match table.get("modality").and_then(toml::Value::as_str) {
+            Some("text") => {
+                let suite: TextSuite =
+                    toml::from_str(text).map_err(|e| NmlError::format(name, e.to_string()))?;
+                suite.validate().map_err(|e| NmlError::format(name, e.to_string()))?;
+                Ok(Self::Text(Box::new(suite)))
+            }
+            None | Some("images") => Ok(Self::Images(Box::new(Suite::from_toml(text, name)?))),
+            Some(other) => Err(NmlError::format(
+                name,
+                format!("modality {other:?}: a suite is of \"images\" or \"text\""),
+            )),
+        }
+    }
+
+    /// The same suite with seeds `0..n`.
+    pub fn with_seeds(self, n: u64) -> StudySuite {
+        match self {
+            Self::Images(s) => Self::Images(Box::new(s.with_seeds(n))),
+            Self::Text(mut s) => {
+                s.seeds = (0..n).collect();
+                Self::Text(s)
+            }
+        }
+    }
+
+    pub fn ratios(&self) -> &[f64] {
+        match self {
+            Self::Images(s) => &s.ratios,
+            Self::Text(s) => &s.ratios,
+        }
+    }
+
+    pub fn seeds(&self) -> &[u64] {
+        match self {
+            Self::Images(s) => &s.seeds,
+            Self::Text(s) => &s.seeds,
+        }
+    }
+
+    pub fn noise_kind(&self) -> NoiseKind {
+        match self {
+            Self::Images(s) => s.noise_kind,
+            Self::Text(s) => s.noise_kind,
+        }
+    }
+
+    pub fn tune(&self) -> &TuneSuite {
+        match self {
+            Self::Images(s) => &s.tune,
+            Self::Text(s) => &s.tune,
+        }
+    }
+
+    /// The pre-training objectives compared (text suites pre-train on labels only).
+    pub fn objectives(&self) -> Vec<ObjectiveKind> {
+        match self {
+            Self::Images(s) => s.objectives.clone(),
+            Self::Text(_) => vec![ObjectiveKind::Supervised],
+        }
+    }
+
+    /// The pre-training data as written.
+    pub fn pretrain_data(&self) -> &str {
+        match self {
+            Self::Images(s) => s.pretrain_data.as_str(),
+            Self::Text(s) => s.pretrain_data.as_str(),
+        }
+    }
+
+    pub fn task_count(&self) -> usize {
+        match self {
+            Self::Images(s) => s.tasks.len(),
+            Self::Text(s) => s.tasks.len(),
+        }
+    }
+
+    /// The fine-tuning a study of this suite runs when asked (see [`Suite::finetune_plan`] and
+    /// [`TextSuite::finetune_plan`]).
+    pub fn finetune_plan(&self, methods: Option<Vec<FinetuneMethod>>) -> Result<FinetuneSuite> {
+        match self {
+            Self::Images(s) => s.finetune_plan(methods),
+            Self::Text(s) => s.finetune_plan(methods),
         }
     }
 }

@@ -70,6 +70,32 @@ impl RunDir {
         Ok(())
     }
 
+    /// Restores the run saved here, if any, into `model` and (when it is unfinished, `done`
+    /// epochs of `epochs`) into `optimizer`, and returns its metadata. A run whose metadata is
+    /// not `same` as this one's is an error rather than silently overwritten.
+    pub fn resume<M: Module, O: Optimize<M>, T: DeserializeOwned>(
+        &self,
+        model: &mut M,
+        optimizer: &mut O,
+        epochs: usize,
+        same: impl Fn(&T) -> bool,
+        done: impl Fn(&T) -> usize,
+    ) -> Result<Option<T>> {
+        let Some((bytes, meta)) = self.saved::<T>()? else { return Ok(None) };
+        let name = self.model_path().display().to_string();
+        if !same(&meta) {
+            return Err(NmlError::format(
+                name,
+                "holds a run of another config; choose another directory or delete it",
+            ));
+        }
+        crate::store::load_module(model, &bytes, &name)?;
+        if done(&meta) < epochs {
+            self.load_optimizer::<M, _>(done(&meta), optimizer)?;
+        }
+        Ok(Some(meta))
+    }
+
     /// Restores the optimiser state saved `epochs_done` epochs into the run.
     pub fn load_optimizer<M, O: Optimize<M>>(
         &self,

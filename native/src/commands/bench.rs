@@ -20,6 +20,7 @@ use nml_core::io::write_atomic;
 use nml_core::kernels::{self, reference};
 use nml_core::pretrain::{DeviceImages, pretrain};
 use nml_core::spectrum::{GramPrecision, Preprocess, measure};
+use nml_core::study::StudySuite;
 use nml_core::tune::{Method, TuneConfig, fit};
 use nml_core::{NmlError, Result};
 use rand::SeedableRng;
@@ -401,7 +402,10 @@ fn tune_epochs(target: &ComputeDevice, quick: bool) -> Result<String> {
 fn pretrain_throughput(target: &ComputeDevice, quick: bool) -> Result<String> {
     let n = if quick { 1024 } else { 4096 };
     let images = read_images(&format!("starter:mnist@0..{n}"))?;
-    let mut config = load_suite("quick", None, None)?.pretrain;
+    let StudySuite::Images(suite) = load_suite("quick", None, None)? else {
+        return Err(NmlError::Invalid("the quick preset is not an image suite".into()));
+    };
+    let mut config = suite.pretrain;
     config.epochs = 1;
     let mut out = format!(
         "## Pre-training throughput (quick preset: ResNet 16-32-64 on 14 x 14 images, batch {}, one epoch of {n} MNIST digits)\n\n| augmentation | images/s |\n|---|---|\n",

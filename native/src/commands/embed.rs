@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use nml_core::data::TextSet;
+use nml_core::data::TextSource;
 use nml_core::models::SentenceEncoder;
-use nml_core::{FeatureSet, NmlError, Result};
+use nml_core::{NmlError, Result};
 
 use crate::args::BackendArg;
 use crate::progress::StepBar;
@@ -22,9 +22,10 @@ pub struct Args {
     weights: PathBuf,
     /// Texts: `.jsonl` (one object a line, `text` and an optional `label`: a class name or
     /// number), `.csv` (a header with `text` and optionally `label`), or plain text (one text a
-    /// line). Rows come out in input order.
+    /// line), or a folder of class subfolders of text files; then optionally steps such as
+    /// `|shuffle=0|rows=0..500|part=title` (see the guide). Rows come out in input order.
     #[arg(long)]
-    input: PathBuf,
+    input: TextSource,
     /// Where to write: `set.safetensors` or `features.npy,labels.npy`.
     #[arg(long)]
     out: String,
@@ -49,29 +50,19 @@ pub fn run(args: Args) -> Result<()> {
     if args.batch_size == 0 {
         return Err(NmlError::Invalid("--batch-size must be at least 1".into()));
     }
-    let texts = TextSet::read(&args.input)?;
+    let texts = args.input.load()?;
     let device = args.backend.device()?;
     let TextModel::Minilm = args.model;
     let encoder = SentenceEncoder::read_dir(&args.weights, &device.device)?;
     let bar = StepBar::new("embed", texts.len());
-    let embedded = encoder
-        .embed(texts.texts(), args.batch_size, &device.device, &mut |done| bar.set_position(done));
+    let set = encoder
+        .features(&texts, args.batch_size, &device.device, &mut |done| bar.set_position(done));
     bar.finish();
-    let embedded = embedded?;
-    let d = encoder.model.hidden_size();
-    let name = args.input.display().to_string();
-    let (labels, classes) = match texts.labels() {
-        Some(labels) => (labels.iter().map(|&l| i64::from(l)).collect(), None),
-        // Unlabelled texts are one class: the features are for spectra and comparison.
-        None => (vec![0; texts.len()], Some(1)),
-    };
-    let classes =
-        if texts.class_names().is_empty() { classes } else { Some(texts.class_names().len()) };
-    let mut set = FeatureSet::new(name.clone(), embedded, d, labels, classes)?
+    let name = args.input.to_string();
+    let set = set?
+        .with_name(name.clone())
         .with_domain(Some(args.domain.clone().unwrap_or_else(|| name.clone())));
-    if !texts.class_names().is_empty() {
-        set = set.with_class_names(texts.class_names().to_vec())?;
-    }
+    let d = set.d();
     write_features(&set, &args.out)?;
     println!(
         "{name}: {} texts{} -> {} x {d} features -> {}",

@@ -8,6 +8,7 @@ use nml_core::finetune::{
     self, FinetuneConfig, FinetuneMeta, FinetuneMethod, FinetuneReport, LoraTargets,
 };
 use nml_core::io::write_atomic;
+use nml_core::study::StudySuite;
 use nml_core::tune::{Method, TuneConfig, TuneReport, head_to_bytes, tune};
 use nml_core::{EncoderFile, FeatureSet, NmlError, Result};
 use serde::Serialize;
@@ -259,8 +260,12 @@ fn finetune_config(args: &Args, method: FinetuneMethod) -> Result<FinetuneConfig
 fn set_specs(args: &Args) -> Result<Splits<String>> {
     match &args.task {
         Some(name) => {
-            let suite =
-                load_suite(args.preset.as_deref().unwrap_or("quick"), args.suite.as_deref(), None)?;
+            let preset = args.preset.as_deref().unwrap_or("quick");
+            let StudySuite::Images(suite) = load_suite(preset, args.suite.as_deref(), None)? else {
+                return Err(NmlError::Invalid(format!(
+                    "--task {name}: the suite is of texts; its tasks are tuned by `nml sweep`, or `nml embed` a task's texts and tune the features"
+                )));
+            };
             let task = suite.tasks.iter().find(|t| &t.name == name).ok_or_else(|| {
                 let names: Vec<&str> = suite.tasks.iter().map(|t| t.name.as_str()).collect();
                 NmlError::Invalid(format!(

@@ -17,7 +17,7 @@ use std::time::Instant;
 use nml_core::Result;
 use nml_core::finetune::FinetuneMethod;
 use nml_core::io::write_atomic;
-use nml_core::study::{StudyEvent, StudyObserver, StudyOptions, cell_count, run_study};
+use nml_core::study::{StudyEvent, StudyObserver, StudyOptions, cell_count};
 
 use crate::args::{DevicesArg, describe};
 use crate::progress::StepBar;
@@ -25,8 +25,9 @@ use crate::progress::StepBar;
 #[derive(clap::Args)]
 pub struct Args {
     /// Built-in suite: quick (starter digits, minutes on a 2-core CPU), vit (the same with a small
-    /// ViT, for --finetune lora), full (Fashion-MNIST, for a GPU) or gpu (torchvision's
-    /// ResNet-18 on CIFAR-100, for a desktop GPU).
+    /// ViT, for --finetune lora), full (Fashion-MNIST, for a GPU), gpu (torchvision's
+    /// ResNet-18 on CIFAR-100, for a desktop GPU) or text (all-MiniLM-L6-v2 on BBC News, after
+    /// scripts/fetch-data).
     #[arg(long, default_value = "quick", conflicts_with = "suite")]
     preset: String,
     /// A suite file (TOML) of your own; see native/suites/quick.toml for the fields.
@@ -39,7 +40,8 @@ pub struct Args {
     #[arg(long)]
     seeds: Option<u64>,
     /// Also tune each pre-trained encoder itself: the suite's [finetune] methods, or the ones
-    /// listed (lora, lora-nmtune, ft, ft-nmtune; LoRA needs a ViT suite such as --preset vit).
+    /// listed (lora, lora-nmtune, ft, ft-nmtune; LoRA needs a ViT or text suite, such as
+    /// --preset vit or --preset text).
     #[arg(long, num_args = 0..=1, value_delimiter = ',', value_name = "METHODS", value_enum)]
     finetune: Option<Vec<FinetuneMethod>>,
     #[command(flatten)]
@@ -104,7 +106,7 @@ pub fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let mut progress =
         Progress { bar: StepBar::new("sweep", cell_count(&suite, options.finetune.as_ref())) };
-    let results = run_study(&suite, &options, &mut progress);
+    let results = suite.run(&options, &mut progress);
     progress.bar.finish();
     let results = results?;
     results.write_data(&args.out)?;

@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
-use nml_core::{NmlError, Result, Suite};
+use nml_core::study::StudySuite;
+use nml_core::{NmlError, Result};
 
 /// The presets, by name, with what each is for.
-pub const PRESETS: [(&str, &str, &str); 4] = [
+pub const PRESETS: [(&str, &str, &str); 5] = [
     (
         "quick",
         include_str!("../../../suites/quick.toml"),
@@ -22,15 +23,20 @@ pub const PRESETS: [(&str, &str, &str); 4] = [
         include_str!("../../../suites/gpu.toml"),
         "torchvision's ResNet-18 on CIFAR-100, for a desktop GPU",
     ),
+    (
+        "text",
+        include_str!("../../../suites/text.toml"),
+        "all-MiniLM-L6-v2 on BBC News topics (scripts/fetch-data first), about an hour on a 2-core CPU",
+    ),
 ];
 
 /// The suite file at `path`, or the built-in `preset` when there is none; `seeds` replaces the
 /// suite's seeds with 0..N.
-pub fn load_suite(preset: &str, path: Option<&Path>, seeds: Option<u64>) -> Result<Suite> {
+pub fn load_suite(preset: &str, path: Option<&Path>, seeds: Option<u64>) -> Result<StudySuite> {
     let suite = match path {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| NmlError::io(path, e))?;
-            Suite::from_toml(&text, &path.display().to_string())?
+            StudySuite::from_toml(&text, &path.display().to_string())?
         }
         None => {
             let (_, text, _) =
@@ -38,7 +44,7 @@ pub fn load_suite(preset: &str, path: Option<&Path>, seeds: Option<u64>) -> Resu
                     let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
                     NmlError::Invalid(format!("unknown preset {preset:?} ({})", names.join(", ")))
                 })?;
-            Suite::from_toml(text, &format!("preset {preset}"))?
+            StudySuite::from_toml(text, &format!("preset {preset}"))?
         }
     };
     Ok(match seeds {
@@ -60,7 +66,7 @@ mod tests {
             load_suite("huge", None, None)
                 .unwrap_err()
                 .to_string()
-                .contains("quick, vit, full, gpu")
+                .contains("quick, vit, full, gpu, text")
         );
     }
 }

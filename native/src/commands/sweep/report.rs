@@ -9,7 +9,7 @@ use nml_core::tune::Role;
 /// The whole summary; its first line says how many seeds it rests on.
 pub fn summary(results: &Results) -> String {
     let suite = &results.suite;
-    let seeds = suite.seeds.len();
+    let seeds = suite.seeds().len();
     let full = results.full_fraction();
     let evals = results.evals();
     let methods = results.methods();
@@ -17,17 +17,17 @@ pub fn summary(results: &Results) -> String {
     let pm = |(m, s): (f64, f64)| {
         if seeds > 1 { format!("{m:.2} ± {s:.2}") } else { format!("{m:.2}") }
     };
-    let objectives: Vec<String> = suite.objectives.iter().map(|o| o.to_string()).collect();
+    let objectives: Vec<String> = suite.objectives().iter().map(|o| o.to_string()).collect();
     let mut md = String::new();
     let _ = writeln!(
         md,
         "# nml sweep\n\nBackend: {}. Seeds: {:?}. Objectives: {}. Noise: {} on the pre-training labels (supervised) or swapped captions (contrastive), pre-training on {}. Tuning: {} epochs; accuracies in % at {:.0}% of the downstream training data unless noted. SVE / LSVR of the frozen features (paper mode).{}\n",
         results.backend,
-        suite.seeds,
+        suite.seeds(),
         objectives.join(", "),
-        suite.noise_kind,
-        suite.pretrain_data,
-        suite.tune.epochs,
+        suite.noise_kind(),
+        suite.pretrain_data(),
+        suite.tune().epochs,
         full * 100.0,
         if results.finetune.is_some() {
             " Fine-tuned encoders (LoRA, FT) always train on all of it."
@@ -35,8 +35,8 @@ pub fn summary(results: &Results) -> String {
             ""
         }
     );
-    let header: String = suite.ratios.iter().map(|r| format!(" {:.0}% |", r * 100.0)).collect();
-    let rule: String = suite.ratios.iter().map(|_| "---|").collect();
+    let header: String = suite.ratios().iter().map(|r| format!(" {:.0}% |", r * 100.0)).collect();
+    let rule: String = suite.ratios().iter().map(|_| "---|").collect();
     let _ = writeln!(
         md,
         "## Accuracy vs pre-training noise\n\n| task | eval | method |{header}\n|---|---|---|{rule}"
@@ -44,7 +44,7 @@ pub fn summary(results: &Results) -> String {
     for eval in &evals {
         for method in &methods {
             let cells: String = suite
-                .ratios
+                .ratios()
                 .iter()
                 .map(|&ratio| format!(" {} |", pm(results.accuracy(eval, method, ratio))))
                 .collect();
@@ -57,9 +57,9 @@ pub fn summary(results: &Results) -> String {
         "\n## Feature spectrum vs pre-training noise\n\nSVE on in-domain test features (higher = richer); LSVR as -ln(s1/Σs) on out-of-domain features (higher = less dominated by one direction).\n\n| task | eval | metric |{header}\n|---|---|---|{rule}"
     );
     for eval in &evals {
-        let metric = results.spectrum_metric(eval, suite.ratios[0]).0;
+        let metric = results.spectrum_metric(eval, suite.ratios()[0]).0;
         let cells: String = suite
-            .ratios
+            .ratios()
             .iter()
             .map(|&ratio| {
                 let (m, s) = results.spectrum_metric(eval, ratio).1;
@@ -71,7 +71,7 @@ pub fn summary(results: &Results) -> String {
             .collect();
         let _ = writeln!(md, "| {} | {} ({}) | {metric} |{cells}", eval.0, eval.2, eval.1.name());
     }
-    let fractions = &suite.tune.fractions;
+    let fractions = &suite.tune().fractions;
     let _ = writeln!(
         md,
         "\n## Accuracy vs downstream data fraction (in domain)\n\n| task | method | ratio |{}\n|---|---|---|{}",
@@ -80,7 +80,7 @@ pub fn summary(results: &Results) -> String {
     );
     for eval in evals.iter().filter(|e| e.1 == Role::Id) {
         for method in &heads {
-            for &ratio in &suite.ratios {
+            for &ratio in suite.ratios() {
                 let cells: String = fractions
                     .iter()
                     .map(|&fraction| {
