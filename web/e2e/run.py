@@ -3,8 +3,10 @@
 through chromedriver's W3C WebDriver API (plain HTTP, no client library), and checks that the
 demo loads, an NMTune run finishes with its accuracy and spectrum in the DOM, the same run on
 WebGPU (Chromium's software adapter) finishes and the page says it ran there, a run on the
-third model's (EfficientNet-Lite0's) features finishes, and a bad file
-shows its error without losing the loaded sets. Saves a screenshot and a timings file in the
+third model's (EfficientNet-Lite0's) features finishes, a bad file
+shows its error without losing the loaded sets, and (with scripts/fetch-data's all-MiniLM-L6-v2
+and BBC News) texts are embedded in the page with the encoder picked from disk, tuned and drawn,
+while a bad text file is refused by name and line. Saves a screenshot and a timings file in the
 output folder (default web/e2e/out). Build the app first: scripts/build-web."""
 
 import base64
@@ -80,6 +82,84 @@ class Driver:
             self.call("DELETE", f"/session/{self.session}")
         except Exception:
             pass
+
+
+REPO = os.path.realpath(os.path.join(WEB, ".."))
+MINILM = os.path.join(REPO, "data", "fetched", "all-minilm-l6-v2")
+BBC = os.path.join(REPO, "data", "fetched", "bbc-news")
+MODEL_FILES = ["config.json", "model.safetensors", "tokenizer.json", "sentence_bert_config.json", "modules.json",
+               "1_Pooling/config.json"]
+
+
+def bbc_texts(part, start, count):
+    """`count` articles a topic from the `start`-th on, as (text, topic): the headline or the lead paragraph."""
+    rows = []
+    for topic in sorted(os.listdir(BBC)):
+        for name in sorted(os.listdir(os.path.join(BBC, topic)))[start:start + count]:
+            raw = open(os.path.join(BBC, topic, name), "rb").read()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("latin-1")
+            title, _, body = text.strip().partition("\n")
+            lead = body.strip().split("\n\n")[0].strip()
+            rows.append(({"title": title.strip(), "lead": lead}[part], topic))
+    return rows
+
+
+def write_jsonl(path, rows):
+    with open(path, "w") as f:
+        for text, label in rows:
+            f.write(json.dumps({"text": text, "label": label}) + "\n")
+
+
+def embed_texts(driver, timings, run_and_wait):
+    """Model D from text files: the encoder's files picked, headlines (train, test) and lead
+    paragraphs (OOD) embedded in the page, NMTune tuned on them, their spectrum drawn; then a
+    bad text file. Skipped, and said so, without the fetched encoder and articles."""
+    if not (os.path.isdir(MINILM) and os.path.isdir(BBC)):
+        if os.environ.get("NML_REQUIRE_FETCHED"):
+            raise AssertionError(f"{MINILM} or {BBC} is missing: run scripts/fetch-data")
+        print("note: the text part is skipped: run scripts/fetch-data for all-MiniLM-L6-v2 and BBC News")
+        return False
+    work = tempfile.mkdtemp()
+    sets = {"train": bbc_texts("title", 0, 40), "test": bbc_texts("title", 300, 20), "leads": bbc_texts("lead", 300, 20)}
+    for name, rows in sets.items():
+        write_jsonl(os.path.join(work, f"{name}.jsonl"), rows)
+        write_jsonl(os.path.join(OUT, f"texts-{name}.jsonl"), rows)
+    model_files = driver.find_all("#model-files")[0]
+    driver.s("POST", f"/element/{model_files}/value", {"text": "\n".join(os.path.join(MINILM, f) for f in MODEL_FILES)})
+    driver.wait("the model folder", lambda: "6 files" in (driver.text("#text-model") or ""), timeout=120)
+    spectra_before = len(driver.find_all("#spectrum polyline"))
+    for role, name in [("train", "train"), ("test", "test"), ("ood", "leads")]:
+        file_input = driver.find_all(f"#file-3-{role}")[0]
+        driver.s("POST", f"/element/{file_input}/value", {"text": os.path.join(work, f"{name}.jsonl")})
+        seconds = driver.wait(f"the {name} texts embedded", lambda: (driver.text("#embedded") or "").startswith(f"{name}:"), timeout=600)
+        line = driver.text("#embedded")
+        timings[f"embed_{name}"] = line
+        timings[f"embed_{name}_texts_per_s"] = float(line.rsplit("(", 1)[1].split()[0])
+    assert len(driver.find_all(".sets li")) == 12, "model D should hold the three embedded sets"
+    for css in ['#model option[value="3"]', '#backend-choice option[value="cpu"]']:
+        driver.s("POST", f"/element/{driver.find_all(css)[0]}/click", {})
+    driver.s("POST", "/execute/sync", {"script": "const e = document.getElementById('cfg-epochs'); e.value = '10';"
+                                                 "e.dispatchEvent(new Event('change', {bubbles: true}));", "args": []})
+    timings["nmtune_10_epochs_texts_in_page_s"], text_accuracy = run_and_wait("the NMTune run on model D's texts", 4, 600)
+    row = driver.text("#results tr:nth-child(5)")
+    assert "model D" in row and "10 epochs" in row, row
+    # Five topics: chance is 20%; BBC headlines under all-MiniLM-L6-v2 are far above it.
+    assert 40.0 < text_accuracy <= 100.0, text_accuracy
+    timings["nmtune_texts_accuracy_percent"] = text_accuracy
+    assert len(driver.find_all("#spectrum polyline")) > spectra_before, "model D's spectrum is not drawn"
+
+    bad = os.path.join(work, "bad.jsonl")
+    with open(bad, "w") as f:
+        f.write('{"text": "a good line", "label": "tech"}\n{"label": "tech"}\n')
+    file_input = driver.find_all("#file-3-test")[0]
+    driver.s("POST", f"/element/{file_input}/value", {"text": bad})
+    driver.wait("the bad text file's error", lambda: "bad.jsonl:2" in (driver.text("#error") or ""), timeout=120)
+    timings["bad_text_file_error"] = driver.text("#error")
+    assert len(driver.find_all(".sets li")) == 12, "a bad text file changed the loaded sets"
+    return True
 
 
 def main():
@@ -163,6 +243,8 @@ def main():
         error = driver.text("#error")
         assert len(driver.find_all(".sets li")) == 9, "a bad file changed the loaded sets"
 
+        texts_tested = embed_texts(driver, timings, run_and_wait)
+
         shot = driver.s("GET", "/screenshot")
         with open(os.path.join(OUT, "page.png"), "wb") as f:
             f.write(base64.b64decode(shot))
@@ -172,6 +254,7 @@ def main():
         timings["backend"] = backend
         timings["nmtune_accuracy_percent"] = accuracy
         timings["bad_file_error"] = error
+        timings["texts_tested"] = texts_tested
         with open(os.path.join(OUT, "timings.json"), "w") as f:
             json.dump(timings, f, indent=2)
         print(json.dumps(timings, indent=2))

@@ -1,14 +1,17 @@
 //! The page's input and output: files a person picks or drops, the demo fetched beside the
 //! page, and the messages between the page and its Web Workers. The page posts a JS array: the
-//! request as JSON, then each feature set as safetensors bytes (train, test, then the OOD sets in
-//! the order the request names them). The worker answers with JSON strings.
+//! request as JSON, then its files' bytes: for a tuning run each feature set as safetensors
+//! (train, test, then the OOD sets in the order the request names them), for an embedding the
+//! model folder's files (in the order the request names them) and then the text file. The
+//! worker answers with JSON strings.
 
 use nml_core::device::BackendChoice;
+use nml_core::spectrum::SpectrumReport;
 use nml_core::tune::{EpochStats, TuneConfig};
 use nml_core::{FeatureSet, NmlError, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{TuneJob, TuneResult};
+use crate::analysis::{ModelFolder, Picked, TuneJob, TuneResult};
 
 #[cfg(target_arch = "wasm32")]
 pub use browser::*;
@@ -44,6 +47,64 @@ pub struct TuneRequest {
     pub webgpu: Option<WebGpuAdapter>,
 }
 
+/// Texts to embed, as the page asks the worker for them (always on the CPU backend).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EmbedRequest {
+    pub job: u32,
+    pub model_name: String,
+    /// The model folder's files, by their paths in it, in the order their bytes follow.
+    pub model_files: Vec<String>,
+    pub text_name: String,
+}
+
+/// What the page asks a worker to do.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ToWorker {
+    Tune(TuneRequest),
+    Embed(EmbedRequest),
+}
+
+/// A decoded request with what it needs.
+pub enum WorkerJob {
+    Tune(Box<TuneRequest>, Box<TuneJob>),
+    Embed(EmbedRequest, ModelFolder, Picked),
+}
+
+/// A feature set on its way from the worker to the page, in plain JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SetMessage {
+    pub name: String,
+    pub d: usize,
+    pub features: Vec<f32>,
+    pub labels: Vec<u32>,
+    pub num_classes: usize,
+    pub class_names: Vec<String>,
+    pub domain: Option<String>,
+}
+
+impl SetMessage {
+    pub fn of(set: &FeatureSet) -> Self {
+        Self {
+            name: set.name().to_string(),
+            d: set.d(),
+            features: set.features().to_vec(),
+            labels: set.labels().to_vec(),
+            num_classes: set.num_classes(),
+            class_names: set.class_names().to_vec(),
+            domain: set.domain().map(str::to_string),
+        }
+    }
+
+    /// The set, checked as every feature set is.
+    pub fn into_set(self) -> Result<FeatureSet> {
+        let labels = self.labels.iter().map(|&l| i64::from(l)).collect();
+        let set =
+            FeatureSet::new(self.name, self.features, self.d, labels, Some(self.num_classes))?
+                .with_domain(self.domain);
+        if self.class_names.is_empty() { Ok(set) } else { set.with_class_names(self.class_names) }
+    }
+}
+
 /// Externally tagged: an internally tagged enum cannot read back the spectra's integer-keyed
 /// maps (serde buffers them with string keys).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -62,26 +123,73 @@ pub enum FromWorker {
         job: u32,
         message: String,
     },
+    /// Texts of an embedding job done so far.
+    EmbedProgress {
+        job: u32,
+        done: usize,
+        total: usize,
+    },
+    /// An embedding job's features and their spectrum.
+    Embedded {
+        job: u32,
+        set: Box<SetMessage>,
+        spectrum: Box<SpectrumReport>,
+        seconds: f64,
+    },
 }
 
 /// The request and the sets' bytes (train, test, then the OOD sets), as the page posts them.
 pub fn encode(request: &TuneRequest, sets: &[&FeatureSet]) -> Result<(String, Vec<Vec<u8>>)> {
-    let json = serde_json::to_string(request).map_err(|e| NmlError::Invalid(e.to_string()))?;
+    let json = serde_json::to_string(&ToWorker::Tune(request.clone()))
+        .map_err(|e| NmlError::Invalid(e.to_string()))?;
     let bytes = sets.iter().map(|s| s.to_safetensors()).collect::<Result<Vec<_>>>()?;
     Ok((json, bytes))
 }
 
-/// The job back from what [`encode`] wrote.
-pub fn decode(json: &str, bytes: &[Vec<u8>]) -> Result<(TuneRequest, TuneJob)> {
-    let request: TuneRequest = serde_json::from_str(json)
+/// An embedding request and its files' bytes (the model folder's, then the text file's).
+pub fn encode_embed(job: u32, folder: &ModelFolder, text: &Picked) -> (String, Vec<Vec<u8>>) {
+    let request = EmbedRequest {
+        job,
+        model_name: folder.name.clone(),
+        model_files: folder.files.iter().map(|(n, _)| n.clone()).collect(),
+        text_name: text.name.clone(),
+    };
+    let json = serde_json::to_string(&ToWorker::Embed(request)).expect("plain data");
+    let mut bytes: Vec<Vec<u8>> = folder.files.iter().map(|(_, b)| b.clone()).collect();
+    bytes.push(text.bytes.clone());
+    (json, bytes)
+}
+
+/// The job back from what [`encode`] or [`encode_embed`] wrote.
+pub fn decode(json: &str, bytes: &[Vec<u8>]) -> Result<WorkerJob> {
+    let request: ToWorker = serde_json::from_str(json)
         .map_err(|e| NmlError::Invalid(format!("bad request to the worker: {e}")))?;
-    if bytes.len() != 2 + request.ood_names.len() {
-        return Err(NmlError::Invalid(format!(
-            "the worker got {} sets for {} names",
-            bytes.len(),
-            2 + request.ood_names.len()
-        )));
-    }
+    let count = |wanted: usize| {
+        if bytes.len() == wanted {
+            Ok(())
+        } else {
+            Err(NmlError::Invalid(format!(
+                "the worker got {} files for {wanted} names",
+                bytes.len()
+            )))
+        }
+    };
+    let request = match request {
+        ToWorker::Embed(request) => {
+            count(request.model_files.len() + 1)?;
+            let folder = ModelFolder {
+                name: request.model_name.clone(),
+                files: request.model_files.iter().cloned().zip(bytes.iter().cloned()).collect(),
+            };
+            let text = Picked {
+                name: request.text_name.clone(),
+                bytes: bytes.last().cloned().unwrap_or_default(),
+            };
+            return Ok(WorkerJob::Embed(request, folder, text));
+        }
+        ToWorker::Tune(request) => request,
+    };
+    count(2 + request.ood_names.len())?;
     let read = |i: usize, name: &str| -> Result<FeatureSet> {
         FeatureSet::from_safetensors(&bytes[i], name)
     };
@@ -94,12 +202,13 @@ pub fn decode(json: &str, bytes: &[Vec<u8>]) -> Result<(TuneRequest, TuneJob)> {
         .map(|(i, n)| Ok((n.clone(), read(2 + i, n)?)))
         .collect::<Result<_>>()?;
     let job = TuneJob { config: request.config.clone(), train, test, ood };
-    Ok((request, job))
+    Ok(WorkerJob::Tune(Box::new(request), Box::new(job)))
 }
 
 /// The browser's side: files, the demo, the workers.
 #[cfg(target_arch = "wasm32")]
 mod browser {
+    use std::cell::RefCell;
     use std::rc::Rc;
 
     use nml_core::FeatureSet;
@@ -107,10 +216,12 @@ mod browser {
     use wasm_bindgen_futures::{JsFuture, spawn_local};
     use yew::{Callback, UseReducerDispatcher, UseReducerHandle};
 
-    use super::{TuneRequest, encode};
-    use crate::analysis::{Picked, check_size, feature_set, spectrum};
+    use super::{TuneRequest, encode, encode_embed};
+    use crate::analysis::{ModelFolder, Picked, check_size, feature_set, is_text_file, spectrum};
     use crate::backend::wants_webgpu;
-    use crate::state::{Action, Loaded, Role, Run, RunStatus, State};
+    use crate::state::{
+        Action, EMBED_JOBS, Embedding, Loaded, PickedModel, Role, Run, RunStatus, State,
+    };
     use crate::worker::TunerWorker;
 
     /// The page's way to change its state.
@@ -154,9 +265,60 @@ mod browser {
         name.rsplit_once('.').map_or(name, |(s, _)| s).to_string()
     }
 
-    /// Reads picked or dropped files into one set for `role` of `model`; a bad file leaves every
-    /// loaded set as it was and shows why.
-    pub fn load_files(files: Vec<web_sys::File>, model: usize, role: Role, dispatch: Dispatch) {
+    thread_local! {
+        /// Embedding jobs sent so far.
+        static NEXT_EMBED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Reads picked or dropped files into one set for `role` of `model`: feature files as they
+    /// are, a text file by embedding it in the worker with the picked model folder. A bad file
+    /// leaves every loaded set as it was and shows why.
+    pub fn load_files(
+        files: Vec<web_sys::File>,
+        model: usize,
+        role: Role,
+        state: &UseReducerHandle<State>,
+        workers: &Rc<RefCell<Workers>>,
+    ) {
+        let dispatch = state.dispatcher();
+        let text_file = match files.as_slice() {
+            [one] if is_text_file(&one.name()) => true,
+            _ => false,
+        };
+        if text_file {
+            let Some(folder) = state.text_model.clone() else {
+                return dispatch.dispatch(Action::Error(format!(
+                    "{}: to embed texts, first pick a sentence-transformers model folder (e.g. all-MiniLM-L6-v2)",
+                    files[0].name()
+                )));
+            };
+            let job = EMBED_JOBS + NEXT_EMBED.replace(NEXT_EMBED.get() + 1);
+            let workers = workers.clone();
+            spawn_local(async move {
+                let text = match read_file(files.into_iter().next().expect("one file")).await {
+                    Ok(p) => p,
+                    Err(e) => return dispatch.dispatch(Action::Error(e)),
+                };
+                let name = stem(&text.name);
+                let (json, bytes) = encode_embed(job, &folder.0, &text);
+                let sent = match workers.borrow().page.as_ref() {
+                    Some(worker) => worker.send(json, bytes),
+                    None => Err("the Web Worker is not running".to_string()),
+                };
+                match sent {
+                    Ok(()) => dispatch.dispatch(Action::Embed(Embedding {
+                        job,
+                        model,
+                        role,
+                        name,
+                        done: 0,
+                        total: 0,
+                    })),
+                    Err(e) => dispatch.dispatch(Action::Error(e)),
+                }
+            });
+            return;
+        }
         spawn_local(async move {
             let mut picked = Vec::new();
             for file in files {
@@ -169,6 +331,36 @@ mod browser {
             match load(&picked) {
                 Ok(loaded) => dispatch.dispatch(Action::Load { model, role, name, loaded }),
                 Err(e) => dispatch.dispatch(Action::Error(e)),
+            }
+        });
+    }
+
+    /// Reads a picked model folder (or its files) for embedding texts; a folder that lacks a
+    /// file nml reads is refused by name.
+    pub fn load_model_folder(files: Vec<web_sys::File>, dispatch: Dispatch) {
+        spawn_local(async move {
+            let mut picked = Vec::new();
+            for file in files {
+                let path = js_sys::Reflect::get(&file, &"webkitRelativePath".into())
+                    .ok()
+                    .and_then(|p| p.as_string())
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| file.name());
+                // Only the files nml reads are kept (a folder may hold other formats too).
+                let inner = path.split_once('/').map_or(path.as_str(), |(_, rest)| rest);
+                if !ModelFolder::FILES.contains(&inner)
+                    && !ModelFolder::FILES.contains(&file.name().as_str())
+                {
+                    continue;
+                }
+                match read_file(file).await {
+                    Ok(p) => picked.push((path, p.bytes)),
+                    Err(e) => return dispatch.dispatch(Action::Error(e)),
+                }
+            }
+            match ModelFolder::from_picked(picked).checked() {
+                Ok(folder) => dispatch.dispatch(Action::TextModel(PickedModel(Rc::new(folder)))),
+                Err(e) => dispatch.dispatch(Action::Error(e.to_string())),
             }
         });
     }

@@ -12,6 +12,8 @@ pub mod analysis;
 pub mod backend;
 #[cfg(target_arch = "wasm32")]
 mod components;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod io;
 pub mod state;
 #[cfg(target_arch = "wasm32")]

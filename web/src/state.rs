@@ -9,7 +9,7 @@ use nml_core::device::BackendChoice;
 use nml_core::spectrum::SpectrumReport;
 use nml_core::tune::{EpochStats, Method, TuneConfig};
 
-use crate::analysis::TuneResult;
+use crate::analysis::{ModelFolder, TuneResult};
 use crate::io::FromWorker;
 use crate::io::WebGpuAdapter;
 
@@ -82,9 +82,48 @@ pub struct Run {
     pub status: RunStatus,
 }
 
+/// A text file being embedded in the worker, for `role` of model `model`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Embedding {
+    pub job: u32,
+    pub model: usize,
+    pub role: Role,
+    /// The file's name without its extension: the set's name in the page.
+    pub name: String,
+    pub done: usize,
+    pub total: usize,
+}
+
+/// A finished embedding, as the page reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Embedded {
+    pub name: String,
+    pub texts: usize,
+    pub seconds: f64,
+}
+
+/// The model folder picked for embedding texts (compared by identity: it is large).
+#[derive(Clone, Debug)]
+pub struct PickedModel(pub Rc<ModelFolder>);
+
+impl PartialEq for PickedModel {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Job ids of embeddings count from here, apart from the runs' (1, 2, ...).
+pub const EMBED_JOBS: u32 = 1 << 20;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct State {
     pub models: Vec<Model>,
+    /// The sentence encoder's folder that text files are embedded with.
+    pub text_model: Option<PickedModel>,
+    /// Text files being embedded, in the order they were picked.
+    pub embedding: Vec<Embedding>,
+    /// The last finished embedding.
+    pub embedded: Option<Embedded>,
     pub runs: Vec<Run>,
     pub error: Option<String>,
     /// Whether the CPU worker is up and answering jobs.
@@ -111,7 +150,11 @@ impl Default for State {
                 Model { label: "model A".into(), ..Model::default() },
                 Model { label: "model B".into(), ..Model::default() },
                 Model { label: "model C".into(), ..Model::default() },
+                Model { label: "model D".into(), ..Model::default() },
             ],
+            text_model: None,
+            embedding: Vec::new(),
+            embedded: None,
             runs: Vec::new(),
             error: None,
             worker_ready: false,
@@ -126,8 +169,16 @@ impl Default for State {
 }
 
 pub enum Action {
-    Load { model: usize, role: Role, name: String, loaded: Loaded },
-    Label { model: usize, label: String },
+    Load {
+        model: usize,
+        role: Role,
+        name: String,
+        loaded: Loaded,
+    },
+    Label {
+        model: usize,
+        label: String,
+    },
     Error(String),
     Start(Run),
     Worker(FromWorker),
@@ -137,6 +188,9 @@ pub enum Action {
     WebGpu(Option<WebGpuAdapter>),
     Model(usize),
     View(String),
+    TextModel(PickedModel),
+    /// A text file was sent to the worker to be embedded.
+    Embed(Embedding),
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -158,18 +212,7 @@ impl State {
     pub fn apply(&self, action: Action) -> State {
         let mut s = self.clone();
         match action {
-            Action::Load { model, role, name, loaded } => {
-                let m = &mut s.models[model];
-                match role {
-                    Role::Train => m.train = Some(loaded),
-                    Role::Test => m.test = Some(loaded),
-                    Role::Ood => match m.ood.iter_mut().find(|(n, _)| *n == name) {
-                        Some(slot) => slot.1 = loaded,
-                        None => m.ood.push((name, loaded)),
-                    },
-                }
-                s.error = None;
-            }
+            Action::Load { model, role, name, loaded } => s.load(model, role, name, loaded),
             Action::Label { model, label } => s.models[model].label = label,
             Action::Error(message) => s.error = Some(message),
             Action::Start(run) => {
@@ -192,6 +235,33 @@ impl State {
                         run.status = RunStatus::Done(Rc::new(*result));
                     }
                 }
+                FromWorker::EmbedProgress { job, done, total } => {
+                    if let Some(e) = s.embedding.iter_mut().find(|e| e.job == job) {
+                        (e.done, e.total) = (done, total);
+                    }
+                }
+                FromWorker::Embedded { job, set, spectrum, seconds } => {
+                    if let Some(i) = s.embedding.iter().position(|e| e.job == job) {
+                        let e = s.embedding.remove(i);
+                        match set.into_set() {
+                            Ok(set) => {
+                                s.embedded = Some(Embedded {
+                                    name: e.name.clone(),
+                                    texts: set.n(),
+                                    seconds,
+                                });
+                                let loaded =
+                                    Loaded { set: Rc::new(set), spectrum: Rc::new(*spectrum) };
+                                s.load(e.model, e.role, e.name, loaded);
+                            }
+                            Err(err) => s.error = Some(err.to_string()),
+                        }
+                    }
+                }
+                FromWorker::Failed { job, message } if job >= EMBED_JOBS => {
+                    s.embedding.retain(|e| e.job != job);
+                    s.error = Some(message);
+                }
                 FromWorker::Failed { job, message } => {
                     match s.runs.iter_mut().find(|r| r.id == job && r.status == RunStatus::Running)
                     {
@@ -203,6 +273,7 @@ impl State {
                             {
                                 run.status = RunStatus::Failed(message.clone());
                             }
+                            s.embedding.clear();
                             s.error = Some(message);
                         }
                     }
@@ -210,6 +281,7 @@ impl State {
             },
             Action::Stop => {
                 s.worker_ready = false;
+                s.embedding.clear();
                 for run in s.runs.iter_mut().filter(|r| r.status == RunStatus::Running) {
                     run.status = RunStatus::Stopped;
                 }
@@ -222,8 +294,30 @@ impl State {
             }
             Action::Model(i) => s.model = i,
             Action::View(v) => s.view = v,
+            Action::TextModel(folder) => {
+                s.text_model = Some(folder);
+                s.error = None;
+            }
+            Action::Embed(embedding) => {
+                s.embedding.push(embedding);
+                s.error = None;
+            }
         }
         s
+    }
+
+    /// Puts a loaded set in `role` of model `model` (an OOD set of the same name is replaced).
+    fn load(&mut self, model: usize, role: Role, name: String, loaded: Loaded) {
+        let m = &mut self.models[model];
+        match role {
+            Role::Train => m.train = Some(loaded),
+            Role::Test => m.test = Some(loaded),
+            Role::Ood => match m.ood.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = loaded,
+                None => m.ood.push((name, loaded)),
+            },
+        }
+        self.error = None;
     }
 }
 
@@ -397,6 +491,42 @@ mod tests {
         assert!(!s.worker_ready && !s.running());
         let s = reduce(s, vec![Action::Worker(FromWorker::Ready)]);
         assert!(s.worker_ready);
+    }
+
+    #[test]
+    fn an_embedded_text_file_lands_in_its_role_and_a_failed_one_says_why() {
+        let set = loaded("texts");
+        let embedding =
+            |job, role| Embedding { job, model: 1, role, name: "news".into(), done: 0, total: 0 };
+        let first = EMBED_JOBS;
+        let s = reduce(
+            State::default(),
+            vec![
+                Action::Embed(embedding(first, Role::Test)),
+                Action::Embed(embedding(first + 1, Role::Ood)),
+                Action::Worker(FromWorker::EmbedProgress { job: first, done: 16, total: 40 }),
+            ],
+        );
+        assert_eq!((s.embedding[0].done, s.embedding[0].total, s.embedding[1].done), (16, 40, 0));
+        let s = reduce(
+            s,
+            vec![
+                Action::Worker(FromWorker::Embedded {
+                    job: first,
+                    set: Box::new(crate::io::SetMessage::of(&set.set)),
+                    spectrum: Box::new((*set.spectrum).clone()),
+                    seconds: 2.0,
+                }),
+                Action::Worker(FromWorker::Failed {
+                    job: first + 1,
+                    message: "t.csv:3: bad".into(),
+                }),
+            ],
+        );
+        assert_eq!(s.models[1].test.as_ref().unwrap().set.features(), set.set.features());
+        assert!(s.models[1].ood.is_empty() && s.embedding.is_empty());
+        assert_eq!(s.embedded, Some(Embedded { name: "news".into(), texts: 3, seconds: 2.0 }));
+        assert_eq!(s.error.as_deref(), Some("t.csv:3: bad"));
     }
 
     #[test]

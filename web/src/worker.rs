@@ -1,4 +1,4 @@
-//! Both ends of the Web Workers that train heads off the UI thread. A worker runs the page's own
+//! Both ends of the Web Workers that train heads and embed texts off the UI thread. A worker runs the page's own
 //! build of this crate (started by `worker.js`, handed the page's compiled module), which has both
 //! backends: the page keeps one worker for CPU runs and starts a second for WebGPU runs
 //! (`backend.rs`), so a long run on one does not hold up the other; stopping a run terminates the
@@ -12,9 +12,14 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Worker, WorkerOptions, WorkerType};
 use yew::Callback;
 
-use crate::analysis::tune;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use nml_core::models::SentenceEncoder;
+
+use crate::analysis::{ModelFolder, Picked, TuneJob, device, embed_texts, tune};
 use crate::backend::select;
-use crate::io::{FromWorker, decode};
+use crate::io::{EmbedRequest, FromWorker, SetMessage, TuneRequest, WorkerJob, decode};
 
 fn post(scope: &DedicatedWorkerGlobalScope, message: &FromWorker) {
     let json = serde_json::to_string(message).expect("plain data");
@@ -33,18 +38,27 @@ impl Observer<EpochStats> for PostEpochs {
     }
 }
 
-/// Runs one posted job to its reply: its epochs go out as they finish.
+/// Runs one posted job to its reply: a tuning run's epochs, or an embedding's progress, go out
+/// as they happen.
 async fn answer(
     scope: DedicatedWorkerGlobalScope,
     json: String,
     bytes: Vec<Vec<u8>>,
 ) -> FromWorker {
-    let (request, job) = match decode(&json, &bytes) {
-        Ok(decoded) => decoded,
-        Err(e) => {
-            return FromWorker::Failed { job: 0, message: e.to_string() };
+    match decode(&json, &bytes) {
+        Ok(WorkerJob::Tune(request, job)) => tune_job(scope, *request, *job).await,
+        Ok(WorkerJob::Embed(request, folder, text)) => {
+            embed_job(scope, request, folder, text).await
         }
-    };
+        Err(e) => FromWorker::Failed { job: 0, message: e.to_string() },
+    }
+}
+
+async fn tune_job(
+    scope: DedicatedWorkerGlobalScope,
+    request: TuneRequest,
+    job: TuneJob,
+) -> FromWorker {
     let device = match select(request.backend, request.webgpu.as_ref()).await {
         Ok(device) => device,
         Err(e) => {
@@ -59,6 +73,49 @@ async fn answer(
             FromWorker::Done { job: request.job, result: Box::new(result) }
         }
         Err(e) => FromWorker::Failed { job: request.job, message: e.to_string() },
+    }
+}
+
+thread_local! {
+    /// The last encoder read, by its folder's name and size: the sets of one task are embedded
+    /// one after another with the same model.
+    static ENCODER: RefCell<Option<((String, usize), Rc<SentenceEncoder>)>> = const { RefCell::new(None) };
+}
+
+async fn embed_job(
+    scope: DedicatedWorkerGlobalScope,
+    request: EmbedRequest,
+    folder: ModelFolder,
+    text: Picked,
+) -> FromWorker {
+    let job = request.job;
+    let started = js_sys::Date::now();
+    let device = device();
+    let key = (folder.name.clone(), folder.bytes());
+    let cached =
+        ENCODER.with_borrow(|c| c.as_ref().filter(|(k, _)| *k == key).map(|(_, e)| e.clone()));
+    let encoder = match cached {
+        Some(encoder) => encoder,
+        None => match folder.encoder(&device) {
+            Ok(encoder) => {
+                let encoder = Rc::new(encoder);
+                ENCODER.set(Some((key, encoder.clone())));
+                encoder
+            }
+            Err(e) => return FromWorker::Failed { job, message: e.to_string() },
+        },
+    };
+    let mut progress = |done: usize, total: usize| {
+        post(&scope, &FromWorker::EmbedProgress { job, done, total });
+    };
+    match embed_texts(&encoder, &text, &device, &mut progress).await {
+        Ok((set, spectrum)) => FromWorker::Embedded {
+            job,
+            set: Box::new(SetMessage::of(&set)),
+            spectrum: Box::new(spectrum),
+            seconds: (js_sys::Date::now() - started) / 1000.0,
+        },
+        Err(e) => FromWorker::Failed { job, message: e.to_string() },
     }
 }
 

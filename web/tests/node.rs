@@ -7,7 +7,7 @@ use nml_core::FeatureSet;
 use nml_core::device::BackendChoice;
 use nml_web::analysis::{Picked, check_size, device, feature_set, spectrum};
 use nml_web::backend::{WebGpuAdapter, select, wants_webgpu};
-use nml_web::io::{TuneRequest, decode, encode};
+use nml_web::io::{EmbedRequest, TuneRequest, WorkerJob, decode, encode, encode_embed};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 #[wasm_bindgen_test]
@@ -55,12 +55,43 @@ fn jobs_survive_the_trip_to_the_worker() {
     };
     let sets: Vec<&FeatureSet> = vec![&job.train, &job.test, &job.ood[0].1];
     let (json, bytes) = encode(&request, &sets).unwrap();
-    let (back, decoded) = decode(&json, &bytes).unwrap();
+    let Ok(WorkerJob::Tune(back, decoded)) = decode(&json, &bytes) else { panic!("a tuning job") };
     assert_eq!((back.job, back.backend), (7, BackendChoice::Cpu));
     assert_eq!(decoded.train.features(), job.train.features());
     assert_eq!(decoded.ood[0].1.labels(), job.ood[0].1.labels());
     let err = decode(&json, &bytes[..2]).err().unwrap().to_string();
-    assert!(err.contains("2 sets for 3 names"), "{err}");
+    assert!(err.contains("2 files for 3 names"), "{err}");
+}
+
+/// A text file and the model folder reach the worker whole, and are embedded there in WASM as
+/// natively: a set of unit-length rows with its spectrum.
+#[wasm_bindgen_test]
+async fn texts_are_embedded_in_wasm() {
+    let folder = nml_web::fixtures::tiny_model_folder();
+    let text = Picked { name: "topics.jsonl".into(), bytes: nml_web::fixtures::topic_jsonl() };
+    let (json, bytes) = encode_embed(9, &folder, &text);
+    let Ok(WorkerJob::Embed(request, back, picked)) = decode(&json, &bytes) else {
+        panic!("an embedding job")
+    };
+    assert_eq!(
+        request,
+        EmbedRequest {
+            job: 9,
+            model_name: folder.name.clone(),
+            model_files: folder.files.iter().map(|(n, _)| n.clone()).collect(),
+            text_name: "topics.jsonl".into(),
+        }
+    );
+    assert_eq!((back, picked.bytes.clone()), (folder.clone(), text.bytes.clone()));
+    let encoder = folder.encoder(&device()).unwrap();
+    let (set, report) =
+        nml_web::analysis::embed_texts(&encoder, &picked, &device(), &mut |_, _| {}).await.unwrap();
+    assert_eq!((set.n(), set.d()), (6, 16));
+    for row in 0..set.n() {
+        let norm: f32 = set.row(row).iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+    }
+    assert!(report.sve > 0.0);
 }
 
 /// Bad files give a message naming the file; the spectrum of a real set is what the core says.

@@ -1,16 +1,18 @@
-//! The page: load feature sets for three models (or the built-in demo), tune heads in a Web
+//! The page: load feature sets for four models (or the built-in demo), or embed text files
+//! with a sentence encoder picked from disk, tune heads in a Web
 //! Worker with live curves, compare runs, and overlay spectra before and after NMTune.
 
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 use super::curves::Curves;
-use super::model_panel::ModelPanel;
+use super::model_panel::{FilesFor, ModelPanel};
 use super::runs_table::RunsTable;
 use super::spectra::Spectra;
+use super::text_panel::TextPanel;
 use super::tune_panel::TunePanel;
 use crate::backend::probe_webgpu;
-use crate::io::{Workers, load_demo, spawn_worker, start_run};
+use crate::io::{Workers, load_demo, load_files, spawn_worker, start_run};
 use crate::state::{Action, State};
 
 #[function_component(App)]
@@ -32,6 +34,13 @@ pub fn app() -> Html {
         let state = state.clone();
         let workers = workers.clone();
         Callback::from(move |_: MouseEvent| start_run(&state, &mut workers.borrow_mut()))
+    };
+    let on_files = {
+        let state = state.clone();
+        let workers = workers.clone();
+        Callback::from(move |(files, model, role): FilesFor| {
+            load_files(files, model, role, &state, &workers)
+        })
     };
     let on_stop = {
         let dispatch = dispatch.clone();
@@ -57,8 +66,9 @@ pub fn app() -> Html {
             if let Some(message) = &state.error { <p id="error" class="error">{ message.clone() }</p> }
             <section id="data">
                 <h2>{ "Feature sets" }</h2>
-                <p class="hint">{ "Pick or drop files exported by `nml extract` (one .safetensors, or a features .npy with its labels .npy)." }</p>
-                { for state.models.iter().enumerate().map(|(i, m)| html! { <ModelPanel index={i} model={m.clone()} dispatch={dispatch.clone()} /> }) }
+                <p class="hint">{ "Pick or drop files exported by `nml extract` or `nml embed` (one .safetensors, or a features .npy with its labels .npy), or a text file to embed (below)." }</p>
+                { for state.models.iter().enumerate().map(|(i, m)| html! { <ModelPanel index={i} model={m.clone()} on_files={on_files.clone()} /> }) }
+                <TextPanel state={state.clone()} dispatch={dispatch.clone()} />
             </section>
             <TunePanel state={state.clone()} {on_run} {on_stop} />
             <Curves state={state.clone()} />

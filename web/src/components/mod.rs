@@ -6,6 +6,7 @@ mod curves;
 mod model_panel;
 mod runs_table;
 mod spectra;
+mod text_panel;
 mod tune_panel;
 
 pub use app::App;

@@ -1,42 +1,46 @@
 //! One model's feature sets: a drop zone per role and what is loaded.
 
-use web_sys::{DragEvent, HtmlInputElement};
+use web_sys::{DragEvent, File, FileList, HtmlInputElement};
 use yew::prelude::*;
 
-use crate::io::{Dispatch, load_files};
 use crate::state::{Loaded, Model, Role, model_letter};
+
+/// Files picked or dropped for a role of a model.
+pub type FilesFor = (Vec<File>, usize, Role);
+
+fn files_of(list: FileList) -> Vec<File> {
+    (0..list.length()).filter_map(|i| list.get(i)).collect()
+}
 
 #[derive(Properties, PartialEq)]
 pub struct FileZoneProps {
     pub model: usize,
     pub role: Role,
-    pub dispatch: Dispatch,
+    pub on_files: Callback<FilesFor>,
 }
 
-/// A file input that also takes dropped files; a bad file leaves what was loaded as it was.
+/// A file input that also takes dropped files: feature files, or a text file to embed.
 #[function_component(FileZone)]
 pub fn file_zone(props: &FileZoneProps) -> Html {
-    let FileZoneProps { model, role, dispatch } = props;
+    let FileZoneProps { model, role, on_files } = props;
     let (model, role) = (*model, *role);
     let on_change = {
-        let dispatch = dispatch.clone();
+        let on_files = on_files.clone();
         Callback::from(move |e: Event| {
             let input: HtmlInputElement = e.target_unchecked_into();
             let Some(list) = input.files() else { return };
-            let files = (0..list.length()).filter_map(|i| list.get(i)).collect();
-            load_files(files, model, role, dispatch.clone());
+            on_files.emit((files_of(list), model, role));
             input.set_value("");
         })
     };
     let on_drop = {
-        let dispatch = dispatch.clone();
+        let on_files = on_files.clone();
         Callback::from(move |e: DragEvent| {
             e.prevent_default();
             let Some(list) = e.data_transfer().and_then(|d| d.files()) else {
                 return;
             };
-            let files = (0..list.length()).filter_map(|i| list.get(i)).collect();
-            load_files(files, model, role, dispatch.clone());
+            on_files.emit((files_of(list), model, role));
         })
     };
     html! {
@@ -56,12 +60,12 @@ fn describe(loaded: &Loaded) -> String {
 pub struct ModelPanelProps {
     pub index: usize,
     pub model: Model,
-    pub dispatch: Dispatch,
+    pub on_files: Callback<FilesFor>,
 }
 
 #[function_component(ModelPanel)]
 pub fn model_panel(props: &ModelPanelProps) -> Html {
-    let ModelPanelProps { index, model, dispatch } = props;
+    let ModelPanelProps { index, model, on_files } = props;
     let lines: Vec<String> = model
         .train
         .iter()
@@ -73,7 +77,7 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
         <section class="model">
             <h3>{ format!("{}: {}", model_letter(*index), model.label) }</h3>
             <div class="zones">
-                { for [Role::Train, Role::Test, Role::Ood].into_iter().map(|role| html! { <FileZone model={*index} {role} dispatch={dispatch.clone()} /> }) }
+                { for [Role::Train, Role::Test, Role::Ood].into_iter().map(|role| html! { <FileZone model={*index} {role} on_files={on_files.clone()} /> }) }
             </div>
             <ul class="sets">{ for lines.into_iter().map(|l| html! { <li>{ l }</li> }) }</ul>
         </section>
