@@ -252,6 +252,8 @@ pub fn run_text_study(
     suite.validate()?;
     let device = options.devices.first().cloned().unwrap_or_else(Device::flex);
     let pretrain_texts = suite.pretrain_data.load()?;
+    // Each task's texts are read once, for every pre-training run that embeds them.
+    let task_texts: Vec<TaskTexts> = suite.tasks.iter().map(|_| TaskTexts::default()).collect();
     let mut rows = Vec::new();
     for &seed in &suite.seeds {
         for &ratio in &suite.ratios {
@@ -274,8 +276,7 @@ pub fn run_text_study(
                 &device,
                 observer,
             );
-            for task in &suite.tasks {
-                let texts = TaskTexts::default();
+            for (task, texts) in suite.tasks.iter().zip(&task_texts) {
                 let features = text_features(&cell, task, &run.encoder, &texts)?;
                 cell.tune_heads(
                     &task.name,
