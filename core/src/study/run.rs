@@ -277,7 +277,7 @@ pub fn run_text_study(
                 observer,
             );
             for (task, texts) in suite.tasks.iter().zip(&task_texts) {
-                let features = text_features(&cell, task, &run.encoder, &texts)?;
+                let features = text_features(&cell, task, &run.encoder, texts)?;
                 cell.tune_heads(
                     &task.name,
                     task.train.as_str(),
