@@ -192,11 +192,21 @@ mod tests {
         assert_eq!(report.ood["again"], report.accuracy);
         let after = encoder.features(&test, 16, &device, &mut |_| {}).unwrap();
         assert_eq!(before.features(), after.features(), "the base encoder is not changed");
+        // NMTune's terms enter the loss and change where the adapters go.
+        let plain = FinetuneConfig { epochs: 2, ..config.clone() };
         let regularised = FinetuneConfig {
-            epochs: 1,
-            ..FinetuneConfig { method: FinetuneMethod::LoraNmtune, ..config.clone() }
+            method: FinetuneMethod::LoraNmtune,
+            w_cov: 0.1,
+            w_svd: 0.1,
+            ..plain.clone()
         };
-        let regularised = FinetuneConfig { w_cov: 0.1, w_svd: 0.1, ..regularised };
-        run_text(&encoder, &train, &test, &[], &regularised, &device, &mut ()).unwrap();
+        let runs: Vec<TextFinetuneReport> = [plain, regularised]
+            .iter()
+            .map(|c| run_text(&encoder, &train, &test, &[], c, &device, &mut ()).unwrap())
+            .collect();
+        let [plain, regularised] = [&runs[0].history, &runs[1].history];
+        assert_eq!(plain[1].loss, plain[1].ce);
+        assert_ne!(regularised[1].loss, regularised[1].ce);
+        assert_ne!(plain[1].ce, regularised[1].ce, "{plain:?} {regularised:?}");
     }
 }
