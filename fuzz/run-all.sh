@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-600}"
-targets=(npy_features npy_labels safetensors_features idx_images saved_head cifar_binary image_file pytorch_weights text_set tokenizer_json)
+targets=(npy_features npy_labels safetensors_features idx_images saved_head cifar_binary image_file pytorch_weights text_set tokenizer_json study_file)
 run() {
   mkdir -p "corpus/$1"
   RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$1" "corpus/$1" "seeds/$1" -- -max_total_time="$seconds" -print_final_stats=1 > "logs/$1.log" 2>&1 || echo "$1: FAILED (see fuzz/logs/$1.log)"

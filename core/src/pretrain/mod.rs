@@ -12,8 +12,11 @@ mod text;
 pub use config::{ModelShape, Objective, PretrainConfig};
 pub use contrastive::class_captions;
 pub use device_images::DeviceImages;
-pub use run_dir::{CheckpointMeta, META_KEY, saved_run};
-pub use text::{TEXT_META_KEY, TextModelSpec, TextPretrainConfig, TextPretrained, pretrain_text};
+pub use run_dir::{CheckpointMeta, META_KEY, finished_run, saved_run};
+pub use text::{
+    TEXT_META_KEY, TextModelSpec, TextPretrainConfig, TextPretrained, finished_text_run,
+    pretrain_text,
+};
 pub(crate) use text::{label_tensor, labelled, token_batch, tokenize};
 
 use std::path::Path;

@@ -40,3 +40,9 @@ fn is_grey(channels: &usize) -> bool {
 pub fn saved_run(dir: &Path) -> Result<Option<CheckpointMeta>> {
     Ok(RunDir::new(dir, META_KEY).saved::<CheckpointMeta>()?.map(|(_, meta)| meta))
 }
+
+/// Whether `dir` holds a finished run of `config` (every epoch done), which pre-training would
+/// load rather than train.
+pub fn finished_run(dir: &Path, config: &PretrainConfig) -> Result<bool> {
+    Ok(saved_run(dir)?.is_some_and(|m| m.config == *config && m.epochs_done == config.epochs))
+}

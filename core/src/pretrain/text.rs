@@ -126,6 +126,13 @@ struct TextCheckpointMeta {
     history: Vec<EpochRecord>,
 }
 
+/// Whether `dir` holds a finished text run of `config` (every epoch done), which
+/// [`pretrain_text`] would load rather than train.
+pub fn finished_text_run(dir: &Path, config: &TextPretrainConfig) -> Result<bool> {
+    let saved = RunDir::new(dir, TEXT_META_KEY).saved::<TextCheckpointMeta>()?;
+    Ok(saved.is_some_and(|(_, m)| m.config == *config && m.epochs_done == config.epochs))
+}
+
 /// The tokens of every text of a set, for training.
 pub(crate) fn tokenize(encoder: &SentenceEncoder, texts: &TextSet) -> Result<Vec<Tokens>> {
     texts

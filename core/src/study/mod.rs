@@ -7,11 +7,18 @@
 //! # Examples
 //!
 //! ```no_run
-//! use nml_core::study::{StudyOptions, Suite, run_study};
+//! use nml_core::study::{StudyMode, StudyOptions, Suite, run_study};
 //! use nml_core::Device;
 //!
 //! let suite = Suite::from_toml(&std::fs::read_to_string("native/suites/quick.toml")?, "quick.toml")?;
-//! let options = StudyOptions { out: "nml-sweep".into(), devices: vec![Device::flex()], backend: "cpu".into(), finetune: None };
+//! let options = StudyOptions {
+//!     out: "nml-sweep".into(),
+//!     devices: vec![Device::flex()],
+//!     backend: "cpu".into(),
+//!     finetune: None,
+//!     shard: None,
+//!     mode: StudyMode::Run,
+//! };
 //! let results = run_study(&suite, &options, &mut ())?;
 //! results.write_data(&options.out)?;
 //! let eval = &results.evals()[0];
@@ -21,12 +28,15 @@
 
 mod results;
 mod run;
+mod shard;
 mod suite;
 
 pub use results::{Curve, Eval, Figure, ResultRow, Results, mean_std};
 pub use run::{
-    StudyEvent, StudyObserver, StudyOptions, cell_count, run_study, run_tag, run_text_study,
+    StudyEvent, StudyFile, StudyMode, StudyObserver, StudyOptions, cell_count, run_study, run_tag,
+    run_text_study,
 };
+pub use shard::Shard;
 pub use suite::{
     FinetuneSuite, Modality, ObjectiveKind, StudySuite, Suite, Task, TextSuite, TextTask, TuneSuite,
 };

@@ -47,6 +47,10 @@ pub struct Results {
     /// The device the study ran on, as described to the user.
     pub backend: String,
     pub rows: Vec<ResultRow>,
+    /// The cells a report found missing (a sharded study not yet finished), each with why;
+    /// empty for a whole study.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
 }
 
 /// Mean and (sample) standard deviation; the spread is 0 for a single value.

@@ -3,6 +3,7 @@
 //! its file holds the same settings). Everything finished is kept under the output folder, so a
 //! study that stops is continued by running it again.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use web_time::Instant;
@@ -12,15 +13,19 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::results::{ResultRow, Results};
+use super::shard::Shard;
 use super::suite::{
     FinetuneSuite, ObjectiveKind, StudySuite, Suite, Task, TextSuite, TextTask, TuneSuite,
 };
 use crate::data::{FeatureSet, ImageSet, ImageSource, TextSet, TextSource};
-use crate::error::Result;
+use crate::error::{NmlError, Result};
 use crate::finetune::{self, FinetuneConfig, FinetuneMethod, ParamCount};
-use crate::io::write_atomic;
+use crate::io::{read_file, write_atomic};
 use crate::models::{Encoder, InputTransform, SentenceEncoder};
-use crate::pretrain::{EpochRecord, pretrain, pretrain_data_parallel, pretrain_text, saved_run};
+use crate::pretrain::{
+    EpochRecord, finished_run, finished_text_run, pretrain, pretrain_data_parallel, pretrain_text,
+    saved_run,
+};
 use crate::spectrum::{self, GramPrecision, Preprocess, SpectrumReport};
 use crate::train::Observer;
 use crate::tune::{Role, TuneConfig, tune};
@@ -67,18 +72,75 @@ pub struct StudyOptions {
     pub backend: String,
     /// Also tune each pre-trained encoder itself, as planned (see [`Suite::finetune_plan`]).
     pub finetune: Option<FinetuneSuite>,
+    /// Only this shard's pre-training runs (and their cells); all of them when `None`.
+    pub shard: Option<Shard>,
+    /// Whether missing steps are computed or only named.
+    pub mode: StudyMode,
 }
 
-/// The number of cells a study has: each is one tick of a progress display.
-pub fn cell_count(suite: &StudySuite, finetune: Option<&FinetuneSuite>) -> usize {
+/// What a study does with a step that is not finished on disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StudyMode {
+    /// Computes it (and saves it).
+    #[default]
+    Run,
+    /// Names it in [`Results::missing`] and reports what is there: the report of a sharded
+    /// study, built from whatever its shards have finished.
+    Report,
+}
+
+impl StudyOptions {
+    fn owns(&self, run: usize) -> bool {
+        self.shard.is_none_or(|s| s.owns(run))
+    }
+}
+
+/// What an output folder was asked to hold: `study.json`, written by every run and shard of a
+/// study, so that its report can be built from the folder alone.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StudyFile {
+    pub suite: StudySuite,
+    pub finetune: Option<FinetuneSuite>,
+}
+
+impl StudyFile {
+    /// The file's name inside the output folder.
+    pub const NAME: &'static str = "study.json";
+
+    pub fn write(&self, out: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("plain data");
+        write_atomic(&out.join(Self::NAME), format!("{text}\n").as_bytes())
+    }
+
+    /// The study of the output folder `out`, or an error naming the file.
+    pub fn read(out: &Path) -> Result<Self> {
+        let path = out.join(Self::NAME);
+        if !path.exists() {
+            return Err(NmlError::format(
+                path.display().to_string(),
+                "not found: no study has run into this folder (run `nml sweep --out` there first)",
+            ));
+        }
+        Self::from_json(&read_file(&path)?, &path.display().to_string())
+    }
+
+    /// A study file's bytes; `name` is used in the error.
+    pub fn from_json(bytes: &[u8], name: &str) -> Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| NmlError::format(name, e.to_string()))
+    }
+}
+
+/// The number of cells a study (or its shard) has: each is one tick of a progress display.
+pub fn cell_count(
+    suite: &StudySuite,
+    finetune: Option<&FinetuneSuite>,
+    shard: Option<Shard>,
+) -> usize {
     let tune = suite.tune();
     let per_task =
         tune.methods.len() * tune.fractions.len() + finetune.map_or(0, |p| p.methods.len());
-    suite.objectives().len()
-        * suite.seeds().len()
-        * suite.ratios().len()
-        * suite.task_count()
-        * per_task
+    let runs = (0..suite.runs().len()).filter(|&i| shard.is_none_or(|s| s.owns(i))).count();
+    runs * suite.task_count() * per_task
 }
 
 /// The folder name of one pre-training run: `noise20-seed0`, `contrastive-noise20-seed0`.
@@ -121,21 +183,22 @@ fn write_cell(path: &Path, cell: &impl Serialize) -> Result<()> {
 }
 
 /// Features of one set, reused when the file at `path` holds the same `source`; else made by
-/// `extract` and saved there.
+/// `extract` and saved there, or `None` when `extract` is `None` (a report names them missing).
 fn cached_features(
     path: &Path,
     source: &str,
-    extract: impl FnOnce() -> Result<FeatureSet>,
-) -> Result<FeatureSet> {
+    extract: Option<impl FnOnce() -> Result<FeatureSet>>,
+) -> Result<Option<FeatureSet>> {
     if path.exists() {
         let cached = FeatureSet::read(path)?;
         if cached.domain() == Some(source) {
-            return Ok(cached);
+            return Ok(Some(cached));
         }
     }
+    let Some(extract) = extract else { return Ok(None) };
     let set = extract()?.with_domain(Some(source.to_string()));
     set.write(path)?;
-    Ok(set)
+    Ok(Some(set))
 }
 
 /// Texts per forward pass when a study embeds a text set.
@@ -169,75 +232,82 @@ pub fn run_study(
     observer: &mut dyn StudyObserver,
 ) -> Result<Results> {
     suite.validate()?;
+    let study = StudySuite::Images(Box::new(suite.clone()));
     let device = options.devices.first().cloned().unwrap_or_else(Device::flex);
     let pretrain_images = suite.pretrain_data.load()?;
+    let missing = RefCell::new(Vec::new());
     let mut rows = Vec::new();
-    for &objective in &suite.objectives {
-        for &seed in &suite.seeds {
-            for &ratio in &suite.ratios {
-                let tag = run_tag(objective, ratio, seed);
-                let config = suite.pretrain_config(objective, ratio, seed);
-                let run_dir = options.out.join("runs").join(&tag);
-                observer.on_event(StudyEvent::Pretraining { tag: &tag });
-                let mut events = PretrainEvents { observer, tag: &tag, epochs: config.epochs };
-                // A run already begun on one device is continued there.
-                let run = if options.devices.len() > 1 && saved_run(&run_dir)?.is_none() {
-                    pretrain_data_parallel(
-                        &pretrain_images,
-                        &config,
-                        Some(&run_dir),
-                        &options.devices,
-                        &mut events,
-                    )?
-                } else {
-                    pretrain(&pretrain_images, &config, Some(&run_dir), &device, &mut events)?
-                };
-                let cell = RunCells::after(
-                    &run.history,
-                    run.epochs_trained,
-                    options,
-                    &tag,
-                    (objective, ratio, seed),
-                    run.noise_rate,
-                    &suite.tune,
-                    &device,
-                    observer,
-                );
-                // Tables and plots tell objectives apart by the task's label.
-                let label = |task: &str| {
-                    if suite.objectives.len() > 1 {
-                        format!("{task} [{objective}]")
-                    } else {
-                        task.to_string()
-                    }
-                };
-                let input = run.config.input();
-                for task in &suite.tasks {
-                    let features = image_features(&cell, task, &run.model, &input)?;
-                    let label = label(&task.name);
-                    cell.tune_heads(
-                        &task.name,
-                        task.train.as_str(),
-                        &features,
-                        &label,
-                        &mut rows,
-                        observer,
-                    )?;
-                    if let Some(plan) = &options.finetune {
-                        finetune_images(
-                            &cell, plan, task, &run.model, &input, &features, &label, &mut rows,
-                            observer,
-                        )?;
-                    }
-                }
+    for (index, (objective, seed, ratio)) in study.runs().into_iter().enumerate() {
+        if !options.owns(index) {
+            continue;
+        }
+        let tag = run_tag(objective, ratio, seed);
+        let config = suite.pretrain_config(objective, ratio, seed);
+        let run_dir = options.out.join("runs").join(&tag);
+        let unit = RunUnit { options, tag: &tag, tune: &suite.tune, missing: &missing };
+        let tasks = suite.tasks.iter().map(|t| t.name.as_str());
+        if !unit.pretrained(tasks, || finished_run(&run_dir, &config))? {
+            continue;
+        }
+        observer.on_event(StudyEvent::Pretraining { tag: &tag });
+        let mut events = PretrainEvents { observer, tag: &tag, epochs: config.epochs };
+        // A run already begun on one device is continued there.
+        let run = if options.devices.len() > 1 && saved_run(&run_dir)?.is_none() {
+            pretrain_data_parallel(
+                &pretrain_images,
+                &config,
+                Some(&run_dir),
+                &options.devices,
+                &mut events,
+            )?
+        } else {
+            pretrain(&pretrain_images, &config, Some(&run_dir), &device, &mut events)?
+        };
+        let cell = RunCells::after(
+            unit,
+            &run.history,
+            run.epochs_trained,
+            (objective, ratio, seed),
+            run.noise_rate,
+            &device,
+            observer,
+        );
+        // Tables and plots tell objectives apart by the task's label.
+        let label = |task: &str| {
+            if suite.objectives.len() > 1 {
+                format!("{task} [{objective}]")
+            } else {
+                task.to_string()
+            }
+        };
+        let input = run.config.input();
+        for task in &suite.tasks {
+            let Some(features) = image_features(&cell, task, &run.model, &input)? else {
+                cell.unit.task_missing(&task.name, "features not extracted");
+                continue;
+            };
+            let label = label(&task.name);
+            cell.tune_heads(
+                &task.name,
+                task.train.as_str(),
+                &features,
+                &label,
+                &mut rows,
+                observer,
+            )?;
+            if let Some(plan) = &options.finetune {
+                finetune_images(
+                    &cell, plan, task, &run.model, &input, &features, &label, &mut rows, observer,
+                )?;
             }
         }
     }
     Ok(Results {
-        suite: StudySuite::Images(Box::new(suite.clone())),
+        suite: study,
         finetune: options.finetune.clone(),
         backend: options.backend.clone(),
         rows,
+        missing: missing.into_inner(),
     })
 }
 
@@ -250,95 +320,104 @@ pub fn run_text_study(
     observer: &mut dyn StudyObserver,
 ) -> Result<Results> {
     suite.validate()?;
+    let study = StudySuite::Text(Box::new(suite.clone()));
     let device = options.devices.first().cloned().unwrap_or_else(Device::flex);
     let pretrain_texts = suite.pretrain_data.load()?;
     // Each task's texts are read once, for every pre-training run that embeds them.
     let task_texts: Vec<TaskTexts> = suite.tasks.iter().map(|_| TaskTexts::default()).collect();
+    let missing = RefCell::new(Vec::new());
     let mut rows = Vec::new();
-    for &seed in &suite.seeds {
-        for &ratio in &suite.ratios {
-            let objective = ObjectiveKind::Supervised;
-            let tag = run_tag(objective, ratio, seed);
-            let config = suite.pretrain_config(ratio, seed);
-            let run_dir = options.out.join("runs").join(&tag);
-            observer.on_event(StudyEvent::Pretraining { tag: &tag });
-            let mut events = PretrainEvents { observer, tag: &tag, epochs: config.epochs };
-            let run =
-                pretrain_text(&pretrain_texts, &config, Some(&run_dir), &device, &mut events)?;
-            let cell = RunCells::after(
-                &run.history,
-                run.epochs_trained,
-                options,
-                &tag,
-                (objective, ratio, seed),
-                run.noise_rate,
-                &suite.tune,
-                &device,
+    for (index, (objective, seed, ratio)) in study.runs().into_iter().enumerate() {
+        if !options.owns(index) {
+            continue;
+        }
+        let tag = run_tag(objective, ratio, seed);
+        let config = suite.pretrain_config(ratio, seed);
+        let run_dir = options.out.join("runs").join(&tag);
+        let unit = RunUnit { options, tag: &tag, tune: &suite.tune, missing: &missing };
+        let tasks = suite.tasks.iter().map(|t| t.name.as_str());
+        if !unit.pretrained(tasks, || finished_text_run(&run_dir, &config))? {
+            continue;
+        }
+        observer.on_event(StudyEvent::Pretraining { tag: &tag });
+        let mut events = PretrainEvents { observer, tag: &tag, epochs: config.epochs };
+        let run = pretrain_text(&pretrain_texts, &config, Some(&run_dir), &device, &mut events)?;
+        let cell = RunCells::after(
+            unit,
+            &run.history,
+            run.epochs_trained,
+            (objective, ratio, seed),
+            run.noise_rate,
+            &device,
+            observer,
+        );
+        for (task, texts) in suite.tasks.iter().zip(&task_texts) {
+            let Some(features) = text_features(&cell, task, &run.encoder, texts)? else {
+                cell.unit.task_missing(&task.name, "features not extracted");
+                continue;
+            };
+            cell.tune_heads(
+                &task.name,
+                task.train.as_str(),
+                &features,
+                &task.name,
+                &mut rows,
                 observer,
-            );
-            for (task, texts) in suite.tasks.iter().zip(&task_texts) {
-                let features = text_features(&cell, task, &run.encoder, texts)?;
-                cell.tune_heads(
+            )?;
+            let Some(plan) = &options.finetune else { continue };
+            for &method in &plan.methods {
+                let config = plan.config(method, seed);
+                let record = cell.finetuned(
                     &task.name,
                     task.train.as_str(),
-                    &features,
-                    &task.name,
-                    &mut rows,
+                    method,
+                    &config,
                     observer,
-                )?;
-                if let Some(plan) = &options.finetune {
-                    for &method in &plan.methods {
-                        let config = plan.config(method, seed);
-                        let record = cell.finetuned(
-                            &task.name,
-                            task.train.as_str(),
-                            method,
+                    || {
+                        let (train, test, ood) = texts.get(task)?;
+                        let r = finetune::run_text(
+                            &run.encoder,
+                            train,
+                            test,
+                            ood,
                             &config,
-                            observer,
-                            || {
-                                let (train, test, ood) = texts.get(task)?;
-                                let r = finetune::run_text(
-                                    &run.encoder,
-                                    train,
-                                    test,
-                                    ood,
-                                    &config,
-                                    &device,
-                                    &mut (),
-                                )?;
-                                Ok(FinetunedCell {
-                                    config: config.clone(),
-                                    train: task.train.to_string(),
-                                    accuracy: r.accuracy,
-                                    ood: r.ood,
-                                    params: r.params,
-                                    seconds_per_epoch: mean_epoch_seconds(
-                                        r.history.iter().map(|e| e.seconds),
-                                    ),
-                                    seconds: r.seconds,
-                                })
-                            },
+                            &device,
+                            &mut (),
                         )?;
-                        cell.record(
-                            &features,
-                            &task.name,
-                            method.name(),
-                            1.0,
-                            record.accuracy,
-                            &record.ood,
-                            record.seconds,
-                            &mut rows,
-                        );
-                    }
+                        Ok(FinetunedCell {
+                            config: config.clone(),
+                            train: task.train.to_string(),
+                            accuracy: r.accuracy,
+                            ood: r.ood,
+                            params: r.params,
+                            seconds_per_epoch: mean_epoch_seconds(
+                                r.history.iter().map(|e| e.seconds),
+                            ),
+                            seconds: r.seconds,
+                        })
+                    },
+                )?;
+                if let Some(record) = record {
+                    cell.record(
+                        &features,
+                        &task.name,
+                        method.name(),
+                        1.0,
+                        record.accuracy,
+                        &record.ood,
+                        record.seconds,
+                        &mut rows,
+                    );
                 }
             }
         }
     }
     Ok(Results {
-        suite: StudySuite::Text(Box::new(suite.clone())),
+        suite: study,
         finetune: options.finetune.clone(),
         backend: options.backend.clone(),
         rows,
+        missing: missing.into_inner(),
     })
 }
 
@@ -368,15 +447,18 @@ struct TaskFeatures {
 }
 
 impl TaskFeatures {
+    /// A task's features with their spectra, or `None` when a set's features are missing.
     fn new(
-        train: FeatureSet,
-        test: FeatureSet,
-        ood: Vec<(String, FeatureSet)>,
+        train: Option<FeatureSet>,
+        test: Option<FeatureSet>,
+        ood: Vec<(String, Option<FeatureSet>)>,
         device: &Device,
-    ) -> Result<Self> {
+    ) -> Result<Option<Self>> {
+        let ood: Option<Vec<_>> = ood.into_iter().map(|(n, s)| s.map(|s| (n, s))).collect();
+        let (Some(train), Some(test), Some(ood)) = (train, test, ood) else { return Ok(None) };
         let test_spectrum = spectrum_of(&test, device)?;
         let ood_spectra = ood.iter().map(|(_, s)| spectrum_of(s, device)).collect::<Result<_>>()?;
-        Ok(Self { train, test, ood, test_spectrum, ood_spectra })
+        Ok(Some(Self { train, test, ood, test_spectrum, ood_spectra }))
     }
 }
 
@@ -385,11 +467,14 @@ fn image_features(
     task: &Task,
     model: &Encoder,
     input: &InputTransform,
-) -> Result<TaskFeatures> {
+) -> Result<Option<TaskFeatures>> {
     let get = |split: &str, source: &ImageSource| {
-        cached_features(&cell.features_path(&task.name, split), source.as_str(), || {
-            model.extract(&source.load()?, input, source.as_str(), cell.device)
-        })
+        let extract = || model.extract(&source.load()?, input, source.as_str(), cell.device);
+        cached_features(
+            &cell.unit.features_path(&task.name, split),
+            source.as_str(),
+            cell.unit.computes().then_some(extract),
+        )
     };
     let ood = task
         .ood
@@ -424,11 +509,15 @@ fn text_features(
     task: &TextTask,
     encoder: &SentenceEncoder,
     texts: &TaskTexts,
-) -> Result<TaskFeatures> {
+) -> Result<Option<TaskFeatures>> {
     let get = |split: &str, source: &TextSource, pick: &dyn Fn(&TaskSets) -> &TextSet| {
-        cached_features(&cell.features_path(&task.name, split), source.as_str(), || {
-            encoder.features(pick(texts.get(task)?), TEXT_BATCH, cell.device, &mut |_| {})
-        })
+        let extract =
+            || encoder.features(pick(texts.get(task)?), TEXT_BATCH, cell.device, &mut |_| {});
+        cached_features(
+            &cell.unit.features_path(&task.name, split),
+            source.as_str(),
+            cell.unit.computes().then_some(extract),
+        )
     };
     let ood = task
         .ood
@@ -494,16 +583,18 @@ fn finetune_images(
                     seconds: r.seconds,
                 })
             })?;
-        cell.record(
-            features,
-            label,
-            method.name(),
-            1.0,
-            record.accuracy,
-            &record.ood,
-            record.seconds,
-            rows,
-        );
+        if let Some(record) = record {
+            cell.record(
+                features,
+                label,
+                method.name(),
+                1.0,
+                record.accuracy,
+                &record.ood,
+                record.seconds,
+                rows,
+            );
+        }
     }
     Ok(())
 }
@@ -511,49 +602,102 @@ fn finetune_images(
 /// A task's training, test and OOD images, read when an encoder is fine-tuned on them.
 type TaskImages = (ImageSet, ImageSet, Vec<(String, ImageSet)>);
 
-/// One pre-training run's part of the study: where its cells go and what its rows record.
-struct RunCells<'a> {
+/// Where one pre-training run's steps are kept on disk, and the study's list of those a report
+/// found missing.
+struct RunUnit<'a> {
     options: &'a StudyOptions,
     tag: &'a str,
-    objective: ObjectiveKind,
-    ratio: f64,
-    seed: u64,
-    noise_rate: f64,
-    train_accuracy: f64,
     tune: &'a TuneSuite,
-    device: &'a Device,
+    missing: &'a RefCell<Vec<String>>,
 }
 
-impl<'a> RunCells<'a> {
-    /// The cells of a finished pre-training run, announced to `observer`.
-    #[allow(clippy::too_many_arguments)]
-    fn after(
-        history: &[EpochRecord],
-        epochs_trained: usize,
-        options: &'a StudyOptions,
-        tag: &'a str,
-        (objective, ratio, seed): (ObjectiveKind, f64, u64),
-        noise_rate: f64,
-        tune: &'a TuneSuite,
-        device: &'a Device,
-        observer: &mut dyn StudyObserver,
-    ) -> Self {
-        let train_accuracy = history.last().map_or(0.0, |r| r.train_accuracy);
-        observer.on_event(StudyEvent::Pretrained {
-            tag,
-            epochs_trained,
-            epochs_reused: history.len() - epochs_trained,
-            train_accuracy,
-        });
-        Self { options, tag, objective, ratio, seed, noise_rate, train_accuracy, tune, device }
+impl RunUnit<'_> {
+    /// Whether missing steps are computed (else only named).
+    fn computes(&self) -> bool {
+        self.options.mode == StudyMode::Run
     }
 
     fn features_path(&self, task: &str, split: &str) -> PathBuf {
         self.options.out.join("features").join(self.tag).join(format!("{task}-{split}.safetensors"))
     }
 
+    fn head_cell_path(&self, task: &str, method: &str, fraction: f64) -> PathBuf {
+        self.tuned_path(&format!("{task}-{method}-f{fraction}.json"))
+    }
+
+    fn finetune_cell_path(&self, task: &str, method: FinetuneMethod) -> PathBuf {
+        self.tuned_path(&format!("{task}-{}.json", method.name()))
+    }
+
     fn tuned_path(&self, file: &str) -> PathBuf {
         self.options.out.join("tuned").join(self.tag).join(file)
+    }
+
+    /// Names the cell at `path` (inside the output folder) as missing, and why.
+    fn miss(&self, path: &Path, why: &str) {
+        let shown = path.strip_prefix(&self.options.out).unwrap_or(path);
+        self.missing.borrow_mut().push(format!("{} ({why})", shown.display()));
+    }
+
+    /// Whether the run's pre-training goes ahead: always when missing steps are computed;
+    /// in a report only when `finished`, else every cell of `tasks` is named missing.
+    fn pretrained<'t>(
+        &self,
+        tasks: impl Iterator<Item = &'t str>,
+        finished: impl FnOnce() -> Result<bool>,
+    ) -> Result<bool> {
+        if self.computes() || finished()? {
+            return Ok(true);
+        }
+        for task in tasks {
+            self.task_missing(task, "pre-training not finished");
+        }
+        Ok(false)
+    }
+
+    /// Names every cell of `task` in this run as missing.
+    fn task_missing(&self, task: &str, why: &str) {
+        for method in &self.tune.methods {
+            for &fraction in &self.tune.fractions {
+                self.miss(&self.head_cell_path(task, method.name(), fraction), why);
+            }
+        }
+        for &method in self.options.finetune.iter().flat_map(|p| &p.methods) {
+            self.miss(&self.finetune_cell_path(task, method), why);
+        }
+    }
+}
+
+/// One pre-training run's part of the study: where its cells go and what its rows record.
+struct RunCells<'a> {
+    unit: RunUnit<'a>,
+    objective: ObjectiveKind,
+    ratio: f64,
+    seed: u64,
+    noise_rate: f64,
+    train_accuracy: f64,
+    device: &'a Device,
+}
+
+impl<'a> RunCells<'a> {
+    /// The cells of a finished pre-training run, announced to `observer`.
+    fn after(
+        unit: RunUnit<'a>,
+        history: &[EpochRecord],
+        epochs_trained: usize,
+        (objective, ratio, seed): (ObjectiveKind, f64, u64),
+        noise_rate: f64,
+        device: &'a Device,
+        observer: &mut dyn StudyObserver,
+    ) -> Self {
+        let train_accuracy = history.last().map_or(0.0, |r| r.train_accuracy);
+        observer.on_event(StudyEvent::Pretrained {
+            tag: unit.tag,
+            epochs_trained,
+            epochs_reused: history.len() - epochs_trained,
+            train_accuracy,
+        });
+        Self { unit, objective, ratio, seed, noise_rate, train_accuracy, device }
     }
 
     /// One row per evaluation set of a tuned cell, with the frozen features' spectrum.
@@ -610,22 +754,26 @@ impl<'a> RunCells<'a> {
         rows: &mut Vec<ResultRow>,
         observer: &mut dyn StudyObserver,
     ) -> Result<()> {
-        for &method in &self.tune.methods {
-            for &fraction in &self.tune.fractions {
+        let suite = self.unit.tune;
+        for &method in &suite.methods {
+            for &fraction in &suite.fractions {
                 let config = TuneConfig {
-                    epochs: self.tune.epochs,
+                    epochs: suite.epochs,
                     data_fraction: fraction,
                     seed: self.seed,
                     ..TuneConfig::for_method(method)
                 };
-                let path = self.tuned_path(&format!("{task}-{}-f{fraction}.json", method.name()));
-                let cell = match cached(&path, |c: &TunedCell| {
-                    c.config == config && c.train == train_source
-                }) {
+                let path = self.unit.head_cell_path(task, method.name(), fraction);
+                let same = |c: &TunedCell| c.config == config && c.train == train_source;
+                let cell = match cached(&path, same) {
                     Some(c) => c,
+                    None if !self.unit.computes() => {
+                        self.unit.miss(&path, "not tuned");
+                        continue;
+                    }
                     None => {
                         observer.on_event(StudyEvent::Tuning {
-                            tag: self.tag,
+                            tag: self.unit.tag,
                             task,
                             method: method.name(),
                         });
@@ -650,7 +798,7 @@ impl<'a> RunCells<'a> {
                     }
                 };
                 observer.on_event(StudyEvent::Cell {
-                    tag: self.tag,
+                    tag: self.unit.tag,
                     task,
                     method: method.name(),
                     fraction,
@@ -674,7 +822,7 @@ impl<'a> RunCells<'a> {
     }
 
     /// A fine-tuned encoder's cell: reused when its file holds the same settings, else made by
-    /// `run` and saved.
+    /// `run` and saved (or, in a report, named missing: `None`).
     fn finetuned(
         &self,
         task: &str,
@@ -683,25 +831,28 @@ impl<'a> RunCells<'a> {
         config: &FinetuneConfig,
         observer: &mut dyn StudyObserver,
         run: impl FnOnce() -> Result<FinetunedCell>,
-    ) -> Result<FinetunedCell> {
-        let path = self.tuned_path(&format!("{task}-{}.json", method.name()));
-        let cell =
-            match cached(&path, |c: &FinetunedCell| c.config == *config && c.train == train_source)
-            {
-                Some(c) => c,
-                None => {
-                    observer.on_event(StudyEvent::Tuning {
-                        tag: self.tag,
-                        task,
-                        method: method.name(),
-                    });
-                    let cell = run()?;
-                    write_cell(&path, &cell)?;
-                    cell
-                }
-            };
+    ) -> Result<Option<FinetunedCell>> {
+        let path = self.unit.finetune_cell_path(task, method);
+        let same = |c: &FinetunedCell| c.config == *config && c.train == train_source;
+        let cell = match cached(&path, same) {
+            Some(c) => c,
+            None if !self.unit.computes() => {
+                self.unit.miss(&path, "not fine-tuned");
+                return Ok(None);
+            }
+            None => {
+                observer.on_event(StudyEvent::Tuning {
+                    tag: self.unit.tag,
+                    task,
+                    method: method.name(),
+                });
+                let cell = run()?;
+                write_cell(&path, &cell)?;
+                cell
+            }
+        };
         observer.on_event(StudyEvent::Cell {
-            tag: self.tag,
+            tag: self.unit.tag,
             task,
             method: method.name(),
             fraction: 1.0,
@@ -709,7 +860,7 @@ impl<'a> RunCells<'a> {
             ood: &cell.ood,
             params: Some(cell.params),
         });
-        Ok(cell)
+        Ok(Some(cell))
     }
 }
 
@@ -778,6 +929,8 @@ ood = {{ short = "{}|rows=20..30" }}
             devices: vec![Device::flex()],
             backend: "cpu".into(),
             finetune: Some(suite.finetune_plan(None).unwrap()),
+            shard: None,
+            mode: StudyMode::Run,
         };
         struct Count(usize);
         impl StudyObserver for Count {
@@ -798,7 +951,7 @@ ood = {{ short = "{}|rows=20..30" }}
         assert!(clean_lp.accuracy > 0.5, "{clean_lp:?}");
         assert!(out.join("features/noise30-seed0/topics-short.safetensors").is_file());
         let mut again = Count(0);
-        let reused = StudySuite::Text(suite).run(&options, &mut again).unwrap();
+        let reused = StudySuite::Text(suite.clone()).run(&options, &mut again).unwrap();
         assert_eq!(again.0, 0, "every cell is reused");
         let numbers = |r: &Results| -> Vec<(f64, String, String, f64, f64)> {
             r.rows
@@ -807,5 +960,57 @@ ood = {{ short = "{}|rows=20..30" }}
                 .collect()
         };
         assert_eq!(numbers(&reused), numbers(&results));
+
+        // The same study in two shards into another folder, reported after each.
+        let sharded = StudyOptions { out: root.join("sharded"), ..options.clone() };
+        let shard = |k| StudyOptions { shard: Some(Shard::new(k, 2).unwrap()), ..sharded.clone() };
+        let report = StudyOptions { mode: StudyMode::Report, ..sharded.clone() };
+        let first_half = run_text_study(&suite, &shard(0), &mut ()).unwrap();
+        assert!(first_half.rows.iter().all(|r| r.ratio == 0.0));
+        let partial = run_text_study(&suite, &report, &mut ()).unwrap();
+        assert_eq!(
+            partial.missing,
+            [
+                "tuned/noise30-seed0/topics-lp-f1.json (pre-training not finished)",
+                "tuned/noise30-seed0/topics-lora.json (pre-training not finished)",
+            ]
+        );
+        assert_eq!(numbers(&partial), numbers(&first_half));
+        run_text_study(&suite, &shard(1), &mut ()).unwrap();
+        let whole = run_text_study(&suite, &report, &mut ()).unwrap();
+        assert!(whole.missing.is_empty(), "{:?}", whole.missing);
+        assert_eq!(numbers(&whole), numbers(&results), "shards give the unsharded study");
+
+        // A cell lost after the run is named, not silently dropped.
+        std::fs::remove_file(root.join("sharded/tuned/noise30-seed0/topics-lora.json")).unwrap();
+        let lost = run_text_study(&suite, &report, &mut ()).unwrap();
+        assert_eq!(lost.missing, ["tuned/noise30-seed0/topics-lora.json (not fine-tuned)"]);
+        assert_eq!(lost.rows.len(), 6);
+    }
+
+    #[test]
+    fn the_study_file_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = StudyFile::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("study.json") && err.contains("not found"), "{err}");
+        for (name, text) in [
+            ("quick", include_str!("../../../native/suites/quick.toml")),
+            ("text", include_str!("../../../native/suites/text.toml")),
+        ] {
+            let suite = StudySuite::from_toml(text, name).unwrap();
+            let file = StudyFile { finetune: suite.finetune_plan(None).ok(), suite };
+            file.write(dir.path()).unwrap();
+            let back = StudyFile::read(dir.path()).unwrap();
+            let json = |f: &StudyFile| serde_json::to_string(f).unwrap();
+            assert_eq!(json(&back), json(&file), "{name}");
+            assert_eq!(
+                matches!(back.suite, StudySuite::Text(_)),
+                name == "text",
+                "{name} read back as the other kind"
+            );
+        }
+        std::fs::write(dir.path().join(StudyFile::NAME), "{\"suite\": 3}").unwrap();
+        let err = StudyFile::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("study.json"), "{err}");
     }
 }

@@ -316,10 +316,12 @@ impl TextSuite {
 
 /// A suite of either kind, as a study runs it and its results record it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+// Text first: an image suite's JSON has no `modality`, which a text suite requires, so
+// reading never takes one kind for the other.
 #[serde(untagged)]
 pub enum StudySuite {
-    Images(Box<Suite>),
     Text(Box<TextSuite>),
+    Images(Box<Suite>),
 }
 
 impl StudySuite {
@@ -388,6 +390,18 @@ impl StudySuite {
             Self::Images(s) => s.objectives.clone(),
             Self::Text(_) => vec![ObjectiveKind::Supervised],
         }
+    }
+
+    /// Every pre-training run of the study as `(objective, seed, ratio)`, in the order the
+    /// study runs them (and [`crate::study::Shard`] numbers them).
+    pub fn runs(&self) -> Vec<(ObjectiveKind, u64, f64)> {
+        let mut runs = Vec::new();
+        for objective in self.objectives() {
+            for &seed in self.seeds() {
+                runs.extend(self.ratios().iter().map(|&ratio| (objective, seed, ratio)));
+            }
+        }
+        runs
     }
 
     /// The pre-training data as written.

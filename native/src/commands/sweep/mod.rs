@@ -7,23 +7,61 @@
 mod figures;
 mod presets;
 mod report;
+mod slurm;
 
 pub use presets::load_suite;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use nml_core::Result;
 use nml_core::finetune::FinetuneMethod;
-use nml_core::io::write_atomic;
-use nml_core::study::{StudyEvent, StudyObserver, StudyOptions, cell_count};
+use nml_core::study::{
+    Shard, StudyEvent, StudyFile, StudyMode, StudyObserver, StudyOptions, cell_count,
+};
 
-use crate::args::{DevicesArg, describe};
+use crate::args::{BackendArg, DevicesArg, describe};
 use crate::progress::StepBar;
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<SweepCommand>,
+    #[command(flatten)]
+    study: StudyArgs,
+    /// Output folder: runs/, features/, tuned/, results.json, results.csv, summary.md, plots.
+    #[arg(long, default_value = "nml-sweep")]
+    out: PathBuf,
+    /// Run only shard K of N (K from 0): every N-th pre-training run with its features and
+    /// cells, into the shared --out; `nml sweep report` then builds the report.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+}
+
+#[derive(clap::Subcommand)]
+enum SweepCommand {
+    /// Build results.json, results.csv, summary.md and the plots from whatever cells --out
+    /// holds (its shards' work), naming the missing ones.
+    Report(ReportArgs),
+    /// Write a Slurm job array (one task per shard) and a report job after it; --submit sends
+    /// both to the cluster.
+    Slurm(slurm::Args),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The study's output folder (it holds study.json).
+    #[arg(long, default_value = "nml-sweep")]
+    out: PathBuf,
+    #[command(flatten)]
+    backend: BackendArg,
+}
+
+/// What study to run: a suite and what is laid over it.
+#[derive(clap::Args, Clone)]
+struct StudyArgs {
     /// Built-in suite: quick (starter digits, minutes on a 2-core CPU), vit (the same with a small
     /// ViT, for --finetune lora), full (Fashion-MNIST, for a GPU), gpu (torchvision's
     /// ResNet-18 on CIFAR-100, for a desktop GPU) or text (all-MiniLM-L6-v2 on BBC News, after
@@ -33,9 +71,6 @@ pub struct Args {
     /// A suite file (TOML) of your own; see native/suites/quick.toml for the fields.
     #[arg(long)]
     suite: Option<PathBuf>,
-    /// Output folder: runs/, features/, tuned/, results.json, results.csv, summary.md, plots.
-    #[arg(long, default_value = "nml-sweep")]
-    out: PathBuf,
     /// Override the suite's seeds with 0..N (mean and spread are reported over seeds).
     #[arg(long)]
     seeds: Option<u64>,
@@ -46,6 +81,20 @@ pub struct Args {
     finetune: Option<Vec<FinetuneMethod>>,
     #[command(flatten)]
     devices: DevicesArg,
+}
+
+impl StudyArgs {
+    /// The suite with its seeds, and the fine-tuning plan when asked.
+    fn study(&self) -> Result<StudyFile> {
+        let suite = load_suite(&self.preset, self.suite.as_deref(), self.seeds)?;
+        let finetune = match &self.finetune {
+            None => None,
+            Some(methods) => {
+                Some(suite.finetune_plan((!methods.is_empty()).then(|| methods.clone()))?)
+            }
+        };
+        Ok(StudyFile { suite, finetune })
+    }
 }
 
 /// The study's progress on one bar, with a line per finished step above it.
@@ -88,34 +137,77 @@ impl StudyObserver for Progress {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let suite = load_suite(&args.preset, args.suite.as_deref(), args.seeds)?;
-    let finetune = match &args.finetune {
-        None => None,
-        Some(methods) => Some(suite.finetune_plan((!methods.is_empty()).then(|| methods.clone()))?),
-    };
-    let devices = args.devices.devices()?;
+    match args.command {
+        Some(SweepCommand::Report(report)) => run_report(&report.out, &report.backend),
+        Some(SweepCommand::Slurm(slurm)) => slurm::run(slurm),
+        None => run_study(&args.study, &args.out, args.shard),
+    }
+}
+
+fn run_study(study_args: &StudyArgs, out: &Path, shard: Option<Shard>) -> Result<()> {
+    let study = study_args.study()?;
+    let devices = study_args.devices.devices()?;
     let options = StudyOptions {
-        out: args.out.clone(),
+        out: out.to_path_buf(),
         devices: devices.iter().map(|d| d.device.clone()).collect(),
         backend: devices[0].description.clone(),
-        finetune,
+        finetune: study.finetune.clone(),
+        shard,
+        mode: StudyMode::Run,
     };
     if devices.len() > 1 {
         eprintln!("pre-training on {}", describe(&devices));
     }
+    // Every shard writes the same file, so the report can be built from the folder alone.
+    study.write(out)?;
     let started = Instant::now();
-    let mut progress =
-        Progress { bar: StepBar::new("sweep", cell_count(&suite, options.finetune.as_ref())) };
-    let results = suite.run(&options, &mut progress);
+    let cells = cell_count(&study.suite, options.finetune.as_ref(), shard);
+    let mut progress = Progress { bar: StepBar::new("sweep", cells) };
+    let results = study.suite.run(&options, &mut progress);
     progress.bar.finish();
     let results = results?;
-    results.write_data(&args.out)?;
-    write_atomic(&args.out.join("summary.md"), report::summary(&results).as_bytes())?;
-    figures::render_all(&args.out, &results)?;
+    match shard {
+        None => report::write_all(out, &results)?,
+        Some(shard) => eprintln!(
+            "shard {shard}: {cells} cells in {}; `nml sweep report --out {}` builds the report once every shard is done",
+            out.display(),
+            out.display()
+        ),
+    }
     eprintln!(
         "sweep done in {:.0} s; results in {}",
         started.elapsed().as_secs_f64(),
-        args.out.display()
+        out.display()
     );
+    Ok(())
+}
+
+/// The report of the study in `out`, from the cells its runs and shards have finished.
+fn run_report(out: &Path, backend: &BackendArg) -> Result<()> {
+    let study = StudyFile::read(out)?;
+    let device = backend.device()?;
+    let options = StudyOptions {
+        out: out.to_path_buf(),
+        devices: vec![device.device.clone()],
+        backend: device.description.clone(),
+        finetune: study.finetune.clone(),
+        shard: None,
+        mode: StudyMode::Report,
+    };
+    let results = study.suite.run(&options, &mut ())?;
+    report::write_all(out, &results)?;
+    let total = cell_count(&study.suite, study.finetune.as_ref(), None);
+    if results.missing.is_empty() {
+        eprintln!("report of all {total} cells in {}", out.display());
+    } else {
+        eprintln!(
+            "report of {} of {total} cells in {}; missing (run the sweep or its shards again to finish them):",
+            total - results.missing.len(),
+            out.display()
+        );
+        for cell in &results.missing {
+            eprintln!("  {cell}");
+        }
+    }
     Ok(())
 }

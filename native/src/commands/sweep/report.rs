@@ -1,10 +1,36 @@
-//! `summary.md`: the study's tables, rendered from core's results (every number in it is
-//! computed in `nml_core::study`).
+//! The study's report: `results.json`, `results.csv`, `summary.md` (its tables, rendered from
+//! core's results: every number in it is computed in `nml_core::study`) and the plots.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
+use nml_core::Result;
+use nml_core::io::write_atomic;
 use nml_core::study::Results;
 use nml_core::tune::Role;
+
+use super::figures;
+
+/// Writes every file of the report into `out`; a whole sweep and `nml sweep report` both
+/// come here.
+pub fn write_all(out: &Path, results: &Results) -> Result<()> {
+    results.write_data(out)?;
+    write_atomic(&out.join("summary.md"), summary(results).as_bytes())?;
+    figures::render_all(out, results)
+}
+
+/// A mean (± spread over seeds), or a dash where no cell is there yet; `signed` puts a sign
+/// on the mean.
+fn mean_spread((m, s): (f64, f64), seeds: usize, digits: usize, signed: bool) -> String {
+    let mean = if signed { format!("{m:+.digits$}") } else { format!("{m:.digits$}") };
+    if m.is_nan() {
+        "–".to_string()
+    } else if seeds > 1 {
+        format!("{mean} ± {s:.digits$}")
+    } else {
+        mean
+    }
+}
 
 /// The whole summary; its first line says how many seeds it rests on.
 pub fn summary(results: &Results) -> String {
@@ -14,9 +40,7 @@ pub fn summary(results: &Results) -> String {
     let evals = results.evals();
     let methods = results.methods();
     let heads = results.head_methods();
-    let pm = |(m, s): (f64, f64)| {
-        if seeds > 1 { format!("{m:.2} ± {s:.2}") } else { format!("{m:.2}") }
-    };
+    let pm = |value: (f64, f64)| mean_spread(value, seeds, 2, false);
     let objectives: Vec<String> = suite.objectives().iter().map(|o| o.to_string()).collect();
     let mut md = String::new();
     let _ = writeln!(
@@ -62,10 +86,9 @@ pub fn summary(results: &Results) -> String {
             .ratios()
             .iter()
             .map(|&ratio| {
-                let (m, s) = results.spectrum_metric(eval, ratio).1;
                 format!(
                     " {} |",
-                    if seeds > 1 { format!("{m:.4} ± {s:.4}") } else { format!("{m:.4}") }
+                    mean_spread(results.spectrum_metric(eval, ratio).1, seeds, 4, false)
                 )
             })
             .collect();
@@ -101,15 +124,22 @@ pub fn summary(results: &Results) -> String {
     );
     for curve in results.gap_series() {
         let (method, name) = curve.label.rsplit_once(' ').expect("gap labels are `METHOD ROLE`");
-        let cells: String =
-            curve
-                .points
-                .iter()
-                .map(|&(_, m, s)| {
-                    if seeds > 1 { format!(" {m:+.2} ± {s:.2} |") } else { format!(" {m:+.2} |") }
-                })
-                .collect();
+        let cells: String = curve
+            .points
+            .iter()
+            .map(|&(_, m, s)| format!(" {} |", mean_spread((m, s), seeds, 2, true)))
+            .collect();
         let _ = writeln!(md, "| {method} | {name} |{cells}");
+    }
+    if !results.missing.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Missing cells\n\n{} cells are not in the output folder yet (a shard still running, stopped or failed); the tables above leave them out. Running the sweep or its shards again finishes them, then `nml sweep report` rebuilds this report.\n",
+            results.missing.len()
+        );
+        for cell in &results.missing {
+            let _ = writeln!(md, "- `{cell}`");
+        }
     }
     md
 }
