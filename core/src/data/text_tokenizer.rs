@@ -57,8 +57,11 @@ impl TextTokenizer {
         // The library panics on some malformed files (a string escape that is no code point, in
         // its decoder section; found by fuzzing) instead of returning its error: JSON is
         // checked first, and a panic on native builds still becomes this error.
-        serde_json::from_slice::<serde_json::Value>(bytes)
+        let json = serde_json::from_slice::<serde_json::Value>(bytes)
             .map_err(|e| bad(format!("not JSON: {e}")))?;
+        if let Some(processor) = json.get("post_processor") {
+            check_templates(processor).map_err(bad)?;
+        }
         #[cfg(not(target_arch = "wasm32"))]
         let parsed = std::panic::catch_unwind(|| Tokenizer::from_bytes(bytes))
             .map_err(|_| bad("the tokenizers library could not read it".into()))?;
@@ -129,6 +132,32 @@ impl TextTokenizer {
     }
 }
 
+/// A template post-processor (alone or in a `Sequence`) must define every special token its
+/// templates name: the library indexes them unchecked when encoding, and panics (on the page
+/// too, where no panic can be caught) where one is missing.
+fn check_templates(processor: &serde_json::Value) -> std::result::Result<(), String> {
+    if let Some(inner) = processor.get("processors").and_then(|p| p.as_array()) {
+        return inner.iter().try_for_each(check_templates);
+    }
+    if processor.get("type").and_then(|t| t.as_str()) != Some("TemplateProcessing") {
+        return Ok(());
+    }
+    let defined = processor.get("special_tokens").and_then(|t| t.as_object());
+    for template in ["single", "pair"] {
+        let pieces = processor.get(template).and_then(|t| t.as_array()).into_iter().flatten();
+        for piece in pieces {
+            let Some(token) = piece.pointer("/SpecialToken/id") else { continue };
+            let known = token.as_str().is_some_and(|t| defined.is_some_and(|d| d.contains_key(t)));
+            if !known {
+                return Err(format!(
+                    "post_processor: the {template} template names special token {token}, which its special_tokens do not define"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl TokenBatch {
     /// The ids, type ids and mask as `[rows, length]` tensors on `device`.
     pub fn tensors(&self, device: &Device) -> [Tensor<2, Int>; 3] {
@@ -194,11 +223,15 @@ mod tests {
         let crash = include_bytes!("testdata/tokenizer-fuzz-crash.json");
         let err = TextTokenizer::from_bytes(crash, "tok.json", 16).unwrap_err().to_string();
         assert!(err.contains("tok.json: not a tokenizer.json nml reads"), "{err}");
-        // One that reads but panicked the library's template when encoding.
-        let crash = include_bytes!("testdata/tokenizer-fuzz-crash-encode.json");
-        let tokenizer = TextTokenizer::from_bytes(crash, "tok.json", 16).unwrap();
-        let err = tokenizer.encode("The quick brown fox").unwrap_err().to_string();
-        assert!(err.contains("tok.json: cannot tokenise"), "{err}");
+        // Ones whose template names a special token they do not define, which panicked the
+        // library when encoding: refused when read.
+        let crash = include_str!("testdata/tokenizer-fuzz-crash-encode.json");
+        for file in
+            [crash.to_string(), tiny_bert_tokenizer().replace("\"[SEP]\": {", "\"[SUP]\": {")]
+        {
+            let err = TextTokenizer::from_bytes(file.as_bytes(), "tok.json", 16).unwrap_err();
+            assert!(err.to_string().contains("special_tokens do not define"), "{err}");
+        }
         let no_pad = tiny_bert_tokenizer().replace("[PAD]", "[NOPE]");
         let err = TextTokenizer::from_bytes(no_pad.as_bytes(), "tok.json", 16).unwrap_err();
         assert!(err.to_string().contains("no [PAD]"), "{err}");
