@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use nml_core::data::npy_file;
+use nml_core::data::{TextSource, npy_file};
+use nml_core::study::StudySuite;
 use nml_core::{FeatureSet, ImageSet};
 
 fn repo() -> PathBuf {
@@ -1019,4 +1020,45 @@ fn texts_embed_from_the_command_line() {
     assert!(!failed.status.success() && err.contains("texts.jsonl:2: the text is empty"), "{err}");
     assert!(!bad.exists());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The text preset's sets read from what scripts/fetch-data brings, with the sizes its comments
+/// give, and every split of a task names the same classes.
+#[test]
+fn text_preset_sets_have_their_documented_sizes() {
+    if fetched("bbc-news").is_none() || fetched("fine-food-reviews").is_none() {
+        return;
+    }
+    let toml = std::fs::read_to_string(repo().join("native/suites/text.toml")).unwrap();
+    let StudySuite::Text(suite) = StudySuite::from_toml(&toml, "text.toml").unwrap() else {
+        panic!("the text preset is a text suite")
+    };
+    let load = |source: &TextSource| {
+        let at_root: TextSource = format!("{}/{source}", s(&repo())).parse().unwrap();
+        at_root.load().unwrap()
+    };
+    let mut sizes = Vec::new();
+    for task in &suite.tasks {
+        let train = load(&task.train);
+        let mut splits =
+            vec![(task.train.clone(), train.clone()), (task.test.clone(), load(&task.test))];
+        splits.extend(task.ood.values().map(|o| (o.clone(), load(o))));
+        for (source, set) in &splits {
+            assert_eq!(set.class_names(), train.class_names(), "{source}");
+            assert!(set.labels().is_some(), "{source} is labelled");
+            sizes.push((task.name.clone(), set.len()));
+        }
+    }
+    let expected = [
+        ("bbc-topics", 600),
+        ("bbc-topics", 825),
+        ("bbc-topics", 825),
+        ("bbc-topics", 825),
+        ("fine-food-sentiment", 1200),
+        ("fine-food-sentiment", 567),
+        ("fine-food-sentiment", 837),
+    ];
+    let expected: Vec<(String, usize)> =
+        expected.iter().map(|(n, k)| (n.to_string(), *k)).collect();
+    assert_eq!(sizes, expected);
 }

@@ -3,6 +3,8 @@
 //! of text files (see [`TextSet::read_folder`]), then any of these, applied in order:
 //! - `|shuffle=SEED`: the rows in a seeded random order (the same on every machine);
 //! - `|rows=A..B`: rows A to B-1;
+//! - `|words=A..B`: the rows whose text has A to B-1 words (split at white space), in order: a
+//!   shift in length with the same labels;
 //! - `|part=title`, `|part=lead`, `|part=body`: of a text laid out as a news article (a title
 //!   line, then the body's paragraphs), the title, the body's first paragraph, or the body.
 //!
@@ -36,6 +38,7 @@ pub struct TextSource {
 pub enum TextStep {
     Shuffle(u64),
     Rows(Range<usize>),
+    Words(Range<usize>),
     Part(ArticlePart),
 }
 
@@ -102,6 +105,18 @@ impl TextSource {
                     }
                     set.subset(&range.clone().collect::<Vec<_>>())
                 }
+                TextStep::Words(range) => {
+                    let kept: Vec<usize> = (0..set.len())
+                        .filter(|&i| range.contains(&set.texts()[i].split_whitespace().count()))
+                        .collect();
+                    if kept.is_empty() {
+                        return Err(NmlError::Invalid(format!(
+                            "{}: no text has {}..{} words",
+                            self.text, range.start, range.end
+                        )));
+                    }
+                    set.subset(&kept)
+                }
                 TextStep::Part(part) => set.map_texts(|t| part.of(t))?,
             };
         }
@@ -128,13 +143,12 @@ impl FromStr for TextSource {
                         .parse()
                         .map(TextStep::Shuffle)
                         .map_err(|_| bad(format!("shuffle={value}: the seed is a whole number"))),
-                    "rows" => value
-                        .trim()
-                        .split_once("..")
-                        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-                        .filter(|(a, b)| a < b)
-                        .map(|(a, b)| TextStep::Rows(a..b))
+                    "rows" => range(value)
+                        .map(TextStep::Rows)
                         .ok_or_else(|| bad(format!("rows={value}: write rows=A..B with A < B"))),
+                    "words" => range(value)
+                        .map(TextStep::Words)
+                        .ok_or_else(|| bad(format!("words={value}: write words=A..B with A < B"))),
                     "part" => match value.trim() {
                         "title" => Ok(TextStep::Part(ArticlePart::Title)),
                         "lead" => Ok(TextStep::Part(ArticlePart::Lead)),
@@ -142,13 +156,20 @@ impl FromStr for TextSource {
                         other => Err(bad(format!("part={other}: use title, lead or body"))),
                     },
                     other => Err(bad(format!(
-                        "unknown step {other:?}; steps are shuffle=SEED, rows=A..B and part=title|lead|body"
+                        "unknown step {other:?}; steps are shuffle=SEED, rows=A..B, words=A..B and part=title|lead|body"
                     ))),
                 }
             })
             .collect::<Result<_>>()?;
         Ok(Self { text: text.to_string(), path: PathBuf::from(path), steps })
     }
+}
+
+/// `A..B` with A < B.
+fn range(value: &str) -> Option<Range<usize>> {
+    let (a, b) = value.trim().split_once("..")?;
+    let (a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a < b).then_some(a..b)
 }
 
 impl fmt::Display for TextSource {
@@ -216,9 +237,32 @@ mod tests {
     }
 
     #[test]
+    fn words_keeps_the_texts_of_that_length_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reviews.jsonl");
+        let rows = [("good", "great"), ("not  very\tgood", "other"), ("good food here", "great")];
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|(t, l)| serde_json::json!({ "text": t, "label": l }).to_string())
+            .collect();
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let load = |steps: &str| {
+            format!("{}{steps}", path.display()).parse::<TextSource>().unwrap().load()
+        };
+        let long = load("|words=2..10").unwrap();
+        assert_eq!(long.texts(), ["not  very\tgood", "good food here"]);
+        assert_eq!(long.labels(), Some(&[1, 0][..]));
+        assert_eq!(long.class_names(), ["great", "other"]);
+        assert_eq!(load("|words=3..4|rows=0..1").unwrap().texts(), ["not  very\tgood"]);
+        let none = load("|words=5..9").unwrap_err().to_string();
+        assert!(none.contains("no text has 5..9 words"), "{none}");
+    }
+
+    #[test]
     fn bad_sources_say_what_is_wrong() {
         let err = |s: &str| s.parse::<TextSource>().unwrap_err().to_string();
         assert!(err("x|rows=5..2").contains("rows=A..B with A < B"));
+        assert!(err("x|words=..9").contains("words=A..B with A < B"));
         assert!(err("x|part=summary").contains("use title, lead or body"));
         assert!(err("x|shuffle=a").contains("whole number"));
         assert!(err("x|lower").contains("unknown step \"lower\""));
