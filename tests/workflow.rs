@@ -113,12 +113,26 @@ fn export_spectrum_noise_tune_predict() {
     let reports: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let reports = reports.as_array().unwrap();
+    let fields = ["mode", "n", "d", "sve", "lsvr_ratio", "lsvr_neglog", "rankme", "alpha_req"];
     for field in
-        ["mode", "n", "d", "sve", "lsvr_ratio", "lsvr_neglog", "effective_rank", "singular_values"]
+        fields.into_iter().chain(["nesum", "condition_number", "retained", "singular_values"])
     {
         assert!(reports[0].get(field).is_some(), "missing {field}");
     }
     assert_eq!(reports[0]["sve"], reports[1]["sve"]);
+    let rankme = reports[0]["rankme"].as_f64().unwrap();
+    assert!((rankme - reports[0]["sve"].as_f64().unwrap().exp()).abs() < 1e-9 * rankme);
+    // A features .npy alone: the same spectrum, no labels needed.
+    let features_only = pair.split_once(',').unwrap().0;
+    let bare = dir.join("bare.json");
+    run(&["spectrum", features_only, "--out", &s(&bare), "--backend", "cpu"]);
+    let bare: serde_json::Value = serde_json::from_slice(&std::fs::read(&bare).unwrap()).unwrap();
+    assert_eq!((&bare["sve"], &bare["alpha_req"]), (&reports[1]["sve"], &reports[1]["alpha_req"]));
+    let vector = dir.join("vector.npy");
+    std::fs::write(&vector, npy_file::write_f32(&[4], &[1.0, 2.0, 3.0, 4.0])).unwrap();
+    let not_2d = nml().args(["spectrum", &s(&vector)]).output().unwrap();
+    let err = String::from_utf8_lossy(&not_2d.stderr);
+    assert!(!not_2d.status.success() && err.contains("vector.npy") && err.contains("2-D"), "{err}");
     assert_eq!(reports[0]["mode"], "paper");
     assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
     let svg = dir.join("spectrum.svg");

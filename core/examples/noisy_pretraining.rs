@@ -38,8 +38,9 @@ fn main() -> Result<()> {
         let features = |images, name| run.model.extract(images, &config.input(), name, &device);
         let (f_train, f_test, f_ood) =
             (features(&train, "train")?, features(&test, "test")?, features(&ood, "rotated")?);
-        let sve = measure(&f_test, Preprocess::Paper, GramPrecision::Auto, &device)?.sve;
-        let lsvr = measure(&f_ood, Preprocess::Paper, GramPrecision::Auto, &device)?.lsvr_neglog;
+        let sve = measure(&f_test, Preprocess::Paper, GramPrecision::Auto, &device)?.metrics.sve;
+        let lsvr =
+            measure(&f_ood, Preprocess::Paper, GramPrecision::Auto, &device)?.metrics.lsvr_neglog;
         let mut row = format!("{:>4.0}%  {sve:>8.4}  {lsvr:>14.4}", ratio * 100.0);
         for method in [Method::Lp, Method::Nmtune] {
             let config = TuneConfig { epochs: 10, ..TuneConfig::for_method(method) };

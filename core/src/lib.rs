@@ -34,9 +34,9 @@
 //! let test = features.subset(&(1200..1797).collect::<Vec<_>>(), "test");
 //! let config = TuneConfig { epochs: 3, ..TuneConfig::for_method(Method::Nmtune) };
 //! let outcome = tune(&train, &test, &[], &config, &device, &mut ())?;
-//! println!("{} labels changed, SVE {:.3}, NMTune {:.1}%", noisy.changed_count(), report.sve, outcome.report.accuracy * 100.0);
+//! println!("{} labels changed, SVE {:.3}, NMTune {:.1}%", noisy.changed_count(), report.metrics.sve, outcome.report.accuracy * 100.0);
 //! # assert_eq!(noisy.changed_count(), 180);
-//! # assert!(report.sve > 2.0 && outcome.report.accuracy > 0.8);
+//! # assert!(report.metrics.sve > 2.0 && outcome.report.accuracy > 0.8);
 //! # Ok::<(), nml_core::NmlError>(())
 //! ```
 

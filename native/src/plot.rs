@@ -79,9 +79,9 @@ impl PlotSeries {
             label: format!(
                 "{}  SVE {:.3}  LSVR {:.4} (-ln {:.3})",
                 crate::commands::spectrum::shorten(&r.name, 38),
-                r.sve,
-                r.lsvr_ratio,
-                r.lsvr_neglog
+                r.metrics.sve,
+                r.metrics.lsvr_ratio,
+                r.metrics.lsvr_neglog
             ),
             values: r.singular_values.clone(),
         }

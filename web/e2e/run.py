@@ -12,6 +12,7 @@ output folder (default web/e2e/out). Build the app first: scripts/build-web."""
 import base64
 import gzip
 import json
+import math
 import os
 import socket
 import subprocess
@@ -202,6 +203,14 @@ def main():
         assert len(lines) >= 4, f"expected A frozen, A after NMTune, B and C frozen spectra, found {len(lines)}"
         sve = driver.find_all("#spectrum-metrics .sve")
         assert len(sve) >= 4, sve
+        # The field's metrics beside the paper's: RankMe is exp(SVE); the demo's 64-d
+        # features have ranks 6 to 64 for alpha-ReQ.
+        first_sve = float(driver.text("#spectrum-metrics tr:nth-child(2) .sve"))
+        first_rankme = float(driver.text("#spectrum-metrics tr:nth-child(2) .rankme"))
+        assert abs(first_rankme - math.exp(first_sve)) < 0.01 * first_rankme, (first_sve, first_rankme)
+        for metric in ("alpha-req", "nesum", "condition"):
+            value = driver.text(f"#spectrum-metrics tr:nth-child(2) .{metric}")
+            assert value and float(value) > 0, (metric, value)
         curve = driver.find_all("#loss-curve polyline")
         assert curve, "no loss curve"
         # auto keeps to the CPU backend on a software WebGPU adapter.

@@ -221,7 +221,7 @@ mod tests {
         .unwrap();
         assert_eq!((set.n(), set.d(), set.class_names().len()), (6, 16, 2));
         assert_eq!(seen.last(), Some(&(6, 6)));
-        assert!(report.sve > 0.0);
+        assert!(report.metrics.sve > 0.0);
         let texts =
             TextSet::from_bytes(&topic_jsonl(), "topics.jsonl", TextFormat::JsonLines).unwrap();
         let native = encoder.features(&texts, 32, &device.device, &mut |_| {}).unwrap();

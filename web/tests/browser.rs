@@ -46,13 +46,14 @@ async fn tuning_on_webgpu_matches_native() {
     );
     let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
     assert!(
-        rel(on_gpu.sve, on_cpu.sve) < 1e-4 && rel(on_gpu.lsvr_ratio, on_cpu.lsvr_ratio) < 1e-4,
+        rel(on_gpu.metrics.sve, on_cpu.metrics.sve) < 1e-4
+            && rel(on_gpu.metrics.lsvr_ratio, on_cpu.metrics.lsvr_ratio) < 1e-4,
         "{} vs {}: SVE {} vs {}, LSVR {} vs {}",
         on_gpu.method,
         on_cpu.method,
-        on_gpu.sve,
-        on_cpu.sve,
-        on_gpu.lsvr_ratio,
-        on_cpu.lsvr_ratio
+        on_gpu.metrics.sve,
+        on_cpu.metrics.sve,
+        on_gpu.metrics.lsvr_ratio,
+        on_cpu.metrics.lsvr_ratio
     );
 }

@@ -91,7 +91,7 @@ async fn texts_are_embedded_in_wasm() {
         let norm: f32 = set.row(row).iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "{norm}");
     }
-    assert!(report.sve > 0.0);
+    assert!(report.metrics.sve > 0.0);
 }
 
 /// Bad files give a message naming the file; the spectrum of a real set is what the core says.
@@ -118,7 +118,7 @@ fn bad_files_are_refused_by_name() {
     let err = feature_set(&[features, labels]).err().unwrap().to_string();
     assert!(err.contains("nan.npy") && err.contains("non-finite"), "{err}");
     let good = spectrum(&parity::parity_job().test).unwrap();
-    assert!(good.sve > 1.0 && good.sve < (64f64).ln(), "{}", good.sve);
+    assert!(good.metrics.sve > 1.0 && good.metrics.sve < (64f64).ln(), "{}", good.metrics.sve);
 }
 
 /// A finished run's reply parses back on the page's side (spectra carry integer-keyed maps).

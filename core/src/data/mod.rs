@@ -71,21 +71,15 @@ impl FeatureSet {
         label_bytes: &[u8],
         label_name: &str,
     ) -> Result<FeatureSet> {
-        let features = npy_file::read_f32(feature_bytes, feature_name)?;
+        let (features, n, d) = npy_file::read_matrix(feature_bytes, feature_name)?;
         let labels = npy_file::read_i64(label_bytes, label_name)?;
-        let &[n, d] = features.shape.as_slice() else {
-            return Err(NmlError::format(
-                feature_name,
-                format!("features must be 2-D [N, D], found shape {:?}", features.shape),
-            ));
-        };
         if labels.shape != [n] {
             return Err(NmlError::format(
                 label_name,
                 format!("labels have shape {:?}; {feature_name} has {n} rows", labels.shape),
             ));
         }
-        FeatureSet::new(format!("{feature_name},{label_name}"), features.data, d, labels.data, None)
+        FeatureSet::new(format!("{feature_name},{label_name}"), features, d, labels.data, None)
     }
 
     /// Builds a feature set from safetensors bytes (see [`FeatureSet::read`]); `name` is used in

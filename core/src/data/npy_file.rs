@@ -203,6 +203,19 @@ pub fn read_f32(bytes: &[u8], name: &str) -> Result<NpyArray<f32>> {
     Ok(NpyArray { shape: h.shape, data: values })
 }
 
+/// A 2-D f32 array (as [`read_f32`] reads it) as `(values, rows, columns)`, or an error naming
+/// `name` and the shape found.
+pub fn read_matrix(bytes: &[u8], name: &str) -> Result<(Vec<f32>, usize, usize)> {
+    let array = read_f32(bytes, name)?;
+    let &[n, d] = array.shape.as_slice() else {
+        return Err(NmlError::format(
+            name,
+            format!("features must be 2-D [N, D], found shape {:?}", array.shape),
+        ));
+    };
+    Ok((array.data, n, d))
+}
+
 /// Reads an integer array (i64, i32 or u8) as i64.
 pub fn read_i64(bytes: &[u8], name: &str) -> Result<NpyArray<i64>> {
     let dtypes = [('i', 8, "int64"), ('i', 4, "int32"), ('u', 1, "uint8")];

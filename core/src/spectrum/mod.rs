@@ -25,7 +25,7 @@
 //! let report = measure(&set, Preprocess::Raw, GramPrecision::Auto, &Device::flex())?;
 //! assert_eq!(report.singular_values.len(), 3);
 //! assert!(report.singular_values[2] < 1e-6, "rank two");
-//! assert!(report.sve > 0.0 && report.lsvr_ratio > 0.5);
+//! assert!(report.metrics.sve > 0.0 && report.metrics.lsvr_ratio > 0.5);
 //! # Ok::<(), nml_core::NmlError>(())
 //! ```
 
@@ -36,13 +36,14 @@ mod preprocess;
 mod verify;
 
 pub use eigen::{ThinSvd, thin_svd};
+pub use metrics::SpectralMetrics;
 pub use preprocess::Preprocess;
 #[doc(hidden)]
 pub use {eigen::eigenvalues_desc, gram::gram_f64, verify::gram_error_bound};
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::data::FeatureSet;
@@ -87,14 +88,9 @@ pub struct SpectrumReport {
     pub mode: Preprocess,
     pub n: usize,
     pub d: usize,
-    /// Singular Value Entropy, -sum p_i ln p_i with p_i = s_i / sum s.
-    pub sve: f64,
-    /// s_1 / sum s (a share in (0, 1]).
-    pub lsvr_ratio: f64,
-    /// -ln(s_1 / sum s), the form the paper plots.
-    pub lsvr_neglog: f64,
-    /// exp(SVE).
-    pub effective_rank: f64,
+    /// SVE, LSVR and the field's other metrics (written beside the other fields in JSON).
+    #[serde(flatten)]
+    pub metrics: SpectralMetrics,
     /// Share of the k largest singular values, for k = 1, 5, 10, 50.
     pub top_k_share: BTreeMap<usize, f64>,
     /// All min(N, D) singular values, descending.
@@ -121,10 +117,7 @@ impl SpectrumReport {
             mode,
             n,
             d,
-            sve: metrics::sve(&singular_values),
-            lsvr_ratio: metrics::lsvr_ratio(&singular_values),
-            lsvr_neglog: metrics::lsvr_neglog(&singular_values),
-            effective_rank: metrics::effective_rank(&singular_values),
+            metrics: SpectralMetrics::of(&singular_values, n, d),
             top_k_share,
             singular_values,
             method: method.to_string(),
@@ -213,13 +206,46 @@ pub async fn measure_async(
     precision: GramPrecision,
     device: &Device,
 ) -> Result<SpectrumReport> {
+    measure_matrix_async(set.name(), set.features(), set.n(), set.d(), mode, precision, device)
+        .await
+}
+
+/// Measures the spectrum of an `n` x `d` row-major matrix: features without labels, which a
+/// spectrum does not need.
+pub fn measure_matrix(
+    name: &str,
+    features: &[f32],
+    n: usize,
+    d: usize,
+    mode: Preprocess,
+    precision: GramPrecision,
+    device: &Device,
+) -> Result<SpectrumReport> {
+    blocking(measure_matrix_async(name, features, n, d, mode, precision, device))
+}
+
+/// [`measure_matrix`] for devices that can only be read asynchronously.
+pub async fn measure_matrix_async(
+    name: &str,
+    features: &[f32],
+    n: usize,
+    d: usize,
+    mode: Preprocess,
+    precision: GramPrecision,
+    device: &Device,
+) -> Result<SpectrumReport> {
+    check_not_empty(n, d)?;
+    if features.len() != n * d {
+        return Err(NmlError::Invalid(format!(
+            "{name}: {} values are not an {n} x {d} matrix",
+            features.len()
+        )));
+    }
     // Where the spectrum is taken on the host anyway, the features are read where they lie:
     // a tensor of them would only be copied back out.
-    let (n, d) = (set.n(), set.d());
-    check_not_empty(n, d)?;
     let on_host = precision == GramPrecision::Exact || crate::device::is_host(device);
     let (values, method) = if on_host || d <= n {
-        let values = mode.applied_host(set.features(), n, d);
+        let values = mode.applied_host(features, n, d);
         if on_host {
             host_spectrum(values, n, d, mode, precision).await?
         } else {
@@ -229,9 +255,10 @@ pub async fn measure_async(
                 .await?
         }
     } else {
-        by_precision(set.features_tensor(device), mode, precision).await?
+        let x = Tensor::from_data(TensorData::new(features.to_vec(), [n, d]), device);
+        by_precision(x, mode, precision).await?
     };
-    Ok(SpectrumReport::from_singular_values(set.name(), mode, n, d, values, method))
+    Ok(SpectrumReport::from_singular_values(name, mode, n, d, values, method))
 }
 
 #[cfg(test)]

@@ -134,11 +134,16 @@ fn paper_mode_matches_an_f64_reference() {
     assert_eq!(method, "gram-f32-blocks-host");
     assert_eq!(*fast_values.last().unwrap(), 0.0);
     assert!(rel(metrics::sve(&fast_values), metrics::sve(&r)) < 1e-4);
-    assert!(rel(report.sve, metrics::sve(&r)) < 1e-4, "{} vs {}", report.sve, metrics::sve(&r));
-    assert!(rel(report.lsvr_ratio, metrics::lsvr_ratio(&r)) < 1e-4);
+    assert!(
+        rel(report.metrics.sve, metrics::sve(&r)) < 1e-4,
+        "{} vs {}",
+        report.metrics.sve,
+        metrics::sve(&r)
+    );
+    assert!(rel(report.metrics.lsvr_ratio, metrics::lsvr_ratio(&r)) < 1e-4);
     assert_eq!(report.mode, Preprocess::Paper);
-    assert!((report.effective_rank - report.sve.exp()).abs() < 1e-9);
-    assert!((report.lsvr_neglog + report.lsvr_ratio.ln()).abs() < 1e-12);
+    assert!((report.metrics.rankme - report.metrics.sve.exp()).abs() < 1e-9);
+    assert!((report.metrics.lsvr_neglog + report.metrics.lsvr_ratio.ln()).abs() < 1e-12);
 }
 
 /// The benchmark's features in the paper mode: the modelled rounding bound rejects the
@@ -228,12 +233,15 @@ fn feature_sets_on_a_gpu_meet_the_guarantee() {
             let report = measure(&set, mode, precision, &gpu).unwrap();
             assert_eq!(report.singular_values.len(), d);
             assert!(
-                rel(report.sve, exact.sve) < 1e-4,
+                rel(report.metrics.sve, exact.metrics.sve) < 1e-4,
                 "{mode:?} {precision:?}: SVE {} vs {}",
-                report.sve,
-                exact.sve
+                report.metrics.sve,
+                exact.metrics.sve
             );
-            assert!(rel(report.lsvr_ratio, exact.lsvr_ratio) < 1e-4, "{mode:?} {precision:?}");
+            assert!(
+                rel(report.metrics.lsvr_ratio, exact.metrics.lsvr_ratio) < 1e-4,
+                "{mode:?} {precision:?}"
+            );
         }
     }
 }
@@ -251,8 +259,8 @@ fn centered_mode_removes_the_mean_direction() {
     let centred =
         measure_tensor(tensor(&x, n, d, &device), "x", Preprocess::Centered, GramPrecision::Auto)
             .unwrap();
-    assert!(raw.lsvr_ratio > 0.9, "{}", raw.lsvr_ratio);
-    assert!(centred.lsvr_ratio < 0.3, "{}", centred.lsvr_ratio);
+    assert!(raw.metrics.lsvr_ratio > 0.9, "{}", raw.metrics.lsvr_ratio);
+    assert!(centred.metrics.lsvr_ratio < 0.3, "{}", centred.metrics.lsvr_ratio);
 }
 
 #[test]
@@ -290,8 +298,13 @@ fn wgpu_agrees_with_cpu() {
             .unwrap();
         let on_gpu =
             measure_tensor(tensor(&x, n, d, &gpu), "x", mode, GramPrecision::Fast).unwrap();
-        assert!(rel(on_gpu.sve, cpu.sve) < 1e-4, "{mode:?}: {} vs {}", on_gpu.sve, cpu.sve);
-        assert!(rel(on_gpu.lsvr_ratio, cpu.lsvr_ratio) < 1e-4, "{mode:?}");
+        assert!(
+            rel(on_gpu.metrics.sve, cpu.metrics.sve) < 1e-4,
+            "{mode:?}: {} vs {}",
+            on_gpu.metrics.sve,
+            cpu.metrics.sve
+        );
+        assert!(rel(on_gpu.metrics.lsvr_ratio, cpu.metrics.lsvr_ratio) < 1e-4, "{mode:?}");
     }
     let (gpu_values, _) = singular_values(tensor(&x, n, d, &gpu), GramPrecision::Auto).unwrap();
     assert!(rel(metrics::sve(&gpu_values), metrics::sve(&r)) < 1e-4);
@@ -319,8 +332,8 @@ proptest! {
             let base = measure_tensor(tensor(&x, n, d, &device), "x", mode, GramPrecision::Auto).unwrap();
             for other in [&scaled, &permuted] {
                 let m = measure_tensor(tensor(other, n, d, &device), "x", mode, GramPrecision::Auto).unwrap();
-                prop_assert!(rel(m.sve, base.sve) < 1e-4, "{:?} SVE {} vs {}", mode, m.sve, base.sve);
-                prop_assert!(rel(m.lsvr_ratio, base.lsvr_ratio) < 1e-4, "{:?} LSVR {} vs {}", mode, m.lsvr_ratio, base.lsvr_ratio);
+                prop_assert!(rel(m.metrics.sve, base.metrics.sve) < 1e-4, "{:?} SVE {} vs {}", mode, m.metrics.sve, base.metrics.sve);
+                prop_assert!(rel(m.metrics.lsvr_ratio, base.metrics.lsvr_ratio) < 1e-4, "{:?} LSVR {} vs {}", mode, m.metrics.lsvr_ratio, base.metrics.lsvr_ratio);
             }
         }
     }
@@ -379,13 +392,64 @@ fn issue_sized_gram_on_wgpu() {
     let (exact, exact_seconds) = timed(GramPrecision::Exact);
     for precision in [GramPrecision::Fast, GramPrecision::Auto] {
         let (report, seconds) = timed(precision);
-        let sve = (report.sve - exact.sve).abs() / exact.sve;
-        let lsvr = (report.lsvr_ratio - exact.lsvr_ratio).abs() / exact.lsvr_ratio;
+        let sve = (report.metrics.sve - exact.metrics.sve).abs() / exact.metrics.sve;
+        let lsvr =
+            (report.metrics.lsvr_ratio - exact.metrics.lsvr_ratio).abs() / exact.metrics.lsvr_ratio;
         eprintln!(
             "{precision:?} ({}): {seconds:.1} s, SVE within {sve:.1e}, LSVR within {lsvr:.1e} (exact path {exact_seconds:.1} s)",
             report.method
         );
         assert_eq!(report.method, "gram-f32-device");
         assert!(sve < 1e-4 && lsvr < 1e-4, "{precision:?}: SVE {sve:e}, LSVR {lsvr:e}");
+    }
+}
+
+/// The metrics against a numpy transcription of their definitions (and of alpha-ReQ's authors'
+/// fit), from `scripts/make-spectrum-metric-fixtures`: of the same singular values to 1e-9,
+/// and measured from the features in the paper mode to 1e-5 (exact) and 1e-4 (auto).
+#[test]
+fn metrics_match_a_numpy_transcription() {
+    let fixtures: serde_json::Value =
+        serde_json::from_str(include_str!("testdata/metric-fixtures.json")).unwrap();
+    let close = |got: &SpectralMetrics, want: &serde_json::Value, tol: f64, case: &str| {
+        let pairs = [
+            ("sve", Some(got.sve)),
+            ("lsvr_ratio", Some(got.lsvr_ratio)),
+            ("lsvr_neglog", Some(got.lsvr_neglog)),
+            ("rankme", Some(got.rankme)),
+            ("alpha_req", got.alpha_req),
+            ("nesum", got.nesum),
+            ("condition_number", got.condition_number),
+        ];
+        for (key, value) in pairs {
+            match (value, want[key].as_f64()) {
+                (Some(v), Some(w)) => assert!(rel(v, w) < tol, "{case}: {key} {v} vs numpy {w}"),
+                (None, None) => {}
+                (v, w) => panic!("{case}: {key} {v:?} vs numpy {w:?}"),
+            }
+        }
+        assert_eq!(got.retained as u64, want["retained"].as_u64().unwrap(), "{case}");
+    };
+    let cases = fixtures["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 4);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let (n, d) = (case["n"].as_u64().unwrap() as usize, case["d"].as_u64().unwrap() as usize);
+        let s: Vec<f64> = case["singular_values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        close(&SpectralMetrics::of(&s, n, d), &case["expected"], 1e-9, name);
+        if let Some(features) = case["features"].as_array() {
+            let x: Vec<f32> = features.iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            for (precision, tol) in [(GramPrecision::Exact, 1e-5), (GramPrecision::Auto, 1e-4)] {
+                let report =
+                    measure_matrix(name, &x, n, d, Preprocess::Paper, precision, &Device::flex())
+                        .unwrap();
+                close(&report.metrics, &case["expected"], tol, name);
+            }
+        }
     }
 }

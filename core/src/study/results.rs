@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::suite::{FinetuneSuite, StudySuite};
 use crate::error::{NmlError, Result};
 use crate::io::write_atomic;
+use crate::spectrum::SpectralMetrics;
+use crate::spectrum::metrics::Metric;
 use crate::tune::Role;
 
 /// One number of the study, with everything that produced it.
@@ -28,12 +30,16 @@ pub struct ResultRow {
     pub fraction: f64,
     pub accuracy: f64,
     /// Of the evaluation set's features from the pre-trained encoder (paper mode).
-    pub sve: f64,
-    pub lsvr_ratio: f64,
-    pub lsvr_neglog: f64,
+    #[serde(flatten)]
+    pub metrics: SpectralMetrics,
     pub pretrain_noise_rate: f64,
     pub pretrain_train_accuracy: f64,
     pub tune_seconds: f64,
+}
+
+/// A metric that may be ill-defined: empty in CSV where it is.
+fn optional(value: Option<f64>) -> String {
+    value.map(|v| format!("{v:.6}")).unwrap_or_default()
 }
 
 /// An evaluation of a task: `(task, role, eval)`.
@@ -111,6 +117,10 @@ impl Results {
                 "sve",
                 "lsvr_ratio",
                 "lsvr_neglog",
+                "rankme",
+                "alpha_req",
+                "nesum",
+                "condition_number",
                 "pretrain_noise_rate",
                 "pretrain_train_accuracy",
                 "tune_seconds",
@@ -128,9 +138,13 @@ impl Results {
                     r.method.clone(),
                     r.fraction.to_string(),
                     format!("{:.6}", r.accuracy),
-                    format!("{:.6}", r.sve),
-                    format!("{:.6}", r.lsvr_ratio),
-                    format!("{:.6}", r.lsvr_neglog),
+                    format!("{:.6}", r.metrics.sve),
+                    format!("{:.6}", r.metrics.lsvr_ratio),
+                    format!("{:.6}", r.metrics.lsvr_neglog),
+                    format!("{:.6}", r.metrics.rankme),
+                    optional(r.metrics.alpha_req),
+                    optional(r.metrics.nesum),
+                    optional(r.metrics.condition_number),
                     format!("{:.6}", r.pretrain_noise_rate),
                     format!("{:.6}", r.pretrain_train_accuracy),
                     format!("{:.3}", r.tune_seconds),
@@ -229,25 +243,31 @@ impl Results {
     /// The frozen features' spectrum metric the paper reads for a role: SVE in domain, -ln LSVR
     /// out of domain; with its name.
     pub fn spectrum_metric(&self, eval: &Eval, ratio: f64) -> (&'static str, (f64, f64)) {
-        let (name, value): (&str, fn(&ResultRow) -> f64) = match eval.1 {
-            Role::Id => ("SVE", |r| r.sve),
-            Role::Ood => ("-ln LSVR", |r| r.lsvr_neglog),
+        let metric = match eval.1 {
+            Role::Id => Metric::Sve,
+            Role::Ood => Metric::LsvrNeglog,
         };
+        (metric.name(), self.spectral(eval, ratio, metric))
+    }
+
+    /// A spectral metric of an evaluation's frozen features after pre-training at `ratio`:
+    /// mean and spread over the seeds where it is defined (NaN where none).
+    pub fn spectral(&self, eval: &Eval, ratio: f64, metric: Metric) -> (f64, f64) {
         let first = &self.head_methods()[0];
         let full = self.full_fraction();
-        (
-            name,
-            self.over_seeds(
-                |r| {
-                    r.task == eval.0
-                        && r.eval == eval.2
-                        && r.ratio == ratio
-                        && &r.method == first
-                        && r.fraction == full
-                },
-                value,
-            ),
-        )
+        let values: Vec<f64> = self
+            .rows
+            .iter()
+            .filter(|r| {
+                r.task == eval.0
+                    && r.eval == eval.2
+                    && r.ratio == ratio
+                    && &r.method == first
+                    && r.fraction == full
+            })
+            .filter_map(|r| metric.of(&r.metrics))
+            .collect();
+        mean_std(&values)
     }
 
     /// The paper's Figure 4: for `method`, the mean over every evaluation of `role` of the
@@ -406,13 +426,13 @@ impl Results {
                 "sve_vs_noise",
                 "SVE of in-domain features vs pre-training noise",
                 "SVE",
-                self.series_over_ratio(Role::Id, |r| r.sve, false),
+                self.series_over_ratio(Role::Id, |r| r.metrics.sve, false),
             ),
             over(
                 "lsvr_vs_noise",
                 "LSVR of out-of-domain features vs pre-training noise",
                 "-ln(s1 / Σ s)",
-                self.series_over_ratio(Role::Ood, |r| r.lsvr_neglog, false),
+                self.series_over_ratio(Role::Ood, |r| r.metrics.lsvr_neglog, false),
             ),
             Figure {
                 file: "accuracy_vs_fraction",

@@ -733,9 +733,7 @@ impl<'a> RunCells<'a> {
                 method: method.to_string(),
                 fraction,
                 accuracy,
-                sve: spectrum.sve,
-                lsvr_ratio: spectrum.lsvr_ratio,
-                lsvr_neglog: spectrum.lsvr_neglog,
+                metrics: spectrum.metrics.clone(),
                 pretrain_noise_rate: self.noise_rate,
                 pretrain_train_accuracy: self.train_accuracy,
                 tune_seconds: seconds,
@@ -942,7 +940,9 @@ ood = {{ short = "{}|rows=20..30" }}
         let results = run_text_study(&suite, &options, &mut first).unwrap();
         // Two runs x (LP + LoRA) x (test + short).
         assert_eq!((results.rows.len(), first.0), (8, 4));
-        assert!(results.rows.iter().all(|r| (0.0..=1.0).contains(&r.accuracy) && r.sve > 0.0));
+        assert!(
+            results.rows.iter().all(|r| (0.0..=1.0).contains(&r.accuracy) && r.metrics.sve > 0.0)
+        );
         let clean_lp = results
             .rows
             .iter()
@@ -956,7 +956,7 @@ ood = {{ short = "{}|rows=20..30" }}
         let numbers = |r: &Results| -> Vec<(f64, String, String, f64, f64)> {
             r.rows
                 .iter()
-                .map(|r| (r.ratio, r.eval.clone(), r.method.clone(), r.accuracy, r.sve))
+                .map(|r| (r.ratio, r.eval.clone(), r.method.clone(), r.accuracy, r.metrics.sve))
                 .collect()
         };
         assert_eq!(numbers(&reused), numbers(&results));

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::FeatureSet;
 use crate::error::{NmlError, Result};
 use crate::readback::blocking;
-use crate::spectrum::{self, GramPrecision, Preprocess, SpectrumReport};
+use crate::spectrum::{self, GramPrecision, Preprocess, SpectralMetrics, SpectrumReport};
 use crate::train::Observer;
 
 /// Whether an evaluation set is the task's own test set or a shifted one.
@@ -77,21 +77,13 @@ pub struct SpectrumChange {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpectrumSummary {
     pub mode: Preprocess,
-    pub sve: f64,
-    pub lsvr_ratio: f64,
-    pub lsvr_neglog: f64,
-    pub effective_rank: f64,
+    #[serde(flatten)]
+    pub metrics: SpectralMetrics,
 }
 
 impl From<&SpectrumReport> for SpectrumSummary {
     fn from(r: &SpectrumReport) -> Self {
-        Self {
-            mode: r.mode,
-            sve: r.sve,
-            lsvr_ratio: r.lsvr_ratio,
-            lsvr_neglog: r.lsvr_neglog,
-            effective_rank: r.effective_rank,
-        }
+        Self { mode: r.mode, metrics: r.metrics.clone() }
     }
 }
 

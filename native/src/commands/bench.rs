@@ -239,10 +239,10 @@ fn spectrum(target: &ComputeDevice, quick: bool) -> Result<String> {
             out,
             "| {n} x {d} | {t:.3} s | {} | {:.1e} | {:.1e} | {t_exact:.3} s | {t_fast:.3} s | {:.1e} | {:.1e} |",
             report.method,
-            relative(report.sve, exact.sve),
-            relative(report.lsvr_ratio, exact.lsvr_ratio),
-            relative(fast.sve, exact.sve),
-            relative(fast.lsvr_ratio, exact.lsvr_ratio)
+            relative(report.metrics.sve, exact.metrics.sve),
+            relative(report.metrics.lsvr_ratio, exact.metrics.lsvr_ratio),
+            relative(fast.metrics.sve, exact.metrics.sve),
+            relative(fast.metrics.lsvr_ratio, exact.metrics.lsvr_ratio)
         );
     }
     out.push('\n');

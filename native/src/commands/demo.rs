@@ -122,10 +122,10 @@ pub fn run(args: Args) -> Result<()> {
             r.accuracy * 100.0,
             r.ood["opencv-digits"] * 100.0,
             r.ood["sklearn-digits"] * 100.0,
-            id.before.sve,
-            id.after.sve,
-            ocv.before.lsvr_ratio,
-            ocv.after.lsvr_ratio,
+            id.before.metrics.sve,
+            id.after.metrics.sve,
+            ocv.before.metrics.lsvr_ratio,
+            ocv.after.metrics.lsvr_ratio,
             r.seconds
         );
     }

@@ -1,9 +1,11 @@
 //! `nml spectrum`: singular values, SVE and LSVR of feature sets; JSON and a plot.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nml_core::Result;
-use nml_core::spectrum::{GramPrecision, Preprocess, SpectrumReport, measure};
+use nml_core::data::npy_file;
+use nml_core::io::read_file;
+use nml_core::spectrum::{GramPrecision, Preprocess, SpectrumReport, measure, measure_matrix};
 
 use super::write_json;
 use crate::args::BackendArg;
@@ -12,7 +14,8 @@ use crate::sets::read_features;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Feature sets: `set.safetensors` or `features.npy,labels.npy`.
+    /// Feature sets: `set.safetensors`, `features.npy,labels.npy`, or a bare `features.npy`
+    /// (N x D; a spectrum needs no labels).
     #[arg(required = true)]
     features: Vec<String>,
     /// paper (rows L2-normalised, then row-centred), centered (columns centred) or raw.
@@ -33,22 +36,43 @@ pub struct Args {
 
 pub fn print_table(reports: &[SpectrumReport]) {
     println!(
-        "{:<40} {:>7} {:>6} {:>8} {:>9} {:>10} {:>9} {:>15}",
-        "features", "n", "d", "SVE", "eff.rank", "LSVR s1/Σ", "-ln LSVR", "method"
+        "{:<40} {:>7} {:>6} {:>8} {:>10} {:>9} {:>8} {:>7} {:>8} {:>10} {:>15}",
+        "features",
+        "n",
+        "d",
+        "SVE",
+        "LSVR s1/Σ",
+        "-ln LSVR",
+        "RankMe",
+        "α-ReQ",
+        "NESum",
+        "condition",
+        "method"
     );
+    let optional =
+        |v: Option<f64>, digits: usize| v.map_or("–".into(), |v| format!("{v:.digits$}"));
     for r in reports {
+        let m = &r.metrics;
         println!(
-            "{:<40} {:>7} {:>6} {:>8.4} {:>9.2} {:>10.5} {:>9.4} {:>15}",
+            "{:<40} {:>7} {:>6} {:>8.4} {:>10.5} {:>9.4} {:>8.2} {:>7} {:>8} {:>10} {:>15}",
             shorten(&r.name, 40),
             r.n,
             r.d,
-            r.sve,
-            r.effective_rank,
-            r.lsvr_ratio,
-            r.lsvr_neglog,
+            m.sve,
+            m.lsvr_ratio,
+            m.lsvr_neglog,
+            m.rankme,
+            optional(m.alpha_req, 3),
+            optional(m.nesum, 2),
+            optional(m.condition_number, 1),
             r.method
         );
     }
+}
+
+/// A features `.npy` named alone, without its labels' file.
+fn is_bare_npy(spec: &str) -> bool {
+    !spec.contains(',') && spec.ends_with(".npy")
 }
 
 pub fn shorten(s: &str, width: usize) -> String {
@@ -65,10 +89,15 @@ pub fn run(args: Args) -> Result<()> {
     let device = args.backend.device()?;
     let mut reports = Vec::new();
     for spec in &args.features {
-        let set = read_features(spec)?;
         let start = std::time::Instant::now();
-        let report = measure(&set, args.mode, args.precision, &device.device)?;
-        eprintln!("{spec}: {} x {} in {:.2} s", set.n(), set.d(), start.elapsed().as_secs_f64());
+        let report = if is_bare_npy(spec) {
+            let (values, n, d) = npy_file::read_matrix(&read_file(Path::new(spec))?, spec)?;
+            measure_matrix(spec, &values, n, d, args.mode, args.precision, &device.device)?
+        } else {
+            measure(&read_features(spec)?, args.mode, args.precision, &device.device)?
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        eprintln!("{spec}: {} x {} in {seconds:.2} s", report.n, report.d);
         reports.push(report);
     }
     println!("mode: {}", args.mode.name());

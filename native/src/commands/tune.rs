@@ -318,10 +318,10 @@ pub fn print_report(r: &TuneReport) {
             "  {:<4} {:<24} SVE {:.4} -> {:.4}   LSVR {:.5} -> {:.5}",
             s.role.name(),
             super::spectrum::shorten(&s.set, 24),
-            s.before.sve,
-            s.after.sve,
-            s.before.lsvr_ratio,
-            s.after.lsvr_ratio
+            s.before.metrics.sve,
+            s.after.metrics.sve,
+            s.before.metrics.lsvr_ratio,
+            s.after.metrics.lsvr_ratio
         );
     }
     if let Some(best) = r.best_epoch {

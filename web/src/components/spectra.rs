@@ -94,9 +94,26 @@ pub fn spectra(props: &SpectraProps) -> Html {
                     <th title="Singular Value Entropy: -Σ p_i ln p_i with p_i = s_i / Σ s_j (higher: a richer, less concentrated spectrum; the paper reads it on in-domain data)">{ "SVE" }</th>
                     <th title="Largest Singular Value Ratio: s_1 / Σ s_j (higher: one direction dominates; the paper reads it on out-of-domain data)">{ "LSVR" }</th>
                     <th title="-ln(s_1 / Σ s_j), the form the paper plots">{ "-ln LSVR" }</th>
+                    <th title="RankMe: exp(SVE), the number of equally strong directions with the same entropy">{ "RankMe" }</th>
+                    <th title="alpha-ReQ: the power-law decay λ_k ∝ k^-α of the eigenvalues λ = s², fitted over ranks 6 to 100 as its authors fit it (– where fewer than two such ranks are retained)">{ "α-ReQ" }</th>
+                    <th title="NESum: Σ λ_i / λ_1, the stable rank of the features">{ "NESum" }</th>
+                    <th title="s_1 / s_r over the retained spectrum (values above s_1 · max(N, D) · ε_f32)">{ "condition" }</th>
                 </tr>
-                { for shown.iter().map(|(name, r)| html! {
-                    <tr><td>{ name.clone() }</td><td class="sve">{ format!("{:.4}", r.sve) }</td><td>{ format!("{:.5}", r.lsvr_ratio) }</td><td>{ format!("{:.4}", r.lsvr_neglog) }</td></tr>
+                { for shown.iter().map(|(name, r)| {
+                    let m = &r.metrics;
+                    let optional = |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
+                    html! {
+                        <tr>
+                            <td>{ name.clone() }</td>
+                            <td class="sve">{ format!("{:.4}", m.sve) }</td>
+                            <td>{ format!("{:.5}", m.lsvr_ratio) }</td>
+                            <td>{ format!("{:.4}", m.lsvr_neglog) }</td>
+                            <td class="rankme">{ format!("{:.2}", m.rankme) }</td>
+                            <td class="alpha-req">{ optional(m.alpha_req, 3) }</td>
+                            <td class="nesum">{ optional(m.nesum, 2) }</td>
+                            <td class="condition">{ optional(m.condition_number, 1) }</td>
+                        </tr>
+                    }
                 }) }
             </table>
         </section>

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use nml_core::Result;
 use nml_core::io::write_atomic;
+use nml_core::spectrum::metrics::Metric;
 use nml_core::study::Results;
 use nml_core::tune::Role;
 
@@ -93,6 +94,25 @@ pub fn summary(results: &Results) -> String {
             })
             .collect();
         let _ = writeln!(md, "| {} | {} ({}) | {metric} |{cells}", eval.0, eval.2, eval.1.name());
+    }
+    let _ = writeln!(
+        md,
+        "\n## The field's other spectral metrics\n\nOf the same frozen features and spectrum (paper mode), on every evaluation: RankMe = exp(SVE); alpha-ReQ, the power-law decay of the eigenvalues s² over ranks 6 to 100 (higher = faster decay); NESum = Σ s_i² / s_1², the stable rank; the condition number s_1 / s_r of the retained spectrum. Definitions: docs/guide/spectrum.md.\n\n| task | eval | metric |{header}\n|---|---|---|{rule}"
+    );
+    for eval in &evals {
+        for metric in [Metric::RankMe, Metric::AlphaReq, Metric::Nesum, Metric::ConditionNumber] {
+            let digits = if metric == Metric::AlphaReq { 4 } else { 2 };
+            let cells: String = suite
+                .ratios()
+                .iter()
+                .map(|&ratio| {
+                    let value = results.spectral(eval, ratio, metric);
+                    format!(" {} |", mean_spread(value, seeds, digits, false))
+                })
+                .collect();
+            let name = metric.name();
+            let _ = writeln!(md, "| {} | {} ({}) | {name} |{cells}", eval.0, eval.2, eval.1.name());
+        }
     }
     let fractions = &suite.tune().fractions;
     let _ = writeln!(
