@@ -504,6 +504,9 @@ ood = { rotated = "starter:mnist@900..1100|rotate=30" }
         "accuracy_vs_fraction.png",
         "gap_vs_noise.png",
         "gap_vs_noise.svg",
+        "accuracy_vs_sve.png",
+        "accuracy_vs_alpha_req.svg",
+        "accuracy_vs_condition_number.png",
     ] {
         assert!(out.join(file).exists(), "{file} missing");
     }
@@ -517,6 +520,11 @@ ood = { rotated = "starter:mnist@900..1100|rotate=30" }
         assert!(figure4.contains(row), "{row} missing from {figure4}");
     }
     assert!(csv.contains("\ncontrastive,0.3,") && csv.contains("\nsupervised,0,"), "{csv}");
+    assert!(csv.lines().next().unwrap().contains(",rankme,alpha_req,nesum,condition_number,"));
+    let predicts = summary.split("Which spectral metric predicts transfer").nth(1).unwrap();
+    for line in ["| SVE | 4 |", "| -ln LSVR | 4 |", "Best pooled: "] {
+        assert!(predicts.contains(line), "{line} missing from {predicts}");
+    }
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert!(

@@ -154,6 +154,16 @@ pub fn spectrum_plot(path: &Path, title: &str, series: &[PlotSeries]) -> Result<
     render(path, &SpectrumFigure { title, series })
 }
 
+/// A tick's number, short: four decimals at most (trailing zeros dropped), or scientific
+/// notation far from 1.
+fn tick_label(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e6) {
+        return format!("{v:.2e}");
+    }
+    let fixed = format!("{v:.4}");
+    fixed.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// Several labelled lines over one x axis (optionally log-scale), e.g. accuracy against noise;
 /// a point's spread is drawn as an error bar when it is non-zero.
 pub struct LineFigure<'a> {
@@ -162,6 +172,8 @@ pub struct LineFigure<'a> {
     pub y_label: &'a str,
     pub series: &'a [Curve],
     pub log_x: bool,
+    /// Points alone, unjoined.
+    pub scatter: bool,
 }
 
 impl<'a> From<&'a StudyFigure> for LineFigure<'a> {
@@ -172,6 +184,7 @@ impl<'a> From<&'a StudyFigure> for LineFigure<'a> {
             y_label: f.y_label,
             series: &f.series,
             log_x: f.log_x,
+            scatter: f.scatter,
         }
     }
 }
@@ -199,13 +212,7 @@ impl Figure for LineFigure<'_> {
         let pad_x = ((x1 - x0) * 0.05).max(1e-6);
         let pad_y = ((y1 - y0) * 0.08).max(1e-6);
         let log_x = self.log_x;
-        let x_format = move |v: &f64| {
-            if log_x {
-                format!("{}", (10f64.powf(*v) * 1000.0).round() / 1000.0)
-            } else {
-                format!("{v}")
-            }
-        };
+        let x_format = move |v: &f64| tick_label(if log_x { 10f64.powf(*v) } else { *v });
         let mut chart = ChartBuilder::on(&area)
             .caption(self.title, ("sans-serif", 24))
             .margin(16)
@@ -233,19 +240,23 @@ impl Figure for LineFigure<'_> {
                 .filter(|p| p.1.is_finite())
                 .map(|p| (self.axis_x(p.0), p.1, p.2))
                 .collect();
-            chart
-                .draw_series(LineSeries::new(
+            let dots = |radius| {
+                points.iter().map(move |p| Circle::new((p.0, p.1), radius, color.filled()))
+            };
+            let drawn = if self.scatter {
+                chart.draw_series(dots(4))
+            } else {
+                chart.draw_series(LineSeries::new(
                     points.iter().map(|p| (p.0, p.1)),
                     color.stroke_width(2),
                 ))
-                .map_err(plot_error)?
-                .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-                });
-            chart
-                .draw_series(points.iter().map(|p| Circle::new((p.0, p.1), 3, color.filled())))
-                .map_err(plot_error)?;
+            };
+            drawn.map_err(plot_error)?.label(s.label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
+            if !self.scatter {
+                chart.draw_series(dots(3)).map_err(plot_error)?;
+            }
             let bars = points.iter().filter(|p| p.2 > 0.0).map(|&(x, m, e)| {
                 PathElement::new(vec![(x, m - e), (x, m + e)], color.stroke_width(1))
             });
@@ -260,5 +271,23 @@ impl Figure for LineFigure<'_> {
             .draw()
             .map_err(plot_error)?;
         area.present().map_err(plot_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick_label;
+
+    /// Axis numbers never show floating-point residue: ticks are sums of f64 steps, which
+    /// print as 5.300000000005 where 5.3 is meant.
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(tick_label(5.300_000_000_000_5), "5.3");
+        assert_eq!(tick_label(10.0), "10");
+        assert_eq!(tick_label(0.125), "0.125");
+        assert_eq!(tick_label(0.0), "0");
+        assert_eq!(tick_label(-2.5), "-2.5");
+        assert_eq!(tick_label(2.0e-5), "2.00e-5");
+        assert_eq!(tick_label(4_030_000.0), "4.03e6");
     }
 }

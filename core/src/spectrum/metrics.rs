@@ -101,6 +101,34 @@ impl Metric {
         }
     }
 
+    /// The file stem of the sweep's scatter plot of accuracy against it.
+    pub fn scatter_file(self) -> &'static str {
+        match self {
+            Self::Sve => "accuracy_vs_sve",
+            Self::LsvrNeglog => "accuracy_vs_lsvr",
+            Self::RankMe => "accuracy_vs_rankme",
+            Self::AlphaReq => "accuracy_vs_alpha_req",
+            Self::Nesum => "accuracy_vs_nesum",
+            Self::ConditionNumber => "accuracy_vs_condition_number",
+        }
+    }
+
+    /// That plot's title.
+    pub fn scatter_title(self) -> &'static str {
+        match self {
+            Self::Sve => "Accuracy against SVE of the frozen features, a point per cell",
+            Self::LsvrNeglog => {
+                "Accuracy against -ln LSVR of the frozen features, a point per cell"
+            }
+            Self::RankMe => "Accuracy against RankMe of the frozen features, a point per cell",
+            Self::AlphaReq => "Accuracy against alpha-ReQ of the frozen features, a point per cell",
+            Self::Nesum => "Accuracy against NESum of the frozen features, a point per cell",
+            Self::ConditionNumber => {
+                "Accuracy against the condition number of the frozen features, a point per cell"
+            }
+        }
+    }
+
     /// Its value in `metrics`, `None` where it is ill-defined.
     pub fn of(self, metrics: &SpectralMetrics) -> Option<f64> {
         match self {

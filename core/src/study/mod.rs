@@ -26,11 +26,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod prediction;
 mod results;
 mod run;
 mod shard;
 mod suite;
 
+pub use prediction::{BOOTSTRAP_RESAMPLES, MetricPrediction, ranks, spearman, spearman_interval};
 pub use results::{Curve, Eval, Figure, ResultRow, Results, mean_std};
 pub use run::{
     StudyEvent, StudyFile, StudyMode, StudyObserver, StudyOptions, cell_count, run_study, run_tag,

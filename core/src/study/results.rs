@@ -86,6 +86,8 @@ pub struct Figure {
     pub x_label: &'static str,
     pub y_label: &'static str,
     pub log_x: bool,
+    /// Points alone, unjoined (a scatter plot); else lines through them.
+    pub scatter: bool,
     pub series: Vec<Curve>,
 }
 
@@ -401,6 +403,7 @@ impl Results {
             x_label: "pre-training noise (%)",
             y_label,
             log_x: false,
+            scatter: false,
             series,
         };
         vec![
@@ -440,8 +443,38 @@ impl Results {
                 x_label: "downstream training data (%)",
                 y_label: "accuracy (%)",
                 log_x: true,
+                scatter: false,
                 series: fraction_series,
             },
         ]
+        .into_iter()
+        .chain(Metric::ALL.into_iter().map(|metric| self.metric_scatter(metric)))
+        .collect()
+    }
+
+    /// Accuracy against one spectral metric, a point per cell (see
+    /// [`Results::metric_accuracy_pairs`]) and a series per evaluation.
+    pub fn metric_scatter(&self, metric: Metric) -> Figure {
+        let series = self
+            .evals()
+            .iter()
+            .map(|eval| Curve {
+                label: format!("{} / {} ({})", eval.0, eval.2, eval.1.name()),
+                points: self
+                    .metric_accuracy_pairs(metric, eval.1, Some(eval))
+                    .into_iter()
+                    .map(|(x, y)| (x, y, 0.0))
+                    .collect(),
+            })
+            .collect();
+        Figure {
+            file: metric.scatter_file(),
+            title: metric.scatter_title(),
+            x_label: metric.name(),
+            y_label: "accuracy (%)",
+            log_x: metric == Metric::ConditionNumber,
+            scatter: true,
+            series,
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use nml_core::Result;
 use nml_core::io::write_atomic;
 use nml_core::spectrum::metrics::Metric;
-use nml_core::study::Results;
+use nml_core::study::{MetricPrediction, Results};
 use nml_core::tune::Role;
 
 use super::figures;
@@ -31,6 +31,89 @@ fn mean_spread((m, s): (f64, f64), seeds: usize, digits: usize, signed: bool) ->
     } else {
         mean
     }
+}
+
+/// Which metric predicts transfer: Spearman's ρ of each metric against accuracy over the cells,
+/// pooled with its bootstrap interval and within each evaluation, and what that says.
+fn prediction_section(md: &mut String, results: &Results) {
+    let predictions = results.metric_predictions();
+    let method = &results.head_methods()[0];
+    let _ = writeln!(
+        md,
+        "\n## Which spectral metric predicts transfer\n\nSpearman's ρ between each metric of the frozen features and {method}'s accuracy at {:.0}% of the training data, over every cell (an evaluation set after one pre-training run: a task, a noise ratio, a seed), with a 95% bootstrap interval over cells ({} resamples). Pooled over tasks, ρ can reflect which task a cell is from more than what noise did to it; the columns after it give ρ within each evaluation, whose cells differ only in noise ratio and seed. Scatter plots: accuracy_vs_*.png.\n",
+        results.full_fraction() * 100.0,
+        nml_core::study::BOOTSTRAP_RESAMPLES,
+    );
+    for role in [Role::Id, Role::Ood] {
+        let rows: Vec<_> = predictions.iter().filter(|p| p.role == role).collect();
+        let Some(first) = rows.first() else { continue };
+        let evals: String =
+            first.within.iter().map(|(e, _)| format!(" ρ {} / {} |", e.0, e.2)).collect();
+        let rule: String = first.within.iter().map(|_| "---|").collect();
+        let _ = writeln!(
+            md,
+            "{} accuracy:\n\n| metric | cells | ρ pooled | 95% interval |{evals}\n|---|---|---|---|{rule}",
+            if role == Role::Id { "In-domain" } else { "Out-of-domain" }
+        );
+        for p in &rows {
+            let within: String =
+                p.within.iter().map(|(_, rho)| format!(" {} |", signed(*rho))).collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} to {} |{within}",
+                p.metric.name(),
+                p.cells,
+                signed(p.rho),
+                signed(p.interval.0),
+                signed(p.interval.1)
+            );
+        }
+        let paired = if role == Role::Id { Metric::Sve } else { Metric::LsvrNeglog };
+        let _ = writeln!(md, "\n{}\n", prediction_verdict(&rows, paired));
+    }
+}
+
+/// ρ with its sign, or a dash where it is undefined.
+fn signed(rho: f64) -> String {
+    if rho.is_finite() { format!("{rho:+.2}") } else { "–".to_string() }
+}
+
+/// Which metric ranks the cells best (largest |ρ| pooled), whether its interval excludes zero,
+/// and where the paper's metric for this role stands.
+fn prediction_verdict(rows: &[&MetricPrediction], paired: Metric) -> String {
+    let mut ranked: Vec<&MetricPrediction> =
+        rows.iter().copied().filter(|p| p.rho.is_finite()).collect();
+    ranked.sort_by(|a, b| b.rho.abs().total_cmp(&a.rho.abs()));
+    let Some(best) = ranked.first() else {
+        return "No metric could be correlated here (too few cells, or no spread).".to_string();
+    };
+    let held = |p: &MetricPrediction| {
+        if p.excludes_zero() {
+            "its interval excludes zero"
+        } else {
+            "its interval includes zero, so this is not a finding"
+        }
+    };
+    let mut line =
+        format!("Best pooled: {} (ρ = {}; {}).", best.metric.name(), signed(best.rho), held(best));
+    match ranked.iter().position(|p| p.metric == paired) {
+        Some(0) => line.push_str(" That is the paper's metric for this role."),
+        Some(i) => {
+            let _ = write!(
+                line,
+                " The paper's metric for this role, {}, ranks {} of {} (ρ = {}; {}).",
+                paired.name(),
+                i + 1,
+                ranked.len(),
+                signed(ranked[i].rho),
+                held(ranked[i])
+            );
+        }
+        None => {
+            let _ = write!(line, " The paper's metric, {}, is undefined here.", paired.name());
+        }
+    }
+    line
 }
 
 /// The whole summary; its first line says how many seeds it rests on.
@@ -114,6 +197,7 @@ pub fn summary(results: &Results) -> String {
             let _ = writeln!(md, "| {} | {} ({}) | {name} |{cells}", eval.0, eval.2, eval.1.name());
         }
     }
+    prediction_section(&mut md, results);
     let fractions = &suite.tune().fractions;
     let _ = writeln!(
         md,
