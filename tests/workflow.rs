@@ -133,6 +133,21 @@ fn export_spectrum_noise_tune_predict() {
     let not_2d = nml().args(["spectrum", &s(&vector)]).output().unwrap();
     let err = String::from_utf8_lossy(&not_2d.stderr);
     assert!(!not_2d.status.success() && err.contains("vector.npy") && err.contains("2-D"), "{err}");
+    // Compare: a set against itself in its other form is one geometry; other rows are refused.
+    let compared = dir.join("compare.json");
+    let angles = dir.join("angles.svg");
+    run(&["compare", &s(&all), &pair, "--k", "5", "--out", &s(&compared), "--plot", &s(&angles)]);
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&compared).unwrap()).unwrap();
+    assert!((c["linear_cka"].as_f64().unwrap() - 1.0).abs() < 1e-9, "{c}");
+    assert!(c["largest_angle"].as_f64().unwrap() < 1e-3, "{c}");
+    assert_eq!(c["principal_angles"].as_array().unwrap().len(), 5);
+    assert!(String::from_utf8(std::fs::read(&angles).unwrap()).unwrap().contains("<svg"));
+    let d = reports[0]["d"].as_u64().unwrap() as usize;
+    let two_rows = dir.join("two-rows.npy");
+    std::fs::write(&two_rows, npy_file::write_f32(&[2, d], &vec![1.0; 2 * d])).unwrap();
+    let refused = nml().args(["compare", &s(&all), &s(&two_rows)]).output().unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("two-rows.npy has 2"), "{err}");
     assert_eq!(reports[0]["mode"], "paper");
     assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
     let svg = dir.join("spectrum.svg");

@@ -30,8 +30,10 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
-    /// Singular-value spectrum, SVE and LSVR of one or more feature sets.
+    /// Singular-value spectrum, SVE, LSVR and the field's other metrics of one or more feature sets.
     Spectrum(commands::spectrum::Args),
+    /// Geometry between two encoders' features of the same inputs: principal angles, linear CKA, top singular vectors.
+    Compare(commands::compare::Args),
     /// Inject seeded label noise into a labels file.
     Noise(commands::noise::Args),
     /// Train a linear probe, MLP or NMTune head on features (or LoRA / fine-tune an encoder) and evaluate it in and out of domain.
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Spectrum(args) => commands::spectrum::run(args),
+        Command::Compare(args) => commands::compare::run(args),
         Command::Noise(args) => commands::noise::run(args),
         Command::Tune(args) => commands::tune::run(args),
         Command::Predict(args) => commands::predict::run(args),

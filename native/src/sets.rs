@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use nml_core::data::npy_file;
+use nml_core::io::read_file;
 use nml_core::{FeatureSet, ImageSet, ImageSource, Result};
 
 /// Reads the feature set `spec` names.
@@ -11,6 +13,32 @@ pub fn read_features(spec: &str) -> Result<FeatureSet> {
         Some((features, labels)) => FeatureSet::read_npy(Path::new(features), Path::new(labels)),
         None => FeatureSet::read(Path::new(spec)),
     }
+}
+
+/// Features as a matrix, with labels where the file has them.
+pub struct Features {
+    pub name: String,
+    pub values: Vec<f32>,
+    pub n: usize,
+    pub d: usize,
+    pub labels: Option<Vec<u32>>,
+}
+
+/// Reads the features `spec` names: a feature set as [`read_features`] reads it, or a bare
+/// features `.npy` (N x D) alone, for what needs no labels (a spectrum, a comparison).
+pub fn read_matrix(spec: &str) -> Result<Features> {
+    if !spec.contains(',') && spec.ends_with(".npy") {
+        let (values, n, d) = npy_file::read_matrix(&read_file(Path::new(spec))?, spec)?;
+        return Ok(Features { name: spec.to_string(), values, n, d, labels: None });
+    }
+    let set = read_features(spec)?;
+    Ok(Features {
+        name: set.name().to_string(),
+        n: set.n(),
+        d: set.d(),
+        labels: Some(set.labels().to_vec()),
+        values: set.features().to_vec(),
+    })
 }
 
 /// Writes `set` where `spec` says, atomically.

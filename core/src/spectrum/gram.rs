@@ -14,7 +14,7 @@ use crate::readback::floats;
 /// Rows converted to f64 at a time, so the exact Gram never holds the whole matrix in f64.
 const BLOCK_ROWS: usize = 2048;
 
-fn parallelism() -> Par {
+pub(super) fn parallelism() -> Par {
     #[cfg(target_arch = "wasm32")]
     {
         Par::Seq

@@ -29,6 +29,7 @@
 //! # Ok::<(), nml_core::NmlError>(())
 //! ```
 
+pub mod compare;
 mod eigen;
 mod gram;
 pub mod metrics;

@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod compare;
 pub mod demo;
 pub mod embed;
 pub mod export;

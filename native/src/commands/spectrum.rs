@@ -1,16 +1,14 @@
 //! `nml spectrum`: singular values, SVE and LSVR of feature sets; JSON and a plot.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nml_core::Result;
-use nml_core::data::npy_file;
-use nml_core::io::read_file;
-use nml_core::spectrum::{GramPrecision, Preprocess, SpectrumReport, measure, measure_matrix};
+use nml_core::spectrum::{GramPrecision, Preprocess, SpectrumReport, measure_matrix};
 
 use super::write_json;
 use crate::args::BackendArg;
 use crate::plot::{PlotSeries, spectrum_plot};
-use crate::sets::read_features;
+use crate::sets::read_matrix;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -70,11 +68,6 @@ pub fn print_table(reports: &[SpectrumReport]) {
     }
 }
 
-/// A features `.npy` named alone, without its labels' file.
-fn is_bare_npy(spec: &str) -> bool {
-    !spec.contains(',') && spec.ends_with(".npy")
-}
-
 pub fn shorten(s: &str, width: usize) -> String {
     let count = s.chars().count();
     if count <= width {
@@ -90,12 +83,16 @@ pub fn run(args: Args) -> Result<()> {
     let mut reports = Vec::new();
     for spec in &args.features {
         let start = std::time::Instant::now();
-        let report = if is_bare_npy(spec) {
-            let (values, n, d) = npy_file::read_matrix(&read_file(Path::new(spec))?, spec)?;
-            measure_matrix(spec, &values, n, d, args.mode, args.precision, &device.device)?
-        } else {
-            measure(&read_features(spec)?, args.mode, args.precision, &device.device)?
-        };
+        let m = read_matrix(spec)?;
+        let report = measure_matrix(
+            &m.name,
+            &m.values,
+            m.n,
+            m.d,
+            args.mode,
+            args.precision,
+            &device.device,
+        )?;
         let seconds = start.elapsed().as_secs_f64();
         eprintln!("{spec}: {} x {} in {seconds:.2} s", report.n, report.d);
         reports.push(report);
