@@ -234,6 +234,19 @@ fn export_spectrum_noise_tune_predict() {
     ]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains(&format!("accuracy: {:.2}%", accuracy * 100.0)), "{stdout}");
+
+    // The k-NN probe: accuracies from the same command, nothing trained or saved.
+    let knn_report = dir.join("knn.json");
+    let knn = ["tune", "--train", &train_path, "--test", &test_path, "--method", "knn"];
+    run(&[&knn[..], &["--neighbours", "5", "--report", &s(&knn_report), "--backend", "cpu"]]
+        .concat());
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&knn_report).unwrap()).unwrap();
+    assert_eq!((r["method"].as_str(), r["config"]["neighbours"].as_u64()), (Some("knn"), Some(5)));
+    assert!(r["accuracy"].as_f64().unwrap() > 0.8, "{r}");
+    let refused = nml().args([&knn[..], &["--save", &s(&dir.join("knn-head"))]].concat()).output();
+    let err = String::from_utf8(refused.unwrap().stderr).unwrap();
+    assert!(err.contains("--save does not apply to --method knn"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

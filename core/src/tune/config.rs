@@ -12,6 +12,8 @@ pub enum Method {
     Mlp,
     /// The residual MLP with the consistency, covariance and singular-value regularisers.
     Nmtune,
+    /// The k-nearest-neighbour vote by cosine similarity (see [`super::knn`]); nothing trains.
+    Knn,
 }
 
 impl Method {
@@ -20,11 +22,18 @@ impl Method {
             Self::Lp => "lp",
             Self::Mlp => "mlp",
             Self::Nmtune => "nmtune",
+            Self::Knn => "knn",
         }
     }
 
+    /// Whether the head transforms the features before its classifier (the MLPs).
     pub fn has_transform(self) -> bool {
-        !matches!(self, Self::Lp)
+        matches!(self, Self::Mlp | Self::Nmtune)
+    }
+
+    /// Whether the method trains a head (all but the k-NN probe).
+    pub fn trains(self) -> bool {
+        self != Self::Knn
     }
 }
 
@@ -35,9 +44,10 @@ impl std::str::FromStr for Method {
             "lp" => Ok(Self::Lp),
             "mlp" => Ok(Self::Mlp),
             "nmtune" => Ok(Self::Nmtune),
-            other => {
-                Err(NmlError::Invalid(format!("unknown method {other:?}; use lp, mlp or nmtune")))
-            }
+            "knn" => Ok(Self::Knn),
+            other => Err(NmlError::Invalid(format!(
+                "unknown method {other:?}; use lp, mlp, nmtune or knn"
+            ))),
         }
     }
 }
@@ -72,6 +82,13 @@ pub struct TuneConfig {
     pub patience: usize,
     /// Pick the regulariser weights and MLP width from a small grid on the validation split.
     pub select: bool,
+    /// The neighbours that vote in the k-NN probe (`knn` only).
+    #[serde(default = "default_neighbours")]
+    pub neighbours: usize,
+}
+
+fn default_neighbours() -> usize {
+    super::knn::DEFAULT_NEIGHBOURS
 }
 
 impl TuneConfig {
@@ -93,6 +110,7 @@ impl TuneConfig {
             val_fraction: 0.0,
             patience: 0,
             select: false,
+            neighbours: default_neighbours(),
         }
     }
 
@@ -135,6 +153,17 @@ impl TuneConfig {
                     .into(),
             );
         }
+        if self.method == Method::Knn {
+            if self.neighbours == 0 {
+                return bad("the k-NN probe needs at least 1 neighbour".into());
+            }
+            if self.select || self.patience > 0 || self.val_fraction > 0.0 {
+                return bad(
+                    "the k-NN probe trains nothing: --select, patience and a validation split do not apply"
+                        .into(),
+                );
+            }
+        }
         if self.select && self.method == Method::Lp {
             return bad(
                 "--select chooses NMTune's weights and MLP width; it does not apply to lp".into()
@@ -156,7 +185,9 @@ mod tests {
         assert_eq!((nm.lr, nm.w_mse, nm.w_cov, nm.w_svd, nm.top_k), (1e-3, 1.0, 0.04, 0.001, 5));
         let mlp = TuneConfig::for_method(Method::Mlp);
         assert_eq!((mlp.w_mse, mlp.w_cov, mlp.w_svd), (0.0, 0.0, 0.0));
-        for c in [lp, nm, mlp] {
+        let knn = TuneConfig::for_method(Method::Knn);
+        assert_eq!(knn.neighbours, 20);
+        for c in [lp, nm, mlp, knn] {
             c.validate().unwrap();
         }
     }
@@ -170,5 +201,18 @@ mod tests {
         c.validate().unwrap();
         c.batch_size = 1;
         assert!(c.validate().is_err());
+        let knn = TuneConfig { val_fraction: 0.1, ..TuneConfig::for_method(Method::Knn) };
+        assert!(knn.validate().unwrap_err().to_string().contains("trains nothing"));
+        let none = TuneConfig { neighbours: 0, ..TuneConfig::for_method(Method::Knn) };
+        assert!(none.validate().unwrap_err().to_string().contains("at least 1 neighbour"));
+    }
+
+    /// A config saved before the k-NN probe existed reads with its default.
+    #[test]
+    fn older_configs_read_with_the_default_neighbours() {
+        let mut json = serde_json::to_value(TuneConfig::for_method(Method::Lp)).unwrap();
+        json.as_object_mut().unwrap().remove("neighbours");
+        let read: TuneConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(read, TuneConfig::for_method(Method::Lp));
     }
 }

@@ -1,4 +1,4 @@
-//! Downstream tuning on frozen features: linear probe, MLP, and NMTune.
+//! Downstream tuning on frozen features: linear probe, MLP, NMTune, and the k-NN probe.
 //!
 //! # Examples
 //!
@@ -21,6 +21,7 @@ mod config;
 mod eval;
 mod fit;
 mod head;
+pub mod knn;
 mod persist;
 pub mod regularizers;
 mod select;
@@ -110,11 +111,12 @@ pub struct TuneReport {
     pub history: Vec<EpochStats>,
 }
 
-/// A finished run: the report and the head that produced it.
+/// A finished run: the report and the head that produced it (none for the k-NN probe, which
+/// trains nothing).
 pub struct TuneOutcome {
     pub report: TuneReport,
-    pub head: FeatureHead,
-    pub head_config: FeatureHeadConfig,
+    pub head: Option<FeatureHead>,
+    pub head_config: Option<FeatureHeadConfig>,
     /// The full spectra behind `report.spectra`'s `after`: the test set's, then each OOD set's,
     /// after the head's transform (empty for a linear probe, which has none).
     pub transformed_spectra: Vec<SpectrumReport>,
@@ -180,18 +182,22 @@ pub async fn tune_async(
     } else {
         (train_set, None)
     };
-    let (result, final_config, selection) = if config.select {
+    let (fitted, final_config, selection) = if !config.method.trains() {
+        (None, config.clone(), Vec::new())
+    } else if config.select {
         let val = val_set.as_ref().expect("validated: select needs a validation split");
-        select::select(&fit_set, val, config, device, observer).await?
+        let (result, chosen, trials) =
+            select::select(&fit_set, val, config, device, observer).await?;
+        (Some(result), chosen, trials)
     } else {
         (
-            fit_async(&fit_set, val_set.as_ref(), config, device, observer).await?,
+            Some(fit_async(&fit_set, val_set.as_ref(), config, device, observer).await?),
             config.clone(),
             Vec::new(),
         )
     };
-    let head = result.head;
-    let accuracy_id = accuracy_async(&head, test, device).await?;
+    let head = fitted.as_ref().map(|r| &r.head);
+    let accuracy_id = score(head, &fit_set, test, &final_config, device).await?;
     let mut ood_accuracy = BTreeMap::new();
     let mut spectra = Vec::new();
     let mut transformed_spectra = Vec::new();
@@ -199,23 +205,25 @@ pub async fn tune_async(
         .chain(ood.iter().map(|(n, s)| (n.clone(), s, Role::Ood)));
     for (name, set, role) in evaluated {
         if role == Role::Ood {
-            ood_accuracy.insert(name.clone(), accuracy_async(&head, set, device).await?);
+            ood_accuracy
+                .insert(name.clone(), score(head, &fit_set, set, &final_config, device).await?);
         }
         let before =
             spectrum::measure_async(set, Preprocess::Paper, GramPrecision::Auto, device).await?;
-        let after = if head.transform.is_some() {
-            let transformed = transform_features_async(&head, set, device).await?;
-            let after = spectrum::measure_async(
-                &transformed,
-                Preprocess::Paper,
-                GramPrecision::Auto,
-                device,
-            )
-            .await?;
-            transformed_spectra.push(after.clone());
-            after
-        } else {
-            before.clone()
+        let after = match head.filter(|h| h.transform.is_some()) {
+            Some(head) => {
+                let transformed = transform_features_async(head, set, device).await?;
+                let after = spectrum::measure_async(
+                    &transformed,
+                    Preprocess::Paper,
+                    GramPrecision::Auto,
+                    device,
+                )
+                .await?;
+                transformed_spectra.push(after.clone());
+                after
+            }
+            None => before.clone(),
         };
         spectra.push(SpectrumChange {
             set: name,
@@ -224,9 +232,15 @@ pub async fn tune_async(
             after: (&after).into(),
         });
     }
-    let head_config = FeatureHeadConfig::new(train.d(), train.num_classes()).with_hidden(
-        final_config.method.has_transform().then(|| final_config.hidden_mult * train.d()),
-    );
+    let head_config = final_config.method.trains().then(|| {
+        FeatureHeadConfig::new(train.d(), train.num_classes()).with_hidden(
+            final_config.method.has_transform().then(|| final_config.hidden_mult * train.d()),
+        )
+    });
+    let (head, best_epoch, history) = match fitted {
+        Some(result) => (Some(result.head), result.best_epoch, result.history),
+        None => (None, None, Vec::new()),
+    };
     let report = TuneReport {
         method: final_config.method,
         accuracy: accuracy_id,
@@ -234,16 +248,30 @@ pub async fn tune_async(
         seconds: 0.0,
         backend: String::new(),
         seed: final_config.seed,
-        config: final_config,
         train_samples: fit_set.n(),
         val_samples: val_set.as_ref().map_or(0, |v| v.n()),
-        best_epoch: result.best_epoch,
-        epochs_run: result.history.len(),
+        best_epoch,
+        epochs_run: history.len(),
         selection,
         spectra,
-        history: result.history,
+        history,
+        config: final_config,
     };
     Ok(TuneOutcome { report, head, head_config, transformed_spectra })
+}
+
+/// Accuracy on `set` of the trained head, or without one, of the k-NN vote over `fit_set`.
+async fn score(
+    head: Option<&FeatureHead>,
+    fit_set: &FeatureSet,
+    set: &FeatureSet,
+    config: &TuneConfig,
+    device: &Device,
+) -> Result<f64> {
+    match head {
+        Some(head) => accuracy_async(head, set, device).await,
+        None => knn::knn_accuracy_async(fit_set, set, config.neighbours, device).await,
+    }
 }
 
 #[cfg(test)]

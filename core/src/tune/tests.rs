@@ -99,14 +99,30 @@ fn saved_head_predicts_the_same() {
     let (train, test) = digits();
     let device = Device::flex();
     let out = tune(&train, &test, &[], &quick(Method::Nmtune, 1), &device, &mut ()).unwrap();
-    let bytes = head_to_bytes(&out.head, &out.head_config, &out.report.config).unwrap();
+    let (trained, trained_shape) = (out.head.unwrap(), out.head_config.unwrap());
+    let bytes = head_to_bytes(&trained, &trained_shape, &out.report.config).unwrap();
     let (head, shape, config) = head_from_bytes(&bytes, "head.safetensors", &device).unwrap();
-    assert_eq!(shape, out.head_config);
+    assert_eq!(shape, trained_shape);
     assert_eq!(config, out.report.config);
-    let before = predict(&out.head, test.features(), test.d(), &device).unwrap();
+    let before = predict(&trained, test.features(), test.d(), &device).unwrap();
     let after = predict(&head, test.features(), test.d(), &device).unwrap();
     assert_eq!(before, after);
     assert!(head_from_bytes(b"junk", "h", &device).unwrap_err().to_string().contains("h: "));
+}
+
+/// The k-NN probe through `tune`: no head, accuracies in and out of domain, unchanged spectra.
+#[test]
+fn the_knn_probe_reports_like_a_head() {
+    let (train, test) = digits();
+    let device = Device::flex();
+    let config = TuneConfig::for_method(Method::Knn);
+    let ood = [("again".to_string(), test.clone())];
+    let out = tune(&train, &test, &ood, &config, &device, &mut ()).unwrap();
+    assert!(out.head.is_none() && out.head_config.is_none() && out.transformed_spectra.is_empty());
+    assert!(out.report.accuracy > 0.9, "{}", out.report.accuracy);
+    assert_eq!(out.report.ood["again"], out.report.accuracy);
+    assert_eq!((out.report.epochs_run, out.report.method), (0, Method::Knn));
+    assert!(out.report.spectra.iter().all(|s| s.before == s.after));
 }
 
 #[test]

@@ -82,6 +82,9 @@ pub struct Args {
     /// Pick regulariser weights and MLP width on the validation split.
     #[arg(long)]
     select: bool,
+    /// The neighbours that vote in the k-NN probe (knn; default 20).
+    #[arg(long)]
+    neighbours: Option<usize>,
     /// Full fine-tuning: the encoder's learning rate as a share of --lr.
     #[arg(long)]
     encoder_lr_ratio: Option<f64>,
@@ -114,6 +117,7 @@ enum MethodArg {
     Lp,
     Mlp,
     Nmtune,
+    Knn,
     Lora,
     LoraNmtune,
     Ft,
@@ -131,6 +135,7 @@ fn chosen(method: MethodArg) -> Chosen {
         MethodArg::Lp => Chosen::Head(Method::Lp),
         MethodArg::Mlp => Chosen::Head(Method::Mlp),
         MethodArg::Nmtune => Chosen::Head(Method::Nmtune),
+        MethodArg::Knn => Chosen::Head(Method::Knn),
         MethodArg::Lora => Chosen::Encoder(FinetuneMethod::Lora),
         MethodArg::LoraNmtune => Chosen::Encoder(FinetuneMethod::LoraNmtune),
         MethodArg::Ft => Chosen::Encoder(FinetuneMethod::Ft),
@@ -179,6 +184,24 @@ fn head_config(args: &Args, method: Method) -> Result<TuneConfig> {
         method.name(),
         &[("encoder-lr-ratio", args.encoder_lr_ratio.is_some()), ("export", args.export.is_some())],
     )?;
+    if method.trains() {
+        refuse_flags(method.name(), &[("neighbours", args.neighbours.is_some())])?;
+    } else {
+        // The k-NN probe trains nothing: a flag that sets training would be silently ignored.
+        let training = [
+            ("epochs", args.epochs.is_some()),
+            ("batch-size", args.batch_size.is_some()),
+            ("lr", args.lr.is_some()),
+            ("weight-decay", args.weight_decay.is_some()),
+            ("hidden-mult", args.hidden_mult.is_some()),
+            ("w-mse", args.w_mse.is_some()),
+            ("w-cov", args.w_cov.is_some()),
+            ("w-svd", args.w_svd.is_some()),
+            ("top-k", args.top_k.is_some()),
+            ("save", args.save.is_some()),
+        ];
+        refuse_flags(method.name(), &training)?;
+    }
     let mut config = TuneConfig::for_method(method);
     if let Some(path) = &args.config {
         config = merge_toml(config, path, &["method"])?;
@@ -198,7 +221,8 @@ fn head_config(args: &Args, method: Method) -> Result<TuneConfig> {
         seed,
         data_fraction,
         val_fraction,
-        patience
+        patience,
+        neighbours
     );
     if args.select {
         config.select = true;
@@ -212,6 +236,7 @@ fn finetune_config(args: &Args, method: FinetuneMethod) -> Result<FinetuneConfig
     refuse_flags(
         method.name(),
         &[
+            ("neighbours", args.neighbours.is_some()),
             ("hidden-mult", args.hidden_mult.is_some()),
             ("w-mse", args.w_mse.is_some()),
             ("data-fraction", args.data_fraction.is_some()),
@@ -363,9 +388,14 @@ fn run_head(args: &Args, method: Method) -> Result<()> {
         }
         None => specs.load(read_features)?,
     };
-    let mut bar = EpochBar::new(config.method.name(), config.epochs);
-    let outcome = tune(&train, &test, &ood, &config, &device.device, &mut bar);
-    bar.finish();
+    let outcome = if method.trains() {
+        let mut bar = EpochBar::new(config.method.name(), config.epochs);
+        let outcome = tune(&train, &test, &ood, &config, &device.device, &mut bar);
+        bar.finish();
+        outcome
+    } else {
+        tune(&train, &test, &ood, &config, &device.device, &mut ())
+    };
     let mut outcome = outcome?;
     outcome.report.seconds = start.elapsed().as_secs_f64();
     outcome.report.backend = device.description.clone();
@@ -378,9 +408,9 @@ fn run_head(args: &Args, method: Method) -> Result<()> {
         )?;
         eprintln!("wrote {}", path.display());
     }
-    if let Some(path) = &args.save {
-        let bytes = head_to_bytes(&outcome.head, &outcome.head_config, &outcome.report.config)?;
-        write_atomic(path, &bytes)?;
+    if let (Some(path), Some(head), Some(shape)) = (&args.save, &outcome.head, &outcome.head_config)
+    {
+        write_atomic(path, &head_to_bytes(head, shape, &outcome.report.config)?)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
