@@ -147,11 +147,8 @@ impl Results {
         role: Role,
         eval: Option<&Eval>,
     ) -> Vec<(f64, f64)> {
-        let first = &self.head_methods()[0];
-        let full = self.full_fraction();
-        self.rows
-            .iter()
-            .filter(|r| r.kind == role && &r.method == first && r.fraction == full)
+        self.cells()
+            .filter(|r| r.kind == role)
             .filter(|r| eval.is_none_or(|e| r.task == e.0 && r.eval == e.2))
             .filter_map(|r| Some((metric.of(&r.metrics)?, r.accuracy * 100.0)))
             .collect()

@@ -189,6 +189,14 @@ impl Results {
         r.fraction == if heads.contains(&r.method) { self.full_fraction() } else { 1.0 }
     }
 
+    /// One row per cell (an evaluation set after one pre-training run): the first head method's
+    /// at the full data fraction, the row that speaks for the cell's features.
+    pub fn cells(&self) -> impl Iterator<Item = &ResultRow> {
+        let first = self.head_methods().into_iter().next().unwrap_or_default();
+        let full = self.full_fraction();
+        self.rows.iter().filter(move |r| r.method == first && r.fraction == full)
+    }
+
     /// Every `(task, role, eval)`, sorted.
     pub fn evals(&self) -> Vec<Eval> {
         let mut v: Vec<Eval> =
@@ -255,18 +263,9 @@ impl Results {
     /// A spectral metric of an evaluation's frozen features after pre-training at `ratio`:
     /// mean and spread over the seeds where it is defined (NaN where none).
     pub fn spectral(&self, eval: &Eval, ratio: f64, metric: Metric) -> (f64, f64) {
-        let first = &self.head_methods()[0];
-        let full = self.full_fraction();
         let values: Vec<f64> = self
-            .rows
-            .iter()
-            .filter(|r| {
-                r.task == eval.0
-                    && r.eval == eval.2
-                    && r.ratio == ratio
-                    && &r.method == first
-                    && r.fraction == full
-            })
+            .cells()
+            .filter(|r| r.task == eval.0 && r.eval == eval.2 && r.ratio == ratio)
             .filter_map(|r| metric.of(&r.metrics))
             .collect();
         mean_std(&values)
