@@ -543,10 +543,22 @@ ood = { rotated = "starter:mnist@900..1100|rotate=30" }
     assert_eq!(csv.lines().count(), 1 + 48, "{csv}");
     assert_eq!(csv.lines().filter(|l| l.contains(",lora,1,")).count(), 8, "{csv}");
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary
+            .lines()
+            .next()
+            .unwrap()
+            .contains("one seed, so every number below is an observation"),
+        "a one-seed summary says so first: {summary}"
+    );
     let figure4 = summary.split("Figure 4").nth(1).expect("the accuracy-change table");
-    for row in ["| lp | ID | +0.00 |", "| lora | OOD | +0.00 |", "| ft | ID | +0.00 |"] {
-        assert!(figure4.contains(row), "{row} missing from {figure4}");
+    for row in ["| lp | ID | ", "| lora | OOD | ", "| ft | ID | "] {
+        let line = figure4.lines().find(|l| l.starts_with(row));
+        let line = line.unwrap_or_else(|| panic!("{row} missing from {figure4}"));
+        let cell = line[row.len()..].trim_end_matches(" |");
+        assert!(cell.parse::<f64>().is_ok() && cell.starts_with(['+', '-']), "{line}");
     }
+    assert!(!figure4.contains("What holds"), "one seed holds nothing: {figure4}");
     assert!(csv.contains("\ncontrastive,0.3,") && csv.contains("\nsupervised,0,"), "{csv}");
     assert!(csv.lines().next().unwrap().contains(",rankme,alpha_req,nesum,condition_number,"));
     let predicts = summary.split("Which spectral metric predicts transfer").nth(1).unwrap();

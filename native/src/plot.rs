@@ -6,7 +6,7 @@ use std::sync::Once;
 
 use nml_core::io::write_atomic;
 use nml_core::spectrum::SpectrumReport;
-use nml_core::study::{Curve, Figure as StudyFigure};
+use nml_core::study::{Figure as StudyFigure, Panel};
 use nml_core::{NmlError, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -24,6 +24,10 @@ const SIZE: (u32, u32) = (1000, 640);
 
 /// Something that can draw itself on any plotters backend.
 pub trait Figure {
+    /// The canvas, in pixels.
+    fn size(&self) -> (u32, u32) {
+        SIZE
+    }
     fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> Result<()>;
 }
 
@@ -39,7 +43,7 @@ pub fn render(path: &Path, figure: &impl Figure) -> Result<()> {
         "svg" => {
             let mut svg = String::new();
             {
-                let area = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+                let area = SVGBackend::with_string(&mut svg, figure.size()).into_drawing_area();
                 figure.draw(area)?;
             }
             write_atomic(path, svg.as_bytes())
@@ -51,7 +55,7 @@ pub fn render(path: &Path, figure: &impl Figure) -> Result<()> {
             }
             let result = (|| {
                 {
-                    let area = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
+                    let area = BitMapBackend::new(&tmp, figure.size()).into_drawing_area();
                     figure.draw(area)?;
                 }
                 std::fs::rename(&tmp, path).map_err(|e| NmlError::io(path, e))
@@ -164,13 +168,14 @@ fn tick_label(v: f64) -> String {
     fixed.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// Several labelled lines over one x axis (optionally log-scale), e.g. accuracy against noise;
-/// a point's spread is drawn as an error bar when it is non-zero.
+/// Labelled lines over one x axis (optionally log-scale), e.g. accuracy against noise, in one
+/// panel or several (small multiples on shared axes, the legend in the first); a point's bar
+/// is drawn where it has one.
 pub struct LineFigure<'a> {
     pub title: &'a str,
     pub x_label: &'a str,
     pub y_label: &'a str,
-    pub series: &'a [Curve],
+    pub panels: &'a [Panel],
     pub log_x: bool,
     /// Points alone, unjoined.
     pub scatter: bool,
@@ -182,7 +187,7 @@ impl<'a> From<&'a StudyFigure> for LineFigure<'a> {
             title: f.title,
             x_label: f.x_label,
             y_label: f.y_label,
-            series: &f.series,
+            panels: &f.panels,
             log_x: f.log_x,
             scatter: f.scatter,
         }
@@ -194,31 +199,52 @@ impl LineFigure<'_> {
     fn axis_x(&self, x: f64) -> f64 {
         if self.log_x { x.max(f64::MIN_POSITIVE).log10() } else { x }
     }
-}
 
-impl Figure for LineFigure<'_> {
-    fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> Result<()> {
-        area.fill(&WHITE).map_err(plot_error)?;
-        let points = self.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.1.is_finite());
+    /// `(rows, columns)` of the panel grid: as square as the panels allow.
+    fn grid(&self) -> (usize, usize) {
+        let n = self.panels.len().max(1);
+        let columns = (n as f64).sqrt().ceil() as usize;
+        (n.div_ceil(columns), columns)
+    }
+
+    /// The shared axes' ranges over every panel, padded.
+    fn ranges(&self) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
+        let points = self.panels.iter().flat_map(|p| &p.series).flat_map(|s| &s.points);
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for &(x, y, e) in points {
-            let x = self.axis_x(x);
+        for p in points.filter(|p| p.y.is_finite()) {
+            let x = self.axis_x(p.x);
             (x0, x1) = (x0.min(x), x1.max(x));
-            (y0, y1) = (y0.min(y - e), y1.max(y + e));
+            (y0, y1) = (y0.min(p.low.min(p.y)), y1.max(p.high.max(p.y)));
         }
         if x0 > x1 {
             (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
         }
         let pad_x = ((x1 - x0) * 0.05).max(1e-6);
         let pad_y = ((y1 - y0) * 0.08).max(1e-6);
+        (x0 - pad_x..x1 + pad_x, y0 - pad_y..y1 + pad_y)
+    }
+
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        panel: &Panel,
+        legend: bool,
+    ) -> Result<()> {
+        let (x_range, y_range) = self.ranges();
+        // Lines side by side would hide each other's bars: each is nudged sideways a little.
+        let nudge = if self.scatter { 0.0 } else { (x_range.end - x_range.start) * 0.006 };
+        let middle = (panel.series.len() as f64 - 1.0) / 2.0;
         let log_x = self.log_x;
         let x_format = move |v: &f64| tick_label(if log_x { 10f64.powf(*v) } else { *v });
-        let mut chart = ChartBuilder::on(&area)
-            .caption(self.title, ("sans-serif", 24))
-            .margin(16)
+        let mut builder = ChartBuilder::on(area);
+        if !panel.title.is_empty() {
+            builder.caption(&panel.title, ("sans-serif", 18));
+        }
+        let mut chart = builder
+            .margin(12)
             .x_label_area_size(44)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x0 - pad_x..x1 + pad_x, y0 - pad_y..y1 + pad_y)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x_range, y_range)
             .map_err(plot_error)?;
         chart
             .configure_mesh()
@@ -229,16 +255,16 @@ impl Figure for LineFigure<'_> {
             })
             .y_desc(self.y_label)
             .x_label_formatter(&x_format)
-            .label_style(("sans-serif", 15))
+            .label_style(("sans-serif", 14))
             .draw()
             .map_err(plot_error)?;
-        for (k, s) in self.series.iter().enumerate() {
+        for (k, s) in panel.series.iter().enumerate() {
             let color = Palette99::pick(k).to_rgba();
-            let points: Vec<(f64, f64, f64)> = s
+            let points: Vec<(f64, f64, f64, f64)> = s
                 .points
                 .iter()
-                .filter(|p| p.1.is_finite())
-                .map(|p| (self.axis_x(p.0), p.1, p.2))
+                .filter(|p| p.y.is_finite())
+                .map(|p| (self.axis_x(p.x) + (k as f64 - middle) * nudge, p.y, p.low, p.high))
                 .collect();
             let dots = |radius| {
                 points.iter().map(move |p| Circle::new((p.0, p.1), radius, color.filled()))
@@ -257,19 +283,41 @@ impl Figure for LineFigure<'_> {
             if !self.scatter {
                 chart.draw_series(dots(3)).map_err(plot_error)?;
             }
-            let bars = points.iter().filter(|p| p.2 > 0.0).map(|&(x, m, e)| {
-                PathElement::new(vec![(x, m - e), (x, m + e)], color.stroke_width(1))
+            let bars = points.iter().filter(|p| p.3 > p.2).map(|&(x, _, low, high)| {
+                PathElement::new(vec![(x, low), (x, high)], color.stroke_width(1))
             });
             chart.draw_series(bars).map_err(plot_error)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .position(SeriesLabelPosition::LowerLeft)
-            .draw()
-            .map_err(plot_error)?;
+        if legend {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 13))
+                .position(SeriesLabelPosition::LowerLeft)
+                .draw()
+                .map_err(plot_error)?;
+        }
+        Ok(())
+    }
+}
+
+impl Figure for LineFigure<'_> {
+    fn size(&self) -> (u32, u32) {
+        match self.grid() {
+            (1, 1) => SIZE,
+            (rows, columns) => (560 * columns as u32, 420 * rows as u32 + 40),
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> Result<()> {
+        area.fill(&WHITE).map_err(plot_error)?;
+        let inner = area.titled(self.title, ("sans-serif", 24)).map_err(plot_error)?;
+        let (rows, columns) = self.grid();
+        let cells = inner.split_evenly((rows, columns));
+        for (k, (panel, cell)) in self.panels.iter().zip(&cells).enumerate() {
+            self.draw_panel(cell, panel, k == 0)?;
+        }
         area.present().map_err(plot_error)
     }
 }

@@ -26,14 +26,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod bootstrap;
+mod difference;
 mod prediction;
 mod results;
 mod run;
 mod shard;
 mod suite;
 
-pub use prediction::{BOOTSTRAP_RESAMPLES, MetricPrediction, ranks, spearman, spearman_interval};
-pub use results::{Curve, Eval, Figure, ResultRow, Results, mean_std};
+pub use bootstrap::{BOOTSTRAP_RESAMPLES, bootstrap_interval, mean_interval};
+pub use difference::{Difference, FINDING_SEEDS};
+pub use prediction::{MetricPrediction, ranks, spearman, spearman_interval};
+pub use results::{Curve, Eval, Figure, Panel, Point, ResultRow, Results, mean_std};
 pub use run::{
     StudyEvent, StudyFile, StudyMode, StudyObserver, StudyOptions, cell_count, run_study, run_tag,
     run_text_study,

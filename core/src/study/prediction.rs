@@ -8,15 +8,10 @@
 //! it, so [`Results::metric_predictions`] gives, beside the pooled ρ, the ρ within each
 //! evaluation (its cells differ only in noise ratio and seed).
 
-use rand::rngs::ChaCha8Rng;
-use rand::{RngExt, SeedableRng};
-
+use super::bootstrap::bootstrap_interval;
 use super::results::{Eval, Results};
 use crate::spectrum::metrics::Metric;
 use crate::tune::Role;
-
-/// Bootstrap resamples behind each interval.
-pub const BOOTSTRAP_RESAMPLES: usize = 2000;
 
 /// How well one metric ranks the cells of one role by accuracy.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,32 +75,19 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
 }
 
 /// The 95% percentile bootstrap interval of Spearman's ρ, resampling pairs with replacement
-/// ([`BOOTSTRAP_RESAMPLES`] times, seeded, so a report is the same on every run); resamples
-/// with no spread are left out. NaN bounds when none is left.
+/// (see [`bootstrap_interval`]); resamples with no spread are left out. NaN bounds under 3
+/// pairs.
 pub fn spearman_interval(x: &[f64], y: &[f64], seed: u64) -> (f64, f64) {
-    let n = x.len();
-    if n < 3 {
+    if x.len() < 3 {
         return (f64::NAN, f64::NAN);
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut rhos = Vec::with_capacity(BOOTSTRAP_RESAMPLES);
-    let (mut bx, mut by) = (vec![0.0; n], vec![0.0; n]);
-    for _ in 0..BOOTSTRAP_RESAMPLES {
-        for k in 0..n {
-            let i = rng.random_range(0..n);
+    let (mut bx, mut by) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+    bootstrap_interval(x.len(), seed, |picks| {
+        for (k, &i) in picks.iter().enumerate() {
             (bx[k], by[k]) = (x[i], y[i]);
         }
-        let rho = spearman(&bx, &by);
-        if rho.is_finite() {
-            rhos.push(rho);
-        }
-    }
-    if rhos.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    rhos.sort_by(f64::total_cmp);
-    let at = |q: f64| rhos[((q * (rhos.len() - 1) as f64).round()) as usize];
-    (at(0.025), at(0.975))
+        spearman(&bx, &by)
+    })
 }
 
 impl Results {
@@ -156,14 +138,14 @@ impl Results {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::spectrum::SpectralMetrics;
     use crate::study::{ResultRow, StudySuite};
 
     /// A study's rows where accuracy falls and SVE rises with the noise on every evaluation,
     /// beside rows of another head and fraction that must not count.
-    fn falling_accuracy_study() -> Results {
+    pub(crate) fn falling_accuracy_study() -> Results {
         let toml = r#"
 modality = "text"
 ratios = [0.0, 0.1, 0.2, 0.3]
@@ -249,8 +231,9 @@ test = "b.jsonl"
         // Pooled over two tasks whose accuracies differ by 0.3, ρ is weaker than within.
         assert!(sve_id.rho > -1.0 && sve_id.rho < 0.0, "{}", sve_id.rho);
         let figure = results.metric_scatter(Metric::Sve);
-        assert!(figure.scatter && figure.series.len() == 3);
-        assert!(figure.series.iter().all(|c| c.points.len() == 8));
+        assert!(figure.scatter && figure.panels.len() == 2, "a panel per role");
+        assert_eq!(figure.series().count(), 3);
+        assert!(figure.series().all(|c| c.points.len() == 8));
     }
 
     /// Against values scipy.stats.spearmanr gives for the same data (ties included).

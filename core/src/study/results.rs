@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::difference::Difference;
 use super::suite::{FinetuneSuite, StudySuite};
 use crate::error::{NmlError, Result};
 use crate::io::write_atomic;
@@ -71,14 +72,44 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// A line of a figure: `(x, mean, spread)` points.
+/// A point of a figure's line, with the bar drawn through it (none where `low == high`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    pub x: f64,
+    pub y: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Point {
+    /// A mean with a bar of one standard deviation either side.
+    pub fn spread(x: f64, (mean, sd): (f64, f64)) -> Self {
+        Self { x, y: mean, low: mean - sd, high: mean + sd }
+    }
+
+    /// A difference with its bootstrap interval as the bar.
+    pub fn interval(x: f64, d: &Difference) -> Self {
+        let (low, high) = if d.seeds > 1 { d.interval } else { (d.mean, d.mean) };
+        Self { x, y: d.mean, low, high }
+    }
+}
+
+/// A line of a figure.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Curve {
     pub label: String,
-    pub points: Vec<(f64, f64, f64)>,
+    pub points: Vec<Point>,
 }
 
-/// A figure of the report: its file stem, labels and lines.
+/// One panel of a figure (small multiples share the figure's axes); a figure of one panel
+/// leaves its title empty.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Panel {
+    pub title: String,
+    pub series: Vec<Curve>,
+}
+
+/// A figure of the report: its file stem, labels and panels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figure {
     pub file: &'static str,
@@ -88,7 +119,14 @@ pub struct Figure {
     pub log_x: bool,
     /// Points alone, unjoined (a scatter plot); else lines through them.
     pub scatter: bool,
-    pub series: Vec<Curve>,
+    pub panels: Vec<Panel>,
+}
+
+impl Figure {
+    /// Every line of every panel.
+    pub fn series(&self) -> impl Iterator<Item = &Curve> {
+        self.panels.iter().flat_map(|p| &p.series)
+    }
 }
 
 impl Results {
@@ -271,170 +309,200 @@ impl Results {
         mean_std(&values)
     }
 
-    /// The paper's Figure 4: for `method`, the mean over every evaluation of `role` of the
-    /// accuracy at `ratio` minus the accuracy at the cleanest ratio, in points; mean and spread
-    /// over seeds (NaN where no seed has both).
-    pub fn gap(&self, method: &str, role: Role, ratio: f64) -> (f64, f64) {
+    /// Each seed's `value` after pre-training at `ratio` minus the same seed's after the
+    /// cleanest pre-training, over the seeds that have both (see [`Difference`]).
+    fn seed_difference(&self, ratio: f64, value: impl Fn(u64, f64) -> Option<f64>) -> Difference {
         let clean = self.clean_ratio();
-        let evals = self.evals();
         let per_seed: Vec<f64> = self
             .suite
             .seeds()
             .iter()
-            .filter_map(|&seed| {
-                let diffs: Vec<f64> = evals
-                    .iter()
-                    .filter(|e| e.1 == role)
-                    .filter_map(|(task, _, eval)| {
-                        let acc = |at: f64| {
-                            self.rows
-                                .iter()
-                                .find(|r| {
-                                    &r.task == task
-                                        && &r.eval == eval
-                                        && r.method == method
-                                        && r.ratio == at
-                                        && r.seed == seed
-                                        && self.is_headline(r)
-                                })
-                                .map(|r| r.accuracy * 100.0)
-                        };
-                        Some(acc(ratio)? - acc(clean)?)
-                    })
-                    .collect();
-                (!diffs.is_empty()).then(|| diffs.iter().sum::<f64>() / diffs.len() as f64)
-            })
+            .filter_map(|&seed| Some(value(seed, ratio)? - value(seed, clean)?))
             .collect();
-        if per_seed.is_empty() { (f64::NAN, 0.0) } else { mean_std(&per_seed) }
+        Difference::of(&per_seed)
     }
 
-    /// The gap curves (one per method and role that has any), x in % noise.
-    pub fn gap_series(&self) -> Vec<Curve> {
-        let mut series = Vec::new();
-        for method in &self.methods() {
-            for (role, name) in [(Role::Id, "ID"), (Role::Ood, "OOD")] {
-                let points: Vec<(f64, f64, f64)> = self
+    /// The headline accuracy (%) of one seed's cell.
+    fn seed_accuracy(&self, eval: &Eval, method: &str, ratio: f64, seed: u64) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| {
+                r.task == eval.0
+                    && r.eval == eval.2
+                    && r.method == method
+                    && r.ratio == ratio
+                    && r.seed == seed
+                    && self.is_headline(r)
+            })
+            .map(|r| r.accuracy * 100.0)
+    }
+
+    /// The change of `method`'s headline accuracy on one evaluation from clean pre-training,
+    /// in points, paired by seed.
+    pub fn difference(&self, eval: &Eval, method: &str, ratio: f64) -> Difference {
+        self.seed_difference(ratio, |seed, at| self.seed_accuracy(eval, method, at, seed))
+    }
+
+    /// The change of a spectral metric of one evaluation's frozen features from clean
+    /// pre-training, paired by seed.
+    pub fn spectral_difference(&self, eval: &Eval, ratio: f64, metric: Metric) -> Difference {
+        self.seed_difference(ratio, |seed, at| {
+            self.cells()
+                .find(|r| r.task == eval.0 && r.eval == eval.2 && r.ratio == at && r.seed == seed)
+                .and_then(|r| metric.of(&r.metrics))
+        })
+    }
+
+    /// The paper's Figure 4: for `method`, the mean over every evaluation of `role` of the
+    /// accuracy at `ratio` minus the accuracy at the cleanest ratio, in points, per seed; then
+    /// over seeds (a seed counts where every evaluation of the role has both cells).
+    pub fn gap(&self, method: &str, role: Role, ratio: f64) -> Difference {
+        let evals: Vec<Eval> = self.evals().into_iter().filter(|e| e.1 == role).collect();
+        self.seed_difference(ratio, |seed, at| {
+            let values: Option<Vec<f64>> =
+                evals.iter().map(|e| self.seed_accuracy(e, method, at, seed)).collect();
+            values.filter(|v| !v.is_empty()).map(|v| v.iter().sum::<f64>() / v.len() as f64)
+        })
+    }
+
+    /// The gap curves of `role`, one per method that has any, x in % noise.
+    pub fn gap_series(&self, role: Role) -> Vec<Curve> {
+        self.methods()
+            .into_iter()
+            .filter_map(|method| {
+                let points: Vec<Point> = self
                     .suite
                     .ratios()
                     .iter()
-                    .map(|&ratio| {
-                        let (m, s) = self.gap(method, role, ratio);
-                        (ratio * 100.0, m, s)
-                    })
+                    .map(|&ratio| Point::interval(ratio * 100.0, &self.gap(&method, role, ratio)))
                     .collect();
-                if points.iter().all(|p| p.1.is_nan()) {
-                    continue;
-                }
-                series.push(Curve { label: format!("{method} {name}"), points });
-            }
-        }
-        series
+                points.iter().any(|p| p.y.is_finite()).then_some(Curve { label: method, points })
+            })
+            .collect()
     }
 
-    fn series_over_ratio(
+    /// One panel per evaluation of `role`, each with a line per method (`per_method`) or the
+    /// first head's line alone; a point is the mean over seeds with its standard deviation.
+    fn panels_over_ratio(
         &self,
         role: Role,
         value: fn(&ResultRow) -> f64,
         per_method: bool,
-    ) -> Vec<Curve> {
-        let mut series = Vec::new();
+    ) -> Vec<Panel> {
         let methods = self.methods();
-        let heads = self.head_methods();
-        for eval in self.evals().iter().filter(|e| e.1 == role) {
-            let chosen: &[String] = if per_method { &methods } else { &heads[..1] };
-            for method in chosen {
-                let points = self
-                    .suite
-                    .ratios()
+        let chosen: &[String] = if per_method { &methods } else { &methods[..1] };
+        self.evals()
+            .iter()
+            .filter(|e| e.1 == role)
+            .map(|eval| {
+                let series = chosen
                     .iter()
-                    .map(|&ratio| {
-                        let (m, s) = self.over_seeds(
-                            |r| {
-                                r.task == eval.0
-                                    && r.eval == eval.2
-                                    && &r.method == method
-                                    && r.ratio == ratio
-                                    && self.is_headline(r)
-                            },
-                            value,
-                        );
-                        (ratio * 100.0, m, s)
+                    .map(|method| {
+                        let points = self
+                            .suite
+                            .ratios()
+                            .iter()
+                            .map(|&ratio| {
+                                let spread = self.over_seeds(
+                                    |r| {
+                                        r.task == eval.0
+                                            && r.eval == eval.2
+                                            && &r.method == method
+                                            && r.ratio == ratio
+                                            && self.is_headline(r)
+                                    },
+                                    value,
+                                );
+                                Point::spread(ratio * 100.0, spread)
+                            })
+                            .collect();
+                        let label = if per_method { method.clone() } else { "frozen".into() };
+                        Curve { label, points }
                     })
                     .collect();
-                let (task, kind, name) = eval;
-                let label = if per_method {
-                    format!("{task} / {name} ({}) {method}", kind.name())
-                } else {
-                    format!("{task} / {name}")
-                };
-                series.push(Curve { label, points });
-            }
-        }
-        series
+                Panel { title: format!("{} / {} ({})", eval.0, eval.2, eval.1.name()), series }
+            })
+            .collect()
     }
 
-    /// Every figure of the report.
+    /// Every figure of the report. Accuracy and spectra: a panel per evaluation, bars of one
+    /// standard deviation over seeds; the change from clean: a panel per role, bars of the
+    /// 95% bootstrap interval.
     pub fn figures(&self) -> Vec<Figure> {
-        let mut fraction_series = Vec::new();
-        for eval in self.evals().iter().filter(|e| e.1 == Role::Id) {
-            for method in &self.head_methods() {
-                for &ratio in self.suite.ratios() {
-                    let points = self
-                        .suite
-                        .tune()
-                        .fractions
-                        .iter()
-                        .map(|&fraction| {
-                            let (m, s) = self.fraction_accuracy(eval, method, ratio, fraction);
-                            (fraction * 100.0, m, s)
-                        })
-                        .collect();
-                    fraction_series.push(Curve {
-                        label: format!("{} {method} noise {:.0}%", eval.0, ratio * 100.0),
-                        points,
-                    });
+        let fraction_panels = self
+            .evals()
+            .iter()
+            .filter(|e| e.1 == Role::Id)
+            .map(|eval| {
+                let mut series = Vec::new();
+                for method in &self.head_methods() {
+                    for &ratio in self.suite.ratios() {
+                        let points = self
+                            .suite
+                            .tune()
+                            .fractions
+                            .iter()
+                            .map(|&fraction| {
+                                let spread = self.fraction_accuracy(eval, method, ratio, fraction);
+                                Point::spread(fraction * 100.0, spread)
+                            })
+                            .collect();
+                        series.push(Curve {
+                            label: format!("{method} noise {:.0}%", ratio * 100.0),
+                            points,
+                        });
+                    }
                 }
-            }
-        }
-        let over = |file, title, y_label, series| Figure {
+                Panel { title: format!("{} / {}", eval.0, eval.2), series }
+            })
+            .collect();
+        let over = |file, title, y_label, panels| Figure {
             file,
             title,
             x_label: "pre-training noise (%)",
             y_label,
             log_x: false,
             scatter: false,
-            series,
+            panels,
         };
+        let gap_panels = [(Role::Id, "in domain"), (Role::Ood, "out of domain")]
+            .into_iter()
+            .map(|(role, name)| Panel {
+                title: format!("{name}, mean over evaluations"),
+                series: self.gap_series(role),
+            })
+            .filter(|p| !p.series.is_empty())
+            .collect();
         vec![
             over(
                 "gap_vs_noise",
-                "Accuracy change from clean pre-training, per tuning method",
+                "Accuracy change from clean pre-training (95% interval over seeds)",
                 "accuracy change (points)",
-                self.gap_series(),
+                gap_panels,
             ),
             over(
                 "id_accuracy_vs_noise",
                 "In-domain accuracy vs pre-training noise",
                 "accuracy (%)",
-                self.series_over_ratio(Role::Id, |r| r.accuracy * 100.0, true),
+                self.panels_over_ratio(Role::Id, |r| r.accuracy * 100.0, true),
             ),
             over(
                 "ood_accuracy_vs_noise",
                 "Out-of-domain accuracy vs pre-training noise",
                 "accuracy (%)",
-                self.series_over_ratio(Role::Ood, |r| r.accuracy * 100.0, true),
+                self.panels_over_ratio(Role::Ood, |r| r.accuracy * 100.0, true),
             ),
             over(
                 "sve_vs_noise",
                 "SVE of in-domain features vs pre-training noise",
                 "SVE",
-                self.series_over_ratio(Role::Id, |r| r.metrics.sve, false),
+                self.panels_over_ratio(Role::Id, |r| r.metrics.sve, false),
             ),
             over(
                 "lsvr_vs_noise",
                 "LSVR of out-of-domain features vs pre-training noise",
                 "-ln(s1 / Σ s)",
-                self.series_over_ratio(Role::Ood, |r| r.metrics.lsvr_neglog, false),
+                self.panels_over_ratio(Role::Ood, |r| r.metrics.lsvr_neglog, false),
             ),
             Figure {
                 file: "accuracy_vs_fraction",
@@ -443,7 +511,7 @@ impl Results {
                 y_label: "accuracy (%)",
                 log_x: true,
                 scatter: false,
-                series: fraction_series,
+                panels: fraction_panels,
             },
         ]
         .into_iter()
@@ -452,19 +520,27 @@ impl Results {
     }
 
     /// Accuracy against one spectral metric, a point per cell (see
-    /// [`Results::metric_accuracy_pairs`]) and a series per evaluation.
+    /// [`Results::metric_accuracy_pairs`]), a panel per role and a series per evaluation.
     pub fn metric_scatter(&self, metric: Metric) -> Figure {
-        let series = self
-            .evals()
-            .iter()
-            .map(|eval| Curve {
-                label: format!("{} / {} ({})", eval.0, eval.2, eval.1.name()),
-                points: self
-                    .metric_accuracy_pairs(metric, eval.1, Some(eval))
-                    .into_iter()
-                    .map(|(x, y)| (x, y, 0.0))
+        let evals = self.evals();
+        let panels = [(Role::Id, "in domain"), (Role::Ood, "out of domain")]
+            .into_iter()
+            .map(|(role, name)| Panel {
+                title: name.to_string(),
+                series: evals
+                    .iter()
+                    .filter(|e| e.1 == role)
+                    .map(|eval| Curve {
+                        label: format!("{} / {}", eval.0, eval.2),
+                        points: self
+                            .metric_accuracy_pairs(metric, role, Some(eval))
+                            .into_iter()
+                            .map(|(x, y)| Point { x, y, low: y, high: y })
+                            .collect(),
+                    })
                     .collect(),
             })
+            .filter(|p| !p.series.is_empty())
             .collect();
         Figure {
             file: metric.scatter_file(),
@@ -473,7 +549,54 @@ impl Results {
             y_label: "accuracy (%)",
             log_x: metric == Metric::ConditionNumber,
             scatter: true,
-            series,
+            panels,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::prediction::tests::falling_accuracy_study;
+
+    /// Differences pair each seed with its own clean run: an offset a seed carries at every
+    /// ratio (its downstream luck) cancels, so it adds no spread.
+    #[test]
+    fn differences_are_paired_by_seed() {
+        let mut results = falling_accuracy_study();
+        for r in results.rows.iter_mut().filter(|r| r.seed == 1) {
+            r.accuracy += 0.05;
+        }
+        let eval = ("a".to_string(), Role::Id, "test".to_string());
+        let d = results.difference(&eval, "lp", 0.2);
+        assert!((d.mean + 10.0).abs() < 1e-9 && d.sd < 1e-9, "{d:?}");
+        assert_eq!(d.seeds, 2);
+        assert!(!d.holds(), "two seeds are too few for a finding");
+        let (_, spread) = results.accuracy(&eval, "lp", 0.2);
+        assert!((spread - 5.0 / 2f64.sqrt()).abs() < 1e-9, "unpaired: {spread}");
+        let gap = results.gap("lp", Role::Id, 0.2);
+        assert!((gap.mean + 10.0).abs() < 1e-9, "{gap:?}");
+        assert!(results.gap("lp", Role::Id, 0.0).mean.abs() < 1e-12);
+        // A seed missing its clean cell drops out of the difference.
+        results.rows.retain(|r| !(r.seed == 0 && r.ratio == 0.0));
+        assert_eq!(results.difference(&eval, "lp", 0.2).seeds, 1);
+        let sve = results.spectral_difference(&eval, 0.3, Metric::Sve);
+        assert!(sve.mean > 0.0 && sve.seeds == 1, "flatter spectra with noise: {sve:?}");
+    }
+
+    /// Accuracy figures: a panel per evaluation, a line per method; the gap: a panel per role.
+    #[test]
+    fn figures_are_small_multiples() {
+        let results = falling_accuracy_study();
+        let figures = results.figures();
+        let named = |file: &str| figures.iter().find(|f| f.file == file).unwrap();
+        let id = named("id_accuracy_vs_noise");
+        assert_eq!(id.panels.len(), 2);
+        assert!(id.panels.iter().all(|p| p.series.len() == 2), "lp and mlp");
+        let gap = named("gap_vs_noise");
+        assert_eq!(gap.panels.len(), 2);
+        let lp = &gap.panels[0].series[0];
+        assert_eq!(lp.label, "lp");
+        assert!((lp.points[2].y + 10.0).abs() < 1e-9);
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use nml_core::spectrum::Preprocess;
 use nml_core::spectrum::compare::{Comparison, FeatureMatrix, compare};
-use nml_core::study::Curve;
+use nml_core::study::{Curve, Panel, Point};
 use nml_core::{NmlError, Result};
 
 use super::write_json;
@@ -51,23 +51,31 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = &args.plot {
-        let series = [Curve {
-            label: format!(
-                "top {} subspaces, linear CKA {:.3}",
-                comparison.k, comparison.linear_cka
-            ),
-            points: comparison
-                .principal_angles
-                .iter()
-                .enumerate()
-                .map(|(i, &angle)| ((i + 1) as f64, angle, 0.0))
-                .collect(),
+        let panels = [Panel {
+            title: String::new(),
+            series: vec![Curve {
+                label: format!(
+                    "top {} subspaces, linear CKA {:.3}",
+                    comparison.k, comparison.linear_cka
+                ),
+                points: comparison
+                    .principal_angles
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &angle)| Point {
+                        x: (i + 1) as f64,
+                        y: angle,
+                        low: angle,
+                        high: angle,
+                    })
+                    .collect(),
+            }],
         }];
         let figure = LineFigure {
             title: "Principal angles between the two encoders' top subspaces",
             x_label: "index",
             y_label: "angle (degrees)",
-            series: &series,
+            panels: &panels,
             log_x: false,
             scatter: false,
         };

@@ -7,7 +7,7 @@ use std::path::Path;
 use nml_core::Result;
 use nml_core::io::write_atomic;
 use nml_core::spectrum::metrics::Metric;
-use nml_core::study::{MetricPrediction, Results};
+use nml_core::study::{Difference, FINDING_SEEDS, MetricPrediction, Results};
 use nml_core::tune::Role;
 
 use super::figures;
@@ -30,6 +30,35 @@ fn mean_spread((m, s): (f64, f64), seeds: usize, digits: usize, signed: bool) ->
         format!("{mean} ± {s:.digits$}")
     } else {
         mean
+    }
+}
+
+/// A change from clean pre-training: mean ± sd and the 95% interval over seeds, the mean in
+/// bold where it holds ([`Difference::holds`]); the mean alone for one seed.
+fn difference_cell(d: &Difference, digits: usize) -> String {
+    if d.mean.is_nan() {
+        return "–".to_string();
+    }
+    let mean = format!("{:+.digits$}", d.mean);
+    if d.seeds < 2 {
+        return mean;
+    }
+    let mean = if d.holds() { format!("**{mean}**") } else { mean };
+    format!("{mean} ± {:.digits$} [{:+.digits$}, {:+.digits$}]", d.sd, d.interval.0, d.interval.1)
+}
+
+/// What the bold in the difference tables means, for this study's seeds.
+fn holds_rule(seeds: usize) -> String {
+    if seeds >= FINDING_SEEDS {
+        format!(
+            "Each cell: the mean over seeds of each seed's change from its own clean pre-training, ± its standard deviation, [its 95% bootstrap interval over seeds]. **Bold**: the interval excludes zero, so the change holds over these {seeds} seeds; otherwise it is not a finding."
+        )
+    } else if seeds > 1 {
+        format!(
+            "Each cell: the mean over seeds of each seed's change from its own clean pre-training, ± its standard deviation, [its 95% bootstrap interval over seeds]. With {seeds} seeds (under {FINDING_SEEDS}) no change is called a finding."
+        )
+    } else {
+        "One seed: each cell is that seed's change, an observation, not a finding.".to_string()
     }
 }
 
@@ -129,7 +158,12 @@ pub fn summary(results: &Results) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "# nml sweep\n\nBackend: {}. Seeds: {:?}. Objectives: {}. Noise: {} on the pre-training labels (supervised) or swapped captions (contrastive), pre-training on {}. Tuning: {} epochs; accuracies in % at {:.0}% of the downstream training data unless noted. SVE / LSVR of the frozen features (paper mode).{}\n",
+        "{}\n\nBackend: {}. Seeds: {:?}. Objectives: {}. Noise: {} on the pre-training labels (supervised) or swapped captions (contrastive), pre-training on {}. Tuning: {} epochs; accuracies in % at {:.0}% of the downstream training data unless noted. SVE / LSVR of the frozen features (paper mode).{}\n",
+        if seeds == 1 {
+            "# nml sweep: one seed, so every number below is an observation, not a finding (--seeds 5 gives intervals)".to_string()
+        } else {
+            format!("# nml sweep: {seeds} seeds, mean ± standard deviation over them")
+        },
         results.backend,
         suite.seeds(),
         objectives.join(", "),
@@ -160,6 +194,28 @@ pub fn summary(results: &Results) -> String {
                 writeln!(md, "| {} | {} ({}) | {method} |{cells}", eval.0, eval.2, eval.1.name());
         }
     }
+    let clean = results.clean_ratio();
+    let noisy: Vec<f64> = suite.ratios().iter().copied().filter(|&r| r != clean).collect();
+    let noisy_header: String = noisy.iter().map(|r| format!(" {:.0}% |", r * 100.0)).collect();
+    let noisy_rule: String = noisy.iter().map(|_| "---|").collect();
+    let _ = writeln!(
+        md,
+        "\n## Accuracy change from clean pre-training, per evaluation\n\nIn points against {:.0}% noise. {}\n\n| task | eval | method |{noisy_header}\n|---|---|---|{noisy_rule}",
+        clean * 100.0,
+        holds_rule(seeds)
+    );
+    for eval in &evals {
+        for method in &methods {
+            let cells: String = noisy
+                .iter()
+                .map(|&ratio| {
+                    format!(" {} |", difference_cell(&results.difference(eval, method, ratio), 2))
+                })
+                .collect();
+            let _ =
+                writeln!(md, "| {} | {} ({}) | {method} |{cells}", eval.0, eval.2, eval.1.name());
+        }
+    }
     let _ = writeln!(
         md,
         "\n## Feature spectrum vs pre-training noise\n\nSVE on in-domain test features (higher = richer); LSVR as -ln(s1/Σs) on out-of-domain features (higher = less dominated by one direction).\n\n| task | eval | metric |{header}\n|---|---|---|{rule}"
@@ -177,6 +233,31 @@ pub fn summary(results: &Results) -> String {
             })
             .collect();
         let _ = writeln!(md, "| {} | {} ({}) | {metric} |{cells}", eval.0, eval.2, eval.1.name());
+    }
+    let _ = writeln!(
+        md,
+        "\nTheir change from clean pre-training: {}\n\n| task | eval | metric |{noisy_header}\n|---|---|---|{noisy_rule}",
+        holds_rule(seeds)
+    );
+    for eval in &evals {
+        let metric = if eval.1 == Role::Id { Metric::Sve } else { Metric::LsvrNeglog };
+        let cells: String = noisy
+            .iter()
+            .map(|&ratio| {
+                format!(
+                    " {} |",
+                    difference_cell(&results.spectral_difference(eval, ratio, metric), 4)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} ({}) | {} |{cells}",
+            eval.0,
+            eval.2,
+            eval.1.name(),
+            metric.name()
+        );
     }
     let _ = writeln!(
         md,
@@ -223,17 +304,38 @@ pub fn summary(results: &Results) -> String {
     }
     let _ = writeln!(
         md,
-        "\n## Accuracy change from the cleanest pre-training (the paper's Figure 4)\n\nFor each tuning method, the mean over every in-domain (ID) or out-of-domain (OOD) evaluation of the accuracy at each noise ratio minus the accuracy at {:.0}% noise, in points (positive: the noise helped).\n\n| method | eval |{header}\n|---|---|{rule}",
-        results.clean_ratio() * 100.0
+        "\n## Accuracy change from the cleanest pre-training (the paper's Figure 4)\n\nFor each tuning method, the mean over every in-domain (ID) or out-of-domain (OOD) evaluation of the accuracy at each noise ratio minus the accuracy at {:.0}% noise, in points (positive: the noise helped). {}\n\n| method | eval |{noisy_header}\n|---|---|{noisy_rule}",
+        clean * 100.0,
+        holds_rule(seeds)
     );
-    for curve in results.gap_series() {
-        let (method, name) = curve.label.rsplit_once(' ').expect("gap labels are `METHOD ROLE`");
-        let cells: String = curve
-            .points
-            .iter()
-            .map(|&(_, m, s)| format!(" {} |", mean_spread((m, s), seeds, 2, true)))
-            .collect();
-        let _ = writeln!(md, "| {method} | {name} |{cells}");
+    let mut held = Vec::new();
+    for (role, name) in [(Role::Id, "ID"), (Role::Ood, "OOD")] {
+        for method in &methods {
+            let gaps: Vec<(f64, Difference)> =
+                noisy.iter().map(|&ratio| (ratio, results.gap(method, role, ratio))).collect();
+            if gaps.iter().all(|(_, d)| d.mean.is_nan()) {
+                continue;
+            }
+            let cells: String =
+                gaps.iter().map(|(_, d)| format!(" {} |", difference_cell(d, 2))).collect();
+            let _ = writeln!(md, "| {method} | {name} |{cells}");
+            held.extend(gaps.into_iter().filter(|(_, d)| d.holds()).map(|(ratio, d)| {
+                format!(
+                    "- {method} {name} at {:.0}% noise: {} ({:+.2} to {:+.2})",
+                    ratio * 100.0,
+                    if d.mean > 0.0 { "helped" } else { "hurt" },
+                    d.interval.0,
+                    d.interval.1
+                )
+            }));
+        }
+    }
+    if seeds >= FINDING_SEEDS {
+        let _ = writeln!(
+            md,
+            "\nWhat holds over these {seeds} seeds (the interval excludes zero):\n\n{}",
+            if held.is_empty() { "- nothing".to_string() } else { held.join("\n") }
+        );
     }
     if !results.missing.is_empty() {
         let _ = writeln!(
