@@ -518,8 +518,18 @@ ood = { rotated = "starter:mnist@900..1100|rotate=30" }
     )
     .unwrap();
     let out = dir.join("out");
-    let sweep =
-        ["sweep", "--suite", &s(&suite), "--out", &s(&out), "--backend", "cpu", "--finetune"];
+    let sweep = [
+        "sweep",
+        "--suite",
+        &s(&suite),
+        "--out",
+        &s(&out),
+        "--backend",
+        "cpu",
+        "--finetune",
+        "--wise-alpha",
+        "0,1",
+    ];
     let first = run(&sweep);
     for file in [
         "results.json",
@@ -535,13 +545,28 @@ ood = { rotated = "starter:mnist@900..1100|rotate=30" }
         "accuracy_vs_sve.png",
         "accuracy_vs_alpha_req.svg",
         "accuracy_vs_condition_number.png",
+        "geometry.csv",
     ] {
         assert!(out.join(file).exists(), "{file} missing");
     }
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
-    // 2 objectives x 2 ratios x (2 heads x 2 fractions + 2 fine-tunings) x (test + 1 OOD set)
-    assert_eq!(csv.lines().count(), 1 + 48, "{csv}");
+    // 2 objectives x 2 ratios x (2 heads x 2 fractions + 2 fine-tunings x (itself + 2 WiSE-FT
+    // mixes)) x (test + 1 OOD set)
+    assert_eq!(csv.lines().count(), 1 + 80, "{csv}");
     assert_eq!(csv.lines().filter(|l| l.contains(",lora,1,")).count(), 8, "{csv}");
+    // WiSE-FT at 1 is the fine-tuned model itself (FT: no adapters to merge).
+    let accuracy_of = |method: &str| -> Vec<String> {
+        csv.lines()
+            .filter(|l| l.split(',').nth(6) == Some(method))
+            .map(|l| l.split(',').nth(8).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(accuracy_of("ft-wise1").len(), 8);
+    assert_eq!(accuracy_of("ft-wise1"), accuracy_of("ft"));
+    assert_eq!(accuracy_of("lora-wise0").len(), 8);
+    // Each noisy encoder against the clean one of its seed: 2 objectives x 2 evaluations.
+    let geometry = std::fs::read_to_string(out.join("geometry.csv")).unwrap();
+    assert_eq!(geometry.lines().count(), 1 + 4, "{geometry}");
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(
         summary
@@ -561,6 +586,7 @@ ood = { rotated = "starter:mnist@900..1100|rotate=30" }
     assert!(!figure4.contains("What holds"), "one seed holds nothing: {figure4}");
     assert!(csv.contains("\ncontrastive,0.3,") && csv.contains("\nsupervised,0,"), "{csv}");
     assert!(csv.lines().next().unwrap().contains(",rankme,alpha_req,nesum,condition_number,"));
+    assert!(summary.contains("## How far noise moves the features' geometry"), "{summary}");
     let predicts = summary.split("Which spectral metric predicts transfer").nth(1).unwrap();
     for line in ["| SVE | 4 |", "| -ln LSVR | 4 |", "Best pooled: "] {
         assert!(predicts.contains(line), "{line} missing from {predicts}");

@@ -100,6 +100,11 @@ pub struct FinetuneConfig {
     pub top_k: usize,
     pub lora: LoraConfig,
     pub seed: u64,
+    /// WiSE-FT: after training, also score the fine-tuned weights mixed with the pre-trained
+    /// ones at each of these shares of the fine-tuned model (see [`super::interpolate`]); none by
+    /// default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wise_alphas: Vec<f64>,
 }
 
 impl FinetuneConfig {
@@ -118,6 +123,7 @@ impl FinetuneConfig {
             top_k: nmtune.top_k,
             lora: LoraConfig::default(),
             seed: 0,
+            wise_alphas: Vec::new(),
         }
     }
 
@@ -148,6 +154,6 @@ impl FinetuneConfig {
                 self.lora.rank, self.lora.alpha, self.lora.dropout
             ));
         }
-        Ok(())
+        super::wise::validate_alphas(&self.wise_alphas)
     }
 }

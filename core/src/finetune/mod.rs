@@ -1,17 +1,20 @@
 //! Tuning the pre-trained encoder itself on an image task (or, in [`run_text`], a text task): LoRA adapters on its linears or full
 //! fine-tuning, each with or without NMTune's covariance and singular-value terms on the
 //! encoder's output features (the black-box head's own functions, reused). A new linear head
-//! classifies the task's labels.
+//! classifies the task's labels. WiSE-FT ([`interpolate`]) scores mixes of the fine-tuned and
+//! the pre-trained weights.
 
 mod config;
 mod persist;
 mod task;
 mod text;
+mod wise;
 
 pub use config::{FinetuneConfig, FinetuneMethod, LoraConfig, LoraTargets};
 pub use persist::{FinetuneMeta, load_merged, merged_bytes, read_finetune_meta, trained_bytes};
 pub use task::{FinetuneOutcome, FinetuneReport, run};
 pub use text::{TextFinetuneReport, run_text};
+pub use wise::{WisePoint, interpolate, probe_head, sweep_alphas, validate_alphas};
 
 use burn::module::{Lora, Module, ModuleMapper, ModuleVisitor, Param, ParamGroup};
 use burn::nn::Linear;

@@ -8,8 +8,8 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    FinetuneConfig, FinetuneEpoch, FinetuneMethod, Finetuner, ParamCount, accuracy, count_params,
-    finetune, prepare,
+    FinetuneConfig, FinetuneEpoch, FinetuneMethod, Finetuner, ParamCount, WisePoint, accuracy,
+    count_params, finetune, prepare, probe_head, sweep_alphas,
 };
 use crate::data::ImageSet;
 use crate::error::{NmlError, Result};
@@ -35,6 +35,9 @@ pub struct FinetuneReport {
     pub seconds: f64,
     pub backend: String,
     pub history: Vec<FinetuneEpoch>,
+    /// WiSE-FT's scores, one per `config.wise_alphas`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wise: Vec<WisePoint>,
 }
 
 /// A finished run: the model (adapters not merged, inference mode) and its report.
@@ -76,17 +79,32 @@ pub fn run(
     for (_, set) in ood {
         check_labels(set, num_classes, train.name())?;
     }
+    // WiSE-FT's pre-trained end: the encoder as it comes, with a linear probe on its features.
+    let pretrained = if config.wise_alphas.is_empty() {
+        None
+    } else {
+        let features = encoder.extract(train, input, train.name(), device)?;
+        let head = probe_head(&features, config.seed, device)?;
+        Some(Finetuner { encoder: encoder.clone(), head })
+    };
     let autodiff = device.clone().autodiff();
     let model = prepare(encoder, num_classes, config, &autodiff)?;
     let params = count_params(&model);
     let (model, history) = finetune(model, train, input, config, &autodiff, observer)?;
     let train_seconds = started.elapsed().as_secs_f64();
     // The trained model is in inference mode: it scores on the plain device, with no graph.
-    let accuracy_id = accuracy(&model, test, input, device)?;
-    let ood = ood
-        .iter()
-        .map(|(name, set)| Ok((name.clone(), accuracy(&model, set, input, device)?)))
-        .collect::<Result<BTreeMap<_, _>>>()?;
+    let score = |model: &Finetuner| -> Result<(f64, BTreeMap<String, f64>)> {
+        let ood = ood
+            .iter()
+            .map(|(name, set)| Ok((name.clone(), accuracy(model, set, input, device)?)))
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        Ok((accuracy(model, test, input, device)?, ood))
+    };
+    let (accuracy_id, ood) = score(&model)?;
+    let wise = match &pretrained {
+        Some(start) => sweep_alphas(start, &model.clone().merged(), &config.wise_alphas, score)?,
+        None => Vec::new(),
+    };
     let report = FinetuneReport {
         method: config.method,
         accuracy: accuracy_id,
@@ -99,6 +117,7 @@ pub fn run(
         seconds: started.elapsed().as_secs_f64(),
         backend: String::new(),
         history,
+        wise,
     };
     Ok(FinetuneOutcome { model, report })
 }

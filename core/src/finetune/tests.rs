@@ -339,3 +339,38 @@ fn run_scores_test_and_ood_sets_and_refuses_unknown_labels() {
     .to_string();
     assert!(err.contains("label 12 at index 3"), "{err}");
 }
+
+/// WiSE-FT's ends are the two models it mixes: at 0 the pre-trained encoder with a linear probe
+/// on its features, at 1 the fine-tuned model (LoRA's adapters merged first).
+#[test]
+fn wise_ft_ends_are_the_probe_and_the_fine_tuned_model() {
+    let device = Device::flex();
+    let input = InputTransform::new(14);
+    let (train, test) = (mnist(0..300), mnist(500..600));
+    let ood = vec![("rotated".to_string(), test.rotated(30.0))];
+    let encoder = small_vit(&device);
+    let config = FinetuneConfig {
+        epochs: 1,
+        wise_alphas: vec![0.0, 0.5, 1.0],
+        ..FinetuneConfig::for_method(FinetuneMethod::Lora)
+    };
+    let out = run(encoder.clone(), &input, &train, &test, &ood, &config, &device, &mut ()).unwrap();
+    let wise = &out.report.wise;
+    assert_eq!(wise.iter().map(|p| p.alpha).collect::<Vec<_>>(), [0.0, 0.5, 1.0]);
+
+    let features = |set: &ImageSet| encoder.extract(set, &input, "f", &device).unwrap();
+    let probe = probe_head(&features(&train), config.seed, &device).unwrap();
+    let probe = crate::tune::FeatureHead { transform: None, classifier: probe };
+    let probe_accuracy = |set: &ImageSet| crate::tune::accuracy(&probe, &features(set), &device);
+    // Merging the adapters, or scoring in other batches, moves the last bits of a few logits:
+    // at most one image's label.
+    let one_image = 1.0 / test.n() as f64 + 1e-12;
+    assert!((wise[0].accuracy - probe_accuracy(&test).unwrap()).abs() <= one_image);
+    assert!((wise[0].ood["rotated"] - probe_accuracy(&ood[0].1).unwrap()).abs() <= one_image);
+    assert!((wise[2].accuracy - out.report.accuracy).abs() <= one_image, "{wise:?}");
+    assert!((wise[2].ood["rotated"] - out.report.ood["rotated"]).abs() <= one_image);
+
+    let bad = FinetuneConfig { wise_alphas: vec![2.0], ..config };
+    let err = run(encoder, &input, &train, &test, &[], &bad, &device, &mut ()).err().unwrap();
+    assert!(err.to_string().contains("alpha must be in [0, 1]"), "{err}");
+}

@@ -12,8 +12,8 @@ use rand::rngs::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    FinetuneConfig, FinetuneEpoch, ParamCount, count_params, lora_group, regularised, step_model,
-    training_plan,
+    FinetuneConfig, FinetuneEpoch, ParamCount, WisePoint, count_params, lora_group, probe_head,
+    regularised, step_model, sweep_alphas, training_plan,
 };
 use crate::data::TextSet;
 use crate::error::{NmlError, Result};
@@ -35,6 +35,9 @@ pub struct TextFinetuneReport {
     pub train_seconds: f64,
     pub seconds: f64,
     pub history: Vec<FinetuneEpoch>,
+    /// WiSE-FT's scores, one per `config.wise_alphas`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wise: Vec<WisePoint>,
 }
 
 /// Texts per forward pass when scoring.
@@ -86,6 +89,14 @@ pub fn run_text(
     if train.len() < 2 {
         return Err(NmlError::format(train.name(), "need at least two training texts"));
     }
+    // WiSE-FT's pre-trained end: the encoder as it comes, with a linear probe on its features.
+    let pretrained = if config.wise_alphas.is_empty() {
+        None
+    } else {
+        let features = encoder.features(train, SCORE_BATCH, device, &mut |_| {})?;
+        let head = probe_head(&features, config.seed, device)?;
+        Some(TextClassifier { encoder: encoder.model.clone(), head })
+    };
     let ad = device.clone().autodiff();
     let bert = encoder.model.clone().fork(&ad).train();
     let bert = if config.method.uses_lora() {
@@ -137,12 +148,19 @@ pub fn run_text(
     ))?;
     let train_seconds = started.elapsed().as_secs_f64();
     let model = trained.model.valid().materialize();
-    let score = |set: &TextSet| accuracy(&model, encoder, set, num_classes, train.name());
-    let accuracy_id = score(test)?;
-    let ood = ood
-        .iter()
-        .map(|(name, set)| Ok((name.clone(), score(set)?)))
-        .collect::<Result<BTreeMap<_, _>>>()?;
+    let score = |model: &TextClassifier| -> Result<(f64, BTreeMap<String, f64>)> {
+        let on = |set: &TextSet| accuracy(model, encoder, set, num_classes, train.name());
+        let ood = ood
+            .iter()
+            .map(|(name, set)| Ok((name.clone(), on(set)?)))
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        Ok((on(test)?, ood))
+    };
+    let (accuracy_id, ood) = score(&model)?;
+    let wise = match &pretrained {
+        Some(start) => sweep_alphas(start, &model, &config.wise_alphas, score)?,
+        None => Vec::new(),
+    };
     Ok(TextFinetuneReport {
         accuracy: accuracy_id,
         ood,
@@ -153,6 +171,7 @@ pub fn run_text(
         train_seconds,
         seconds: started.elapsed().as_secs_f64(),
         history: trained.history,
+        wise,
     })
 }
 

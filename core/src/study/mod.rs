@@ -28,6 +28,7 @@
 
 mod bootstrap;
 mod difference;
+mod geometry;
 mod prediction;
 mod results;
 mod run;
@@ -36,6 +37,7 @@ mod suite;
 
 pub use bootstrap::{BOOTSTRAP_RESAMPLES, bootstrap_interval, mean_interval};
 pub use difference::{Difference, FINDING_SEEDS};
+pub use geometry::{GEOMETRY_K, Geometry, GeometryMeasure, GeometryRow};
 pub use prediction::{MetricPrediction, ranks, spearman, spearman_interval};
 pub use results::{Curve, Eval, Figure, Panel, Point, ResultRow, Results, mean_std};
 pub use run::{
@@ -44,5 +46,6 @@ pub use run::{
 };
 pub use shard::Shard;
 pub use suite::{
-    FinetuneSuite, Modality, ObjectiveKind, StudySuite, Suite, Task, TextSuite, TextTask, TuneSuite,
+    FinetuneSuite, Modality, ObjectiveKind, StudyHead, StudySuite, Suite, Task, TextSuite,
+    TextTask, TuneSuite,
 };

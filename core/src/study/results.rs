@@ -204,9 +204,7 @@ impl Results {
     /// Head methods, then the fine-tuning methods.
     pub fn methods(&self) -> Vec<String> {
         let mut methods = self.head_methods();
-        methods.extend(
-            self.finetune.iter().flat_map(|p| p.methods.iter().map(|m| m.name().to_string())),
-        );
+        methods.extend(self.finetune.iter().flat_map(FinetuneSuite::method_names));
         methods
     }
 
@@ -313,13 +311,31 @@ impl Results {
     /// cleanest pre-training, over the seeds that have both (see [`Difference`]).
     fn seed_difference(&self, ratio: f64, value: impl Fn(u64, f64) -> Option<f64>) -> Difference {
         let clean = self.clean_ratio();
-        let per_seed: Vec<f64> = self
-            .suite
-            .seeds()
-            .iter()
-            .filter_map(|&seed| Some(value(seed, ratio)? - value(seed, clean)?))
-            .collect();
+        self.over_seed_pairs(|seed| Some(value(seed, ratio)? - value(seed, clean)?))
+    }
+
+    /// A [`Difference`] of each seed's `difference` (where it has one).
+    fn over_seed_pairs(&self, difference: impl Fn(u64) -> Option<f64>) -> Difference {
+        let per_seed: Vec<f64> =
+            self.suite.seeds().iter().filter_map(|&seed| difference(seed)).collect();
         Difference::of(&per_seed)
+    }
+
+    /// How far `method`'s headline accuracy on one evaluation lies above `baseline`'s, in
+    /// points, after pre-training at `ratio`; paired by seed (both tuned on the same features).
+    pub fn method_difference(
+        &self,
+        eval: &Eval,
+        method: &str,
+        baseline: &str,
+        ratio: f64,
+    ) -> Difference {
+        self.over_seed_pairs(|seed| {
+            Some(
+                self.seed_accuracy(eval, method, ratio, seed)?
+                    - self.seed_accuracy(eval, baseline, ratio, seed)?,
+            )
+        })
     }
 
     /// The headline accuracy (%) of one seed's cell.
@@ -580,6 +596,10 @@ mod tests {
         // A seed missing its clean cell drops out of the difference.
         results.rows.retain(|r| !(r.seed == 0 && r.ratio == 0.0));
         assert_eq!(results.difference(&eval, "lp", 0.2).seeds, 1);
+        let mlp = results.method_difference(&eval, "mlp", "lp", 0.3);
+        assert_eq!(mlp.seeds, 2, "{mlp:?}");
+        // The fixture's mlp scores `ratio`, its lp `base - ratio / 2`, seed 1 both 5 up.
+        assert!((mlp.mean - (30.0 - 75.0)).abs() < 1e-9 && mlp.sd < 1e-9, "{mlp:?}");
         let sve = results.spectral_difference(&eval, 0.3, Metric::Sve);
         assert!(sve.mean > 0.0 && sve.seeds == 1, "flatter spectra with noise: {sve:?}");
     }

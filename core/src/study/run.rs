@@ -19,7 +19,7 @@ use super::suite::{
 };
 use crate::data::{FeatureSet, ImageSet, ImageSource, TextSet, TextSource};
 use crate::error::{NmlError, Result};
-use crate::finetune::{self, FinetuneConfig, FinetuneMethod, ParamCount};
+use crate::finetune::{self, FinetuneConfig, FinetuneMethod, ParamCount, WisePoint};
 use crate::io::{read_file, write_atomic};
 use crate::models::{Encoder, InputTransform, SentenceEncoder};
 use crate::pretrain::{
@@ -161,6 +161,12 @@ struct TunedCell {
     seconds: f64,
 }
 
+/// Where a study in `out` keeps the features of one split (`train`, `test` or an OOD set's
+/// name) of a task after the pre-training run `tag`.
+pub(crate) fn features_file(out: &Path, tag: &str, task: &str, split: &str) -> PathBuf {
+    out.join("features").join(tag).join(format!("{task}-{split}.safetensors"))
+}
+
 #[derive(Serialize, Deserialize)]
 struct FinetunedCell {
     config: FinetuneConfig,
@@ -170,6 +176,9 @@ struct FinetunedCell {
     params: ParamCount,
     seconds_per_epoch: f64,
     seconds: f64,
+    /// WiSE-FT's mixes, one per the plan's alphas.
+    #[serde(default)]
+    wise: Vec<WisePoint>,
 }
 
 /// A finished cell saved at `path`, if it is there, readable, and of the same settings.
@@ -394,20 +403,12 @@ pub fn run_text_study(
                                 r.history.iter().map(|e| e.seconds),
                             ),
                             seconds: r.seconds,
+                            wise: r.wise,
                         })
                     },
                 )?;
                 if let Some(record) = record {
-                    cell.record(
-                        &features,
-                        &task.name,
-                        method.name(),
-                        1.0,
-                        record.accuracy,
-                        &record.ood,
-                        record.seconds,
-                        &mut rows,
-                    );
+                    cell.record_finetuned(&features, &task.name, method, &record, &mut rows);
                 }
             }
         }
@@ -581,19 +582,11 @@ fn finetune_images(
                     params: r.params,
                     seconds_per_epoch: mean_epoch_seconds(r.history.iter().map(|e| e.seconds)),
                     seconds: r.seconds,
+                    wise: r.wise,
                 })
             })?;
         if let Some(record) = record {
-            cell.record(
-                features,
-                label,
-                method.name(),
-                1.0,
-                record.accuracy,
-                &record.ood,
-                record.seconds,
-                rows,
-            );
+            cell.record_finetuned(features, label, method, &record, rows);
         }
     }
     Ok(())
@@ -618,7 +611,7 @@ impl RunUnit<'_> {
     }
 
     fn features_path(&self, task: &str, split: &str) -> PathBuf {
-        self.options.out.join("features").join(self.tag).join(format!("{task}-{split}.safetensors"))
+        features_file(&self.options.out, self.tag, task, split)
     }
 
     fn head_cell_path(&self, task: &str, method: &str, fraction: f64) -> PathBuf {
@@ -700,6 +693,26 @@ impl<'a> RunCells<'a> {
         Self { unit, objective, ratio, seed, noise_rate, train_accuracy, device }
     }
 
+    /// A fine-tuned encoder's rows: the method's, then one per WiSE-FT mix (whose time is
+    /// the run's, as the mixes come with it).
+    fn record_finetuned(
+        &self,
+        features: &TaskFeatures,
+        label: &str,
+        method: FinetuneMethod,
+        cell: &FinetunedCell,
+        rows: &mut Vec<ResultRow>,
+    ) {
+        let (name, accuracy, ood) = (method.name().to_string(), cell.accuracy, &cell.ood);
+        let mixes = cell
+            .wise
+            .iter()
+            .map(|p| (FinetuneSuite::wise_name(method, p.alpha), p.accuracy, &p.ood));
+        for (name, accuracy, ood) in std::iter::once((name, accuracy, ood)).chain(mixes) {
+            self.record(features, label, &name, 1.0, accuracy, ood, cell.seconds, rows);
+        }
+    }
+
     /// One row per evaluation set of a tuned cell, with the frozen features' spectrum.
     #[allow(clippy::too_many_arguments)]
     fn record(
@@ -755,12 +768,7 @@ impl<'a> RunCells<'a> {
         let suite = self.unit.tune;
         for &method in &suite.methods {
             for &fraction in &suite.fractions {
-                let config = TuneConfig {
-                    epochs: suite.epochs,
-                    data_fraction: fraction,
-                    seed: self.seed,
-                    ..TuneConfig::for_method(method)
-                };
+                let config = suite.config(method, fraction, self.seed);
                 let path = self.unit.head_cell_path(task, method.name(), fraction);
                 let same = |c: &TunedCell| c.config == config && c.train == train_source;
                 let cell = match cached(&path, same) {

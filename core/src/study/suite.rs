@@ -12,7 +12,7 @@ use crate::error::{NmlError, Result};
 use crate::finetune::{FinetuneConfig, FinetuneMethod, LoraTargets};
 use crate::noise::NoiseKind;
 use crate::pretrain::{ModelShape, Objective, PretrainConfig, TextPretrainConfig};
-use crate::tune::Method;
+use crate::tune::{Method, TuneConfig};
 
 /// What a suite's encoders read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,9 +82,84 @@ fn supervised_only() -> Vec<ObjectiveKind> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TuneSuite {
-    pub methods: Vec<Method>,
+    pub methods: Vec<StudyHead>,
     pub epochs: usize,
     pub fractions: Vec<f64>,
+}
+
+impl TuneSuite {
+    /// The config of `head` at one data fraction and seed: the method's recipe with the
+    /// suite's epochs.
+    pub fn config(&self, head: StudyHead, fraction: f64, seed: u64) -> TuneConfig {
+        TuneConfig {
+            epochs: self.epochs,
+            data_fraction: fraction,
+            seed,
+            select: head.select,
+            ..TuneConfig::for_method(head.method)
+        }
+    }
+}
+
+/// A head a study tunes: a method as the paper runs it (`lp`, `mlp`, `nmtune`, `knn`), or
+/// with its recipe picked on a validation split (`mlp-select`, `nmtune-select`; see
+/// [`crate::tune::grid`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StudyHead {
+    pub method: Method,
+    pub select: bool,
+}
+
+impl StudyHead {
+    pub fn name(self) -> &'static str {
+        match (self.method, self.select) {
+            (Method::Mlp, true) => "mlp-select",
+            (Method::Nmtune, true) => "nmtune-select",
+            (method, _) => method.name(),
+        }
+    }
+}
+
+impl From<Method> for StudyHead {
+    fn from(method: Method) -> Self {
+        Self { method, select: false }
+    }
+}
+
+impl std::str::FromStr for StudyHead {
+    type Err = NmlError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.strip_suffix("-select") {
+            Some("mlp") => Ok(Self { method: Method::Mlp, select: true }),
+            Some("nmtune") => Ok(Self { method: Method::Nmtune, select: true }),
+            Some(other) => Err(NmlError::Invalid(format!(
+                "{other}-select: only mlp and nmtune have a recipe to select"
+            ))),
+            None => s.parse::<Method>().map(Self::from).map_err(|_| {
+                NmlError::Invalid(format!(
+                    "unknown head {s:?}; use lp, mlp, nmtune, knn, mlp-select or nmtune-select"
+                ))
+            }),
+        }
+    }
+}
+
+impl Serialize for StudyHead {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for StudyHead {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The encoder tuning a study runs when asked to fine-tune.
@@ -101,6 +176,10 @@ pub struct FinetuneSuite {
     /// The linears LoRA adapts; the method's default (the MLP's) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora_targets: Option<LoraTargets>,
+    /// WiSE-FT: each fine-tuned encoder also scored mixed with its pre-trained weights at these
+    /// shares (see [`crate::finetune::interpolate`]), as methods named like `ft-wise0.5`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wise_alphas: Vec<f64>,
 }
 
 impl FinetuneSuite {
@@ -115,11 +194,28 @@ impl FinetuneSuite {
             lr: self.lr.unwrap_or(base.lr),
             batch_size: self.batch_size.unwrap_or(base.batch_size),
             seed,
+            wise_alphas: self.wise_alphas.clone(),
             ..base
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// The name of `method`'s WiSE-FT mix at `alpha`, as its rows carry it.
+    pub fn wise_name(method: FinetuneMethod, alpha: f64) -> String {
+        format!("{}-wise{alpha}", method.name())
+    }
+
+    /// The methods' names as rows carry them: each method, then its WiSE-FT mixes.
+    pub fn method_names(&self) -> Vec<String> {
+        self.methods
+            .iter()
+            .flat_map(|&m| {
+                std::iter::once(m.name().to_string())
+                    .chain(self.wise_alphas.iter().map(move |&a| Self::wise_name(m, a)))
+            })
+            .collect()
+    }
+
+    pub fn validate(&self) -> Result<()> {
         if self.methods.is_empty() || self.epochs == 0 {
             return Err(NmlError::Invalid(
                 "fine-tuning needs at least one method and one epoch".into(),
@@ -189,6 +285,7 @@ impl Suite {
             lr: None,
             batch_size: None,
             lora_targets: None,
+            wise_alphas: Vec::new(),
         });
         if let Some(methods) = methods {
             plan.methods = methods;
@@ -300,6 +397,7 @@ impl TextSuite {
             lr: None,
             batch_size: Some(16),
             lora_targets: Some(LoraTargets::MlpAndAttention),
+            wise_alphas: Vec::new(),
         });
         if let Some(methods) = methods {
             plan.methods = methods;
@@ -382,6 +480,18 @@ impl StudySuite {
             Self::Images(s) => &s.tune,
             Self::Text(s) => &s.tune,
         }
+    }
+
+    /// The same suite tuning `heads` on the frozen features instead of its own.
+    pub fn with_heads(mut self, heads: Vec<StudyHead>) -> Result<StudySuite> {
+        if heads.is_empty() {
+            return Err(NmlError::Invalid("a study needs at least one head".into()));
+        }
+        match &mut self {
+            Self::Images(s) => s.tune.methods = heads,
+            Self::Text(s) => s.tune.methods = heads,
+        }
+        Ok(self)
     }
 
     /// The pre-training objectives compared (text suites pre-train on labels only).
@@ -487,5 +597,24 @@ test = "starter:sklearn-digits@300..600|frame=20/28"
                 .to_string()
                 .contains("LoRA adapts a ViT")
         );
+    }
+
+    /// Heads read by name; a selected recipe is its own head with its own config.
+    #[test]
+    fn study_heads_read_by_name() {
+        let with_select =
+            SMALL.replace(r#"methods = ["lp"]"#, r#"methods = ["lp", "nmtune", "nmtune-select"]"#);
+        let suite = Suite::from_toml(&with_select, "s.toml").unwrap();
+        let names: Vec<&str> = suite.tune.methods.iter().map(|h| h.name()).collect();
+        assert_eq!(names, ["lp", "nmtune", "nmtune-select"]);
+        let select = suite.tune.config(suite.tune.methods[2], 0.5, 3);
+        assert!(select.select && select.method == Method::Nmtune && select.seed == 3);
+        assert!(!suite.tune.config(suite.tune.methods[1], 0.5, 3).select);
+        let err = Suite::from_toml(&with_select.replace("nmtune-select", "knn-select"), "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("knn-select: only mlp and nmtune"), "{err}");
+        let json = serde_json::to_string(&suite.tune).unwrap();
+        assert!(json.contains(r#""nmtune-select""#), "{json}");
     }
 }

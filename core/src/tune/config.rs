@@ -80,11 +80,24 @@ pub struct TuneConfig {
     /// Stop after this many epochs without a better validation accuracy and keep the best
     /// epoch's head; 0 = train all epochs. Needs `val_fraction > 0`.
     pub patience: usize,
-    /// Pick the regulariser weights and MLP width from a small grid on the validation split.
+    /// Pick the head's recipe from a small grid on the validation split (see
+    /// [`super::select::grid`]); without a `val_fraction` it holds out
+    /// [`SELECT_VAL_FRACTION`].
     pub select: bool,
+    /// The residual MLP's per-dimension output scale at the start: 1 is the paper's; 0 starts
+    /// the head as a linear probe on the features, which the MLP then has to earn its way from.
+    #[serde(default = "default_residual_scale_init")]
+    pub residual_scale_init: f64,
     /// The neighbours that vote in the k-NN probe (`knn` only).
     #[serde(default = "default_neighbours")]
     pub neighbours: usize,
+}
+
+/// The stratified validation share `select` holds out when none is given.
+pub const SELECT_VAL_FRACTION: f64 = 0.1;
+
+fn default_residual_scale_init() -> f64 {
+    1.0
 }
 
 fn default_neighbours() -> usize {
@@ -110,8 +123,19 @@ impl TuneConfig {
             val_fraction: 0.0,
             patience: 0,
             select: false,
+            residual_scale_init: default_residual_scale_init(),
             neighbours: default_neighbours(),
         }
+    }
+
+    /// The config as it runs: `select` without a validation split holds out
+    /// [`SELECT_VAL_FRACTION`] of the training set.
+    pub fn resolved(&self) -> Self {
+        let mut c = self.clone();
+        if c.select && c.val_fraction == 0.0 {
+            c.val_fraction = SELECT_VAL_FRACTION;
+        }
+        c
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -133,6 +157,7 @@ impl TuneConfig {
             ("w_mse", self.w_mse),
             ("w_cov", self.w_cov),
             ("w_svd", self.w_svd),
+            ("residual_scale_init", self.residual_scale_init),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return bad(format!("{name} must be a non-negative number, got {v}"));
@@ -147,10 +172,9 @@ impl TuneConfig {
         if !(0.0..1.0).contains(&self.val_fraction) {
             return bad(format!("val_fraction must be in [0, 1), got {}", self.val_fraction));
         }
-        if (self.patience > 0 || self.select) && self.val_fraction == 0.0 {
+        if self.patience > 0 && self.val_fraction == 0.0 {
             return bad(
-                "early stopping (patience) and --select need a validation split (val_fraction > 0)"
-                    .into(),
+                "early stopping (patience) needs a validation split (val_fraction > 0)".into()
             );
         }
         if self.method == Method::Knn {
@@ -195,6 +219,12 @@ mod tests {
     #[test]
     fn rejects_unusable_settings() {
         let mut c = TuneConfig::for_method(Method::Nmtune);
+        let select = TuneConfig { select: true, ..c.clone() };
+        select.validate().unwrap();
+        assert_eq!(select.resolved().val_fraction, SELECT_VAL_FRACTION, "select implies a split");
+        let given = TuneConfig { val_fraction: 0.3, ..select };
+        assert_eq!(given.resolved().val_fraction, 0.3);
+        assert_eq!(c.resolved(), c, "nothing changes without select");
         c.patience = 3;
         assert!(c.validate().unwrap_err().to_string().contains("validation split"));
         c.val_fraction = 0.1;
@@ -207,11 +237,13 @@ mod tests {
         assert!(none.validate().unwrap_err().to_string().contains("at least 1 neighbour"));
     }
 
-    /// A config saved before the k-NN probe existed reads with its default.
+    /// A config saved before the k-NN probe and the residual scale's start existed reads with
+    /// their defaults.
     #[test]
     fn older_configs_read_with_the_default_neighbours() {
         let mut json = serde_json::to_value(TuneConfig::for_method(Method::Lp)).unwrap();
         json.as_object_mut().unwrap().remove("neighbours");
+        json.as_object_mut().unwrap().remove("residual_scale_init");
         let read: TuneConfig = serde_json::from_value(json).unwrap();
         assert_eq!(read, TuneConfig::for_method(Method::Lp));
     }

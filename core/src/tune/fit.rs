@@ -67,6 +67,7 @@ pub async fn fit_async(
     let hidden = config.method.has_transform().then(|| config.hidden_mult * train.d());
     let head = FeatureHeadConfig::new(train.d(), train.num_classes())
         .with_hidden(hidden)
+        .with_scale_init(config.residual_scale_init)
         .init(config.seed, &ad);
     let mut optimizer =
         OptimizerConfig::Adamw { lr: config.lr, weight_decay: config.weight_decay }.init();

@@ -13,11 +13,14 @@ pub struct FeatureHeadConfig {
     /// Hidden width of the residual MLP; `None` gives a linear probe.
     #[config(default = "None")]
     pub hidden: Option<usize>,
+    /// The residual MLP's output scale `s` at the start (1 in the paper; 0 starts as a probe).
+    #[config(default = 1.0)]
+    pub scale_init: f64,
 }
 
 /// NMTune's feature transform: `Z = s * MLP(F) + F`, with
 /// `MLP = Linear(D, H) -> BatchNorm -> ReLU -> Linear(H, D)` and a learnable per-dimension
-/// scale `s` (initialised to 1).
+/// scale `s` (initialised to [`FeatureHeadConfig::scale_init`], 1 in the paper).
 #[derive(Module, Debug)]
 pub struct ResidualMlp {
     pub up: Linear,
@@ -66,7 +69,7 @@ impl FeatureHeadConfig {
             norm: BatchNormConfig::new(hidden).init(device),
             activation: Relu::new(),
             down: linear(hidden, self.d, &mut rng, device),
-            scale: Param::from_tensor(Tensor::ones([self.d], device)),
+            scale: Param::from_tensor(Tensor::full([self.d], self.scale_init, device)),
         });
         FeatureHead { transform, classifier: linear(self.d, self.num_classes, &mut rng, device) }
     }

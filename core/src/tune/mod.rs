@@ -26,7 +26,7 @@ mod persist;
 pub mod regularizers;
 mod select;
 
-pub use config::{Method, TuneConfig};
+pub use config::{Method, SELECT_VAL_FRACTION, TuneConfig};
 pub use eval::{
     accuracy, accuracy_async, predict, predict_async, transform_features, transform_features_async,
 };
@@ -170,6 +170,7 @@ pub async fn tune_async(
     observer: &mut dyn Observer<EpochStats>,
 ) -> Result<TuneOutcome> {
     config.validate()?;
+    let config = &config.resolved();
     check_compatible(train, test)?;
     for (_, set) in ood {
         check_compatible(train, set)?;
@@ -233,9 +234,11 @@ pub async fn tune_async(
         });
     }
     let head_config = final_config.method.trains().then(|| {
-        FeatureHeadConfig::new(train.d(), train.num_classes()).with_hidden(
-            final_config.method.has_transform().then(|| final_config.hidden_mult * train.d()),
-        )
+        FeatureHeadConfig::new(train.d(), train.num_classes())
+            .with_hidden(
+                final_config.method.has_transform().then(|| final_config.hidden_mult * train.d()),
+            )
+            .with_scale_init(final_config.residual_scale_init)
     });
     let (head, best_epoch, history) = match fitted {
         Some(result) => (Some(result.head), result.best_epoch, result.history),

@@ -149,12 +149,33 @@ fn incompatible_sets_are_refused_by_name() {
 #[test]
 fn selection_tries_the_grid_and_keeps_the_best() {
     let (train, test) = digits();
-    let config = TuneConfig { val_fraction: 0.2, select: true, ..quick(Method::Nmtune, 1) };
+    // No val_fraction: select holds out its own stratified split.
+    let config = TuneConfig { select: true, ..quick(Method::Nmtune, 1) };
     let r = tune(&train, &test, &[], &config, &Device::flex(), &mut ()).unwrap().report;
+    assert_eq!(r.config.val_fraction, SELECT_VAL_FRACTION);
+    assert!(r.val_samples > 0 && r.val_samples < r.train_samples, "{}", r.val_samples);
     assert_eq!(r.selection.len(), grid(&config).len());
     let best = r.selection.iter().map(|t| t.val_accuracy).fold(0.0, f64::max);
     let chosen = r.selection.iter().find(|t| t.val_accuracy == best).unwrap();
-    assert_eq!((chosen.w_svd, chosen.hidden_mult), (r.config.w_svd, r.config.hidden_mult));
+    assert_eq!(
+        (chosen.w_svd, chosen.hidden_mult, chosen.residual_scale_init, chosen.lr),
+        (r.config.w_svd, r.config.hidden_mult, r.config.residual_scale_init, r.config.lr)
+    );
+}
+
+/// A residual scale started at 0 makes the untrained MLP head a linear probe on the features.
+#[test]
+fn a_zero_residual_scale_starts_as_the_probe() {
+    let (train, _) = digits();
+    let device = Device::flex();
+    let head = FeatureHeadConfig::new(train.d(), train.num_classes())
+        .with_hidden(Some(2 * train.d()))
+        .with_scale_init(0.0)
+        .init(0, &device);
+    let f = train.features_tensor(&device);
+    let z = head.transform(f.clone());
+    let gap = (z - f).abs().max().into_scalar::<f32>();
+    assert_eq!(gap, 0.0);
 }
 
 #[test]

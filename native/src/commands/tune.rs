@@ -79,9 +79,14 @@ pub struct Args {
     /// Early stopping: epochs without a better validation accuracy before stopping.
     #[arg(long)]
     patience: Option<usize>,
-    /// Pick regulariser weights and MLP width on the validation split.
+    /// Pick the head's recipe (regulariser weights, MLP width, and settings that can fall back
+    /// towards the linear probe) by validation accuracy; holds out 10% when no --val-fraction.
     #[arg(long)]
     select: bool,
+    /// The residual MLP's output scale at the start (mlp, nmtune): 1 is the paper's, 0 starts
+    /// the head as a linear probe.
+    #[arg(long)]
+    residual_scale_init: Option<f64>,
     /// The neighbours that vote in the k-NN probe (knn; default 20).
     #[arg(long)]
     neighbours: Option<usize>,
@@ -98,6 +103,11 @@ pub struct Args {
     /// Where LoRA adapters go: the transformer MLPs (default) or the attention projections too.
     #[arg(long, value_enum)]
     lora_targets: Option<LoraTargets>,
+    /// WiSE-FT (lora, lora-nmtune, ft, ft-nmtune): also score the fine-tuned weights mixed
+    /// with the pre-trained ones, `A` the fine-tuned share (0 = the pre-trained encoder with a
+    /// linear probe, 1 = the fine-tuned model), in and out of domain, e.g. `0,0.25,0.5,0.75,1`.
+    #[arg(long, value_delimiter = ',', value_name = "A")]
+    wise_alpha: Vec<f64>,
     /// Save what trained: the head (lp, mlp, nmtune; for `nml predict`), the LoRA adapters and
     /// head, or the fine-tuned encoder and head.
     #[arg(long)]
@@ -182,7 +192,11 @@ fn head_config(args: &Args, method: Method) -> Result<TuneConfig> {
     refuse_flags(method.name(), &lora_flags(args))?;
     refuse_flags(
         method.name(),
-        &[("encoder-lr-ratio", args.encoder_lr_ratio.is_some()), ("export", args.export.is_some())],
+        &[
+            ("encoder-lr-ratio", args.encoder_lr_ratio.is_some()),
+            ("export", args.export.is_some()),
+            ("wise-alpha", !args.wise_alpha.is_empty()),
+        ],
     )?;
     if method.trains() {
         refuse_flags(method.name(), &[("neighbours", args.neighbours.is_some())])?;
@@ -198,6 +212,7 @@ fn head_config(args: &Args, method: Method) -> Result<TuneConfig> {
             ("w-cov", args.w_cov.is_some()),
             ("w-svd", args.w_svd.is_some()),
             ("top-k", args.top_k.is_some()),
+            ("residual-scale-init", args.residual_scale_init.is_some()),
             ("save", args.save.is_some()),
         ];
         refuse_flags(method.name(), &training)?;
@@ -222,6 +237,7 @@ fn head_config(args: &Args, method: Method) -> Result<TuneConfig> {
         data_fraction,
         val_fraction,
         patience,
+        residual_scale_init,
         neighbours
     );
     if args.select {
@@ -238,6 +254,7 @@ fn finetune_config(args: &Args, method: FinetuneMethod) -> Result<FinetuneConfig
         &[
             ("neighbours", args.neighbours.is_some()),
             ("hidden-mult", args.hidden_mult.is_some()),
+            ("residual-scale-init", args.residual_scale_init.is_some()),
             ("w-mse", args.w_mse.is_some()),
             ("data-fraction", args.data_fraction.is_some()),
             ("val-fraction", args.val_fraction.is_some()),
@@ -276,6 +293,9 @@ fn finetune_config(args: &Args, method: FinetuneMethod) -> Result<FinetuneConfig
     }
     if let Some(targets) = args.lora_targets {
         config.lora.targets = targets;
+    }
+    if !args.wise_alpha.is_empty() {
+        config.wise_alphas = args.wise_alpha.clone();
     }
     config.validate()?;
     Ok(config)
@@ -354,12 +374,16 @@ pub fn print_report(r: &TuneReport) {
     }
     if !r.selection.is_empty() {
         println!(
-            "  selected w_mse {} w_cov {} w_svd {} hidden_mult {} from {} grid points",
+            "  selected w_mse {} w_cov {} w_svd {} hidden_mult {} residual_scale_init {} weight_decay {} lr {} from {} grid points on {} validation samples",
             r.config.w_mse,
             r.config.w_cov,
             r.config.w_svd,
             r.config.hidden_mult,
-            r.selection.len()
+            r.config.residual_scale_init,
+            r.config.weight_decay,
+            r.config.lr,
+            r.selection.len(),
+            r.val_samples
         );
     }
 }
@@ -441,6 +465,16 @@ fn print_finetune_report(r: &FinetuneReport) {
     println!("  accuracy (ID test): {:.2}%", r.accuracy * 100.0);
     for (name, acc) in &r.ood {
         println!("  accuracy (OOD {name}): {:.2}%", acc * 100.0);
+    }
+    for point in &r.wise {
+        let ood: Vec<String> =
+            point.ood.iter().map(|(n, a)| format!("OOD {n} {:.2}%", a * 100.0)).collect();
+        println!(
+            "  WiSE-FT alpha {:.2}: ID {:.2}%  {}",
+            point.alpha,
+            point.accuracy * 100.0,
+            ood.join("  ")
+        );
     }
 }
 

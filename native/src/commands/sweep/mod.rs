@@ -18,7 +18,7 @@ use std::time::Instant;
 use nml_core::Result;
 use nml_core::finetune::FinetuneMethod;
 use nml_core::study::{
-    Shard, StudyEvent, StudyFile, StudyMode, StudyObserver, StudyOptions, cell_count,
+    Shard, StudyEvent, StudyFile, StudyHead, StudyMode, StudyObserver, StudyOptions, cell_count,
 };
 
 use crate::args::{BackendArg, DevicesArg, describe};
@@ -47,7 +47,7 @@ enum SweepCommand {
     Report(ReportArgs),
     /// Write a Slurm job array (one task per shard) and a report job after it; --submit sends
     /// both to the cluster.
-    Slurm(slurm::Args),
+    Slurm(Box<slurm::Args>),
 }
 
 #[derive(clap::Args)]
@@ -74,11 +74,19 @@ struct StudyArgs {
     /// Override the suite's seeds with 0..N (mean and spread are reported over seeds).
     #[arg(long)]
     seeds: Option<u64>,
+    /// Override the suite's heads on frozen features: lp, mlp, nmtune, knn, mlp-select,
+    /// nmtune-select (the recipe picked on a validation split), comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "HEADS")]
+    heads: Option<Vec<StudyHead>>,
     /// Also tune each pre-trained encoder itself: the suite's [finetune] methods, or the ones
     /// listed (lora, lora-nmtune, ft, ft-nmtune; LoRA needs a ViT or text suite, such as
     /// --preset vit or --preset text).
     #[arg(long, num_args = 0..=1, value_delimiter = ',', value_name = "METHODS", value_enum)]
     finetune: Option<Vec<FinetuneMethod>>,
+    /// WiSE-FT with --finetune: also score each fine-tuned encoder mixed with its pre-trained
+    /// weights at these fine-tuned shares (rows named like ft-wise0.5), e.g. 0,0.5,1.
+    #[arg(long, value_delimiter = ',', value_name = "A", requires = "finetune")]
+    wise_alpha: Vec<f64>,
     #[command(flatten)]
     devices: DevicesArg,
 }
@@ -86,11 +94,20 @@ struct StudyArgs {
 impl StudyArgs {
     /// The suite with its seeds, and the fine-tuning plan when asked.
     fn study(&self) -> Result<StudyFile> {
-        let suite = load_suite(&self.preset, self.suite.as_deref(), self.seeds)?;
+        let mut suite = load_suite(&self.preset, self.suite.as_deref(), self.seeds)?;
+        if let Some(heads) = &self.heads {
+            suite = suite.with_heads(heads.clone())?;
+        }
         let finetune = match &self.finetune {
             None => None,
             Some(methods) => {
-                Some(suite.finetune_plan((!methods.is_empty()).then(|| methods.clone()))?)
+                let mut plan =
+                    suite.finetune_plan((!methods.is_empty()).then(|| methods.clone()))?;
+                if !self.wise_alpha.is_empty() {
+                    plan.wise_alphas = self.wise_alpha.clone();
+                    plan.validate()?;
+                }
+                Some(plan)
             }
         };
         Ok(StudyFile { suite, finetune })
@@ -139,7 +156,7 @@ impl StudyObserver for Progress {
 pub fn run(args: Args) -> Result<()> {
     match args.command {
         Some(SweepCommand::Report(report)) => run_report(&report.out, &report.backend),
-        Some(SweepCommand::Slurm(slurm)) => slurm::run(slurm),
+        Some(SweepCommand::Slurm(slurm)) => slurm::run(*slurm),
         None => run_study(&args.study, &args.out, args.shard),
     }
 }

@@ -7,7 +7,9 @@ use std::path::Path;
 use nml_core::Result;
 use nml_core::io::write_atomic;
 use nml_core::spectrum::metrics::Metric;
-use nml_core::study::{Difference, FINDING_SEEDS, MetricPrediction, Results};
+use nml_core::study::{
+    Difference, FINDING_SEEDS, GEOMETRY_K, Geometry, GeometryMeasure, MetricPrediction, Results,
+};
 use nml_core::tune::Role;
 
 use super::figures;
@@ -16,7 +18,9 @@ use super::figures;
 /// come here.
 pub fn write_all(out: &Path, results: &Results) -> Result<()> {
     results.write_data(out)?;
-    write_atomic(&out.join("summary.md"), summary(results).as_bytes())?;
+    let geometry = Geometry::measure(out, results)?;
+    write_atomic(&out.join("geometry.csv"), geometry.to_csv().as_bytes())?;
+    write_atomic(&out.join("summary.md"), summary(results, &geometry).as_bytes())?;
     figures::render_all(out, results)
 }
 
@@ -60,6 +64,59 @@ fn holds_rule(seeds: usize) -> String {
     } else {
         "One seed: each cell is that seed's change, an observation, not a finding.".to_string()
     }
+}
+
+/// Every other method against the linear probe on the same features, paired by seed: a table
+/// per evaluation and noise ratio, and per method how often it is worse or better beyond the
+/// interval.
+fn probe_section(md: &mut String, results: &Results) {
+    const PROBE: &str = "lp";
+    let methods = results.methods();
+    if !methods.iter().any(|m| m == PROBE) || methods.len() < 2 {
+        return;
+    }
+    let suite = &results.suite;
+    let seeds = suite.seeds().len();
+    let header: String = suite.ratios().iter().map(|r| format!(" {:.0}% |", r * 100.0)).collect();
+    let rule: String = suite.ratios().iter().map(|_| "---|").collect();
+    let _ = writeln!(
+        md,
+        "\n## Each method against the linear probe\n\nAccuracy minus LP's on the same frozen features (fine-tuned encoders: on the same pre-trained encoder), in points, per pre-training noise ratio. {}\n\n| method | task | eval |{header}\n|---|---|---|{rule}",
+        holds_rule(seeds).replace("change from its own clean pre-training", "difference from LP")
+    );
+    let mut tallies = Vec::new();
+    for method in methods.iter().filter(|m| *m != PROBE) {
+        let (mut cells, mut worse, mut better, mut above) = (0, 0, 0, 0);
+        for eval in &results.evals() {
+            let diffs: Vec<Difference> = suite
+                .ratios()
+                .iter()
+                .map(|&ratio| results.method_difference(eval, method, PROBE, ratio))
+                .collect();
+            if diffs.iter().all(|d| d.mean.is_nan()) {
+                continue;
+            }
+            for d in diffs.iter().filter(|d| !d.mean.is_nan()) {
+                cells += 1;
+                above += usize::from(d.mean > 0.0);
+                worse += usize::from(d.holds() && d.mean < 0.0);
+                better += usize::from(d.holds() && d.mean > 0.0);
+            }
+            let row: String =
+                diffs.iter().map(|d| format!(" {} |", difference_cell(d, 2))).collect();
+            let _ = writeln!(md, "| {method} | {} | {} ({}) |{row}", eval.0, eval.2, eval.1.name());
+        }
+        tallies.push(if seeds >= FINDING_SEEDS {
+            format!(
+                "- {method}: of {cells} cells (evaluations x noise ratios), worse than LP beyond the interval in {worse}, better beyond it in {better}; a higher mean in {above}."
+            )
+        } else {
+            format!(
+                "- {method}: a higher mean than LP in {above} of {cells} cells (too few seeds to call any a finding)."
+            )
+        });
+    }
+    let _ = writeln!(md, "\n{}", tallies.join("\n"));
 }
 
 /// Which metric predicts transfer: Spearman's ρ of each metric against accuracy over the cells,
@@ -145,8 +202,73 @@ fn prediction_verdict(rows: &[&MetricPrediction], paired: Metric) -> String {
     line
 }
 
+/// Each noisy encoder against the clean one of its seed, per evaluation and noise ratio.
+fn geometry_section(md: &mut String, results: &Results, geometry: &Geometry) {
+    if geometry.rows.is_empty() && geometry.skipped.is_empty() {
+        return;
+    }
+    let seeds = results.suite.seeds().len();
+    let clean = results.clean_ratio();
+    let noisy: Vec<f64> = results.suite.ratios().iter().copied().filter(|&r| r != clean).collect();
+    let header: String = noisy.iter().map(|r| format!(" {:.0}% |", r * 100.0)).collect();
+    let rule: String = noisy.iter().map(|_| "---|").collect();
+    let _ = writeln!(
+        md,
+        "\n## How far noise moves the features' geometry\n\nEach noisy encoder's frozen features of an evaluation set against the {:.0}%-noise encoder's of the same seed, on the same inputs (`nml compare`, paper mode): principal angles between their top-{GEOMETRY_K} subspaces, linear CKA (1 = the same up to rotation and scale), and |u₁·u₁'|, the agreement of the most dominant directions. {}Per pair: geometry.csv.\n\n| task | eval | measure |{header}\n|---|---|---|{rule}",
+        clean * 100.0,
+        if seeds > 1 {
+            "Each cell: mean ± sd over seeds [95% bootstrap interval of the mean]. "
+        } else {
+            ""
+        }
+    );
+    for eval in results.evals() {
+        for measure in GeometryMeasure::ALL {
+            let digits =
+                if matches!(measure, GeometryMeasure::MeanAngle | GeometryMeasure::LargestAngle) {
+                    1
+                } else {
+                    3
+                };
+            let cells: String = noisy
+                .iter()
+                .map(|&ratio| {
+                    let d = geometry.over_seeds(&eval, ratio, measure);
+                    let cell = if d.mean.is_nan() {
+                        "–".to_string()
+                    } else if d.seeds < 2 {
+                        format!("{:.digits$}", d.mean)
+                    } else {
+                        format!(
+                            "{:.digits$} ± {:.digits$} [{:.digits$}, {:.digits$}]",
+                            d.mean, d.sd, d.interval.0, d.interval.1
+                        )
+                    };
+                    format!(" {cell} |")
+                })
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} ({}) | {} |{cells}",
+                eval.0,
+                eval.2,
+                eval.1.name(),
+                measure.name()
+            );
+        }
+    }
+    if !geometry.skipped.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n{} pairs not measured: {}",
+            geometry.skipped.len(),
+            geometry.skipped.join("; ")
+        );
+    }
+}
+
 /// The whole summary; its first line says how many seeds it rests on.
-pub fn summary(results: &Results) -> String {
+pub fn summary(results: &Results, geometry: &Geometry) -> String {
     let suite = &results.suite;
     let seeds = suite.seeds().len();
     let full = results.full_fraction();
@@ -278,6 +400,7 @@ pub fn summary(results: &Results) -> String {
             let _ = writeln!(md, "| {} | {} ({}) | {name} |{cells}", eval.0, eval.2, eval.1.name());
         }
     }
+    geometry_section(&mut md, results, geometry);
     prediction_section(&mut md, results);
     let fractions = &suite.tune().fractions;
     let _ = writeln!(
@@ -337,6 +460,7 @@ pub fn summary(results: &Results) -> String {
             if held.is_empty() { "- nothing".to_string() } else { held.join("\n") }
         );
     }
+    probe_section(&mut md, results);
     if !results.missing.is_empty() {
         let _ = writeln!(
             md,

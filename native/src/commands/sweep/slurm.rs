@@ -178,6 +178,10 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(n) = args.study.seeds {
         study_words.extend(["--seeds".to_string(), n.to_string()]);
     }
+    if let Some(heads) = &args.study.heads {
+        let names: Vec<&str> = heads.iter().map(|h| h.name()).collect();
+        study_words.push(format!("--heads={}", names.join(",")));
+    }
     if let Some(methods) = &args.study.finetune {
         let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
         study_words.push(if names.is_empty() {
@@ -185,6 +189,10 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             format!("--finetune={}", names.join(","))
         });
+    }
+    if !args.study.wise_alpha.is_empty() {
+        let alphas: Vec<String> = args.study.wise_alpha.iter().map(f64::to_string).collect();
+        study_words.push(format!("--wise-alpha={}", alphas.join(",")));
     }
     let backend = match &args.study.devices.devices {
         Some(list) => vec!["--devices".to_string(), list.clone()],
