@@ -381,6 +381,7 @@ mod tests {
             svd: 0.0,
             lr: 0.01,
             val_accuracy: None,
+            val_loss: None,
         }
     }
 

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::config::TuneConfig;
-use super::eval::accuracy_async;
+use super::eval::{Validation, validation_async};
 use super::head::{FeatureHead, FeatureHeadConfig};
 use super::regularizers::{consistency_mse, covariance_penalty, top_k_singular_share_async};
 use crate::data::FeatureSet;
@@ -26,6 +26,9 @@ pub struct EpochStats {
     pub svd: f64,
     pub lr: f64,
     pub val_accuracy: Option<f64>,
+    /// Mean cross-entropy on the validation split, which breaks ties of accuracy.
+    #[serde(default)]
+    pub val_loss: Option<f64>,
 }
 
 /// A trained head (in inference mode) and how training went.
@@ -34,6 +37,8 @@ pub struct FitResult {
     pub history: Vec<EpochStats>,
     /// The epoch whose head was kept when early stopping chose one.
     pub best_epoch: Option<usize>,
+    /// That head's score on the validation split.
+    pub validation: Option<Validation>,
     pub stopped_by_observer: bool,
 }
 
@@ -105,10 +110,10 @@ pub async fn fit_async(
         }
         Ok(StepLoss::new(loss).with_terms(vec![ce, mse, cov, svd]))
     };
-    let mut best: Option<(f64, usize, FeatureHead)> = None;
+    let mut best: Option<(Validation, usize, FeatureHead)> = None;
     let end_epoch = async |head: &FeatureHead, sums: EpochSums| -> Result<(EpochStats, Flow)> {
-        let val_accuracy = match val {
-            Some(v) => Some(accuracy_async(&head.valid(), v, device).await?),
+        let validation = match val {
+            Some(v) => Some(validation_async(&head.valid(), v, device).await?),
             None => None,
         };
         let stats = EpochStats {
@@ -119,13 +124,14 @@ pub async fn fit_async(
             cov: sums.terms[2],
             svd: sums.terms[3],
             lr: sums.lr,
-            val_accuracy,
+            val_accuracy: validation.map(|v| v.accuracy),
+            val_loss: validation.map(|v| v.loss),
         };
         let mut flow = Flow::Continue;
         if config.patience > 0 {
-            let acc = val_accuracy.expect("validated: patience needs a validation split");
-            if best.as_ref().is_none_or(|(best_acc, _, _)| acc > *best_acc) {
-                best = Some((acc, sums.epoch, head.valid()));
+            let score = validation.expect("validated: patience needs a validation split");
+            if best.as_ref().is_none_or(|(best_score, _, _)| score.better_than(best_score)) {
+                best = Some((score, sums.epoch, head.valid()));
             }
             let best_epoch = best.as_ref().map_or(sums.epoch, |b| b.1);
             if sums.epoch - best_epoch >= config.patience {
@@ -137,14 +143,15 @@ pub async fn fit_async(
     let trained =
         train::train(head, &plan, &mut optimizer, Vec::new(), step, end_epoch, observer, None)
             .await?;
-    let (head, best_epoch) = match best {
-        Some((_, epoch, head)) => (head, Some(epoch)),
-        None => (trained.model.valid(), None),
+    let (head, best_epoch, validation) = match best {
+        Some((score, epoch, head)) => (head, Some(epoch), Some(score)),
+        None => (trained.model.valid(), None, None),
     };
     Ok(FitResult {
         head,
         history: trained.history,
         best_epoch,
+        validation,
         stopped_by_observer: trained.stopped,
     })
 }

@@ -28,7 +28,8 @@ mod select;
 
 pub use config::{Method, SELECT_VAL_FRACTION, TuneConfig};
 pub use eval::{
-    accuracy, accuracy_async, predict, predict_async, transform_features, transform_features_async,
+    Validation, accuracy, accuracy_async, predict, predict_async, transform_features,
+    transform_features_async, validation_async,
 };
 pub use fit::{EpochStats, FitResult, fit, fit_async};
 pub use head::{FeatureHead, FeatureHeadConfig, ResidualMlp};

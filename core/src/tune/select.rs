@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::{Method, TuneConfig};
-use super::eval::accuracy_async;
+use super::eval::{Validation, validation_async};
 use super::fit::{EpochStats, FitResult, fit_async};
 use crate::data::FeatureSet;
 use crate::error::Result;
@@ -28,6 +28,9 @@ pub struct SelectionTrial {
     #[serde(default)]
     pub best_epoch: Option<usize>,
     pub val_accuracy: f64,
+    /// Mean cross-entropy on the validation split: the lower wins a tie of accuracy.
+    #[serde(default)]
+    pub val_loss: Option<f64>,
 }
 
 fn one() -> f64 {
@@ -35,7 +38,7 @@ fn one() -> f64 {
 }
 
 /// Multipliers of the configured regulariser weights and MLP widths (times D) of the paper's
-/// half of the grid; the configured point comes first so ties keep it.
+/// half of the grid; the configured point comes first.
 const WEIGHT_SCALES: [f64; 4] = [1.0, 0.0, 0.1, 10.0];
 const NARROW_WIDTH: usize = 1;
 /// The fallback half's stronger weight decay: this many times the configured one, at least
@@ -43,8 +46,9 @@ const NARROW_WIDTH: usize = 1;
 const STRONG_WEIGHT_DECAY_FACTOR: f64 = 100.0;
 const STRONG_WEIGHT_DECAY_FLOOR: f64 = 1e-2;
 
-/// The grid `select` searches, in order (ties keep the earlier point, so the paper's recipe
-/// wins a tie):
+/// The grid `select` searches, in order. The best validation accuracy wins, a tie goes to the
+/// lower validation cross-entropy (a small split scores many points alike), then to the
+/// earlier point:
 ///
 /// 1. the configured recipe with its regulariser weights scaled by 1, 0, 0.1 and 10, at the
 ///    configured MLP width and at 1 x D;
@@ -53,8 +57,8 @@ const STRONG_WEIGHT_DECAY_FLOOR: f64 = 1e-2;
 ///    widths, with the configured and a much stronger weight decay, at the configured learning
 ///    rate and at the probe's.
 ///
-/// Every point keeps the epoch with the best validation accuracy (it trains the configured
-/// epochs, or stops after the configured patience).
+/// Every point keeps its epoch with the best validation score, by the same rule (it trains the
+/// configured epochs, or stops after the configured patience).
 pub fn grid(base: &TuneConfig) -> Vec<TuneConfig> {
     let keep_best_epoch = if base.patience > 0 { base.patience } else { base.epochs };
     let point = |width: usize, scale: f64| TuneConfig {
@@ -106,10 +110,13 @@ pub async fn select(
     observer: &mut dyn Observer<EpochStats>,
 ) -> Result<(FitResult, TuneConfig, Vec<SelectionTrial>)> {
     let mut trials = Vec::new();
-    let mut best: Option<(f64, FitResult, TuneConfig)> = None;
+    let mut best: Option<(Validation, FitResult, TuneConfig)> = None;
     for config in grid(base) {
         let result = fit_async(train, Some(val), &config, device, observer).await?;
-        let val_accuracy = accuracy_async(&result.head, val, device).await?;
+        let score = match result.validation {
+            Some(score) => score,
+            None => validation_async(&result.head, val, device).await?,
+        };
         trials.push(SelectionTrial {
             w_mse: config.w_mse,
             w_cov: config.w_cov,
@@ -119,11 +126,12 @@ pub async fn select(
             weight_decay: config.weight_decay,
             lr: config.lr,
             best_epoch: result.best_epoch,
-            val_accuracy,
+            val_accuracy: score.accuracy,
+            val_loss: Some(score.loss),
         });
         let stopped = result.stopped_by_observer;
-        if best.as_ref().is_none_or(|(acc, _, _)| val_accuracy > *acc) {
-            best = Some((val_accuracy, result, config));
+        if best.as_ref().is_none_or(|(best_score, _, _)| score.better_than(best_score)) {
+            best = Some((score, result, config));
         }
         if stopped {
             break;

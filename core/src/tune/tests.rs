@@ -204,3 +204,28 @@ fn wgpu_agrees_with_cpu() {
         );
     }
 }
+
+/// The validation score is the head's accuracy and its mean cross-entropy as Burn's loss
+/// computes it; a tie of accuracy goes to the lower loss.
+#[test]
+fn validation_scores_accuracy_then_cross_entropy() {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::tensor::{Int, Tensor, TensorData};
+    let (train, test) = digits();
+    let device = Device::flex();
+    let head = fit(&train, None, &quick(Method::Lp, 2), &device, &mut ()).unwrap().head;
+    let score = crate::readback::blocking(validation_async(&head, &test, &device)).unwrap();
+    assert_eq!(score.accuracy, accuracy(&head, &test, &device).unwrap());
+    let (_, logits) = head.forward(test.features_tensor(&device));
+    let labels: Vec<i64> = test.labels().iter().map(|&l| l as i64).collect();
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [test.n()]), &device);
+    let burn_loss =
+        CrossEntropyLossConfig::new().init(&device).forward(logits, labels).into_scalar::<f32>()
+            as f64;
+    assert!((score.loss - burn_loss).abs() < 1e-4, "{} {burn_loss}", score.loss);
+    let lower_loss = Validation { loss: score.loss - 0.1, ..score };
+    let higher_accuracy = Validation { accuracy: score.accuracy + 0.01, loss: score.loss + 1.0 };
+    assert!(lower_loss.better_than(&score) && !score.better_than(&lower_loss));
+    assert!(higher_accuracy.better_than(&lower_loss));
+    assert!(!score.better_than(&score), "a full tie keeps the earlier one");
+}
